@@ -1,0 +1,307 @@
+// The one file that knows Python. It checks what arrives, maps NumPy buffers as Eigen
+// matrices without copying, releases the GIL while the core computes, and lets pybind11
+// turn C++ exceptions into Python ones (std::invalid_argument -> ValueError,
+// std::bad_alloc -> MemoryError). Arrays are taken with noconvert(): a wrong dtype or
+// layout is refused here (TypeError), never silently copied; the Python layer converts
+// once, on purpose (python/densa/_checks.py).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+#include <string>
+
+#include "densa/activation.hpp"
+#include "densa/dense.hpp"
+#include "densa/loss.hpp"
+#include "densa/optimizer.hpp"
+#include "densa/trainer.hpp"
+
+namespace py = pybind11;
+using namespace densa;
+
+namespace {
+
+template <class T>
+using Array = py::array_t<T, py::array::c_style>;
+
+template <class T>
+void require_ndim(const Array<T>& a, py::ssize_t ndim, const char* name) {
+  require(a.ndim() == ndim, std::string(name) + " must be " + std::to_string(ndim) +
+                                "-D, got an array with ndim=" + std::to_string(a.ndim()));
+}
+
+// (N, m) C-contiguous -> column-major m x N: the same bytes, no copy.
+template <class T>
+ConstBatchMap<T> as_batch(const Array<T>& a, const char* name) {
+  require_ndim(a, 2, name);
+  return ConstBatchMap<T>(a.data(), static_cast<Index>(a.shape(1)), static_cast<Index>(a.shape(0)));
+}
+
+template <class T>
+BatchMap<T> as_mutable_batch(Array<T>& a, const char* name) {
+  require_ndim(a, 2, name);
+  return BatchMap<T>(a.mutable_data(), static_cast<Index>(a.shape(1)), static_cast<Index>(a.shape(0)));
+}
+
+template <class T>
+ConstWeightMap<T> as_weight(const Array<T>& a, const char* name) {
+  require_ndim(a, 2, name);
+  return ConstWeightMap<T>(a.data(), static_cast<Index>(a.shape(0)), static_cast<Index>(a.shape(1)));
+}
+
+template <class T>
+ConstVectorMap<T> as_vector(const Array<T>& a, const char* name) {
+  require_ndim(a, 1, name);
+  return ConstVectorMap<T>(a.data(), static_cast<Index>(a.shape(0)));
+}
+
+// Any parameter or state tensor, viewed flat, written in place.
+template <class T>
+VectorMap<T> as_mutable_flat(Array<T>& a, const char* name) {
+  require(a.writeable(), std::string(name) + " is read-only; densa updates it in place");
+  return VectorMap<T>(a.mutable_data(), static_cast<Index>(a.size()));
+}
+
+template <class T>
+ConstVectorMap<T> as_flat(const Array<T>& a) {
+  return ConstVectorMap<T>(a.data(), static_cast<Index>(a.size()));
+}
+
+template <class T>
+Array<T> new_batch(Index n, Index m) {
+  return Array<T>({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(m)});
+}
+
+template <class T>
+py::tuple dense_forward(const Array<T>& W_arr, const Array<T>& b_arr, const Array<T>& x_arr,
+                        const std::string& activation) {
+  const Activation a = activation_from_name(activation);
+  auto W = as_weight(W_arr, "W");
+  auto b = as_vector(b_arr, "b");
+  auto x = as_batch(x_arr, "x");
+  check_dense_shapes<T>(W, b.size(), x.rows(), x.cols(), "x");
+  Array<T> z_arr = new_batch<T>(x.cols(), W.rows());
+  Array<T> y_arr = new_batch<T>(x.cols(), W.rows());
+  auto z = as_mutable_batch(z_arr, "z");
+  auto y = as_mutable_batch(y_arr, "y");
+  {
+    py::gil_scoped_release release;
+    densa::dense_forward<T>(W, b, x, a, z, y);
+  }
+  return py::make_tuple(z_arr, y_arr);
+}
+
+template <class T>
+py::tuple dense_backward(const Array<T>& W_arr, const Array<T>& x_arr, const Array<T>& z_arr,
+                         const Array<T>& dy_arr, const std::string& activation, bool return_dz) {
+  const Activation a = activation_from_name(activation);
+  auto W = as_weight(W_arr, "W");
+  auto x = as_batch(x_arr, "x");
+  auto z = as_batch(z_arr, "z");
+  auto dy = as_batch(dy_arr, "dy");
+  check_dense_shapes<T>(W, W.rows(), x.rows(), x.cols(), "x");
+  Array<T> dz_arr = new_batch<T>(x.cols(), W.rows());
+  Array<T> dx_arr = new_batch<T>(x.cols(), W.cols());
+  Array<T> dW_arr({W_arr.shape(0), W_arr.shape(1)});
+  Array<T> db_arr(W_arr.shape(0));
+  auto dz = as_mutable_batch(dz_arr, "dz");
+  auto dx = as_mutable_batch(dx_arr, "dx");
+  WeightMap<T> dW(dW_arr.mutable_data(), W.rows(), W.cols());
+  VectorMap<T> db(db_arr.mutable_data(), W.rows());
+  {
+    py::gil_scoped_release release;
+    Vector<T> db_tmp;
+    densa::dense_backward<T>(W, x, z, dy, a, dz, dW, db, db_tmp, dx);
+  }
+  if (return_dz) return py::make_tuple(dx_arr, dW_arr, db_arr, dz_arr);
+  return py::make_tuple(dx_arr, dW_arr, db_arr);
+}
+
+template <class T>
+double loss_forward(const std::string& name, const Array<T>& out_arr, const Array<T>& t_arr) {
+  const Loss loss = loss_from_name(name);
+  auto out = as_batch(out_arr, "output");
+  auto t = as_batch(t_arr, "target");
+  py::gil_scoped_release release;
+  return static_cast<double>(loss_forward_backward<T>(loss, out, t, nullptr));
+}
+
+template <class T>
+py::tuple loss_backward(const std::string& name, const Array<T>& out_arr, const Array<T>& t_arr) {
+  const Loss loss = loss_from_name(name);
+  auto out = as_batch(out_arr, "output");
+  auto t = as_batch(t_arr, "target");
+  check_loss_shapes(out.rows(), out.cols(), t.rows(), t.cols());
+  Array<T> dy_arr = new_batch<T>(out.cols(), out.rows());
+  BatchRef<T> dy = as_mutable_batch(dy_arr, "dy");
+  T value;
+  {
+    py::gil_scoped_release release;
+    value = loss_forward_backward<T>(loss, out, t, &dy);
+  }
+  return py::make_tuple(static_cast<double>(value), dy_arr);
+}
+
+template <class T>
+void sgd_step(Array<T>& theta, const Array<T>& grad, Array<T>& velocity, double lr,
+              double momentum, bool nesterov, double weight_decay) {
+  require(grad.size() == theta.size(), "sgd_step: grad has " + std::to_string(grad.size()) +
+                                           " entries, the parameter " + std::to_string(theta.size()));
+  SgdHyper h{lr, momentum, nesterov, weight_decay};
+  auto p = as_mutable_flat(theta, "parameter");
+  auto v = as_mutable_flat(velocity, "velocity");
+  auto g = as_flat(grad);
+  py::gil_scoped_release release;
+  densa::sgd_step<T>(h, p, g, v);
+}
+
+template <class T>
+void adam_step(Array<T>& theta, const Array<T>& grad, Array<T>& m, Array<T>& v, long long step,
+               double lr, double beta1, double beta2, double eps, double weight_decay) {
+  AdamHyper h{lr, beta1, beta2, eps, weight_decay};
+  auto p = as_mutable_flat(theta, "parameter");
+  auto mm = as_mutable_flat(m, "m");
+  auto vv = as_mutable_flat(v, "v");
+  auto g = as_flat(grad);
+  py::gil_scoped_release release;
+  densa::adam_step<T>(h, step, p, g, mm, vv);
+}
+
+template <class T>
+std::uintptr_t mapped_address(const Array<T>& x) {
+  return reinterpret_cast<std::uintptr_t>(as_batch(x, "x").data());
+}
+
+// Python face of densa::Trainer<T>. It keeps a reference to every array it points into,
+// so that the memory outlives the trainer whatever Python does with its own names.
+template <class T>
+class PyTrainer {
+ public:
+  PyTrainer(std::vector<Array<T>> Ws, std::vector<Array<T>> bs,
+            const std::vector<std::string>& activations, const std::string& loss,
+            const std::string& optimizer, const py::dict& hyper,
+            std::vector<std::vector<Array<T>>> state_W, std::vector<std::vector<Array<T>>> state_b,
+            py::object step, Index max_batch) {
+    const size_t K = Ws.size();
+    require(K > 0 && bs.size() == K && activations.size() == K && state_W.size() == K &&
+                state_b.size() == K,
+            "Trainer: Ws, bs, activations and optimizer states must have one entry per layer");
+    OptimizerConfig opt;
+    const size_t n_state = optimizer == "sgd" ? 1 : optimizer == "adam" ? 2 : 0;
+    require(n_state > 0, "Trainer: unknown optimizer '" + optimizer + "' (expected sgd or adam)");
+    if (optimizer == "sgd") {
+      opt.kind = OptimizerKind::sgd;
+      opt.sgd = SgdHyper{hyper["lr"].cast<double>(), hyper["momentum"].cast<double>(),
+                         hyper["nesterov"].cast<bool>(), hyper["weight_decay"].cast<double>()};
+    } else {
+      opt.kind = OptimizerKind::adam;
+      opt.adam = AdamHyper{hyper["lr"].cast<double>(), hyper["beta1"].cast<double>(),
+                           hyper["beta2"].cast<double>(), hyper["eps"].cast<double>(),
+                           hyper["weight_decay"].cast<double>()};
+      step_ = step.cast<py::array_t<std::int64_t, py::array::c_style>>();
+      require(step_.size() == 1 && step_.writeable(), "Trainer: step must be a writable int64 array of one entry");
+      opt.step = step_.mutable_data();
+    }
+    const bool need_state = opt.kind == OptimizerKind::adam || opt.sgd.momentum > 0.0;
+    std::vector<LayerSlot<T>> slots(K);
+    for (size_t j = 0; j < K; ++j) {
+      const std::string where = "Trainer: layer " + std::to_string(j) + ": ";
+      require(Ws[j].ndim() == 2 && bs[j].ndim() == 1 && bs[j].shape(0) == Ws[j].shape(0),
+              where + "W must be 2-D and b 1-D with W.shape[0] entries");
+      LayerSlot<T>& s = slots[j];
+      s.W = as_mutable_flat(Ws[j], "W").data();
+      s.b = as_mutable_flat(bs[j], "b").data();
+      s.n_out = static_cast<Index>(Ws[j].shape(0));
+      s.n_in = static_cast<Index>(Ws[j].shape(1));
+      s.activation = activation_from_name(activations[j]);
+      if (need_state) {
+        require(state_W[j].size() >= n_state && state_b[j].size() >= n_state,
+                where + "missing optimizer state arrays");
+        for (size_t k = 0; k < n_state; ++k) {
+          require(state_W[j][k].size() == Ws[j].size() && state_b[j][k].size() == bs[j].size(),
+                  where + "optimizer state has the wrong size");
+          s.state_W[k] = as_mutable_flat(state_W[j][k], "optimizer state").data();
+          s.state_b[k] = as_mutable_flat(state_b[j][k], "optimizer state").data();
+        }
+      }
+    }
+    keep_ = py::make_tuple(Ws, bs, state_W, state_b);
+    trainer_ = std::make_unique<Trainer<T>>(std::move(slots), loss_from_name(loss), opt, max_batch);
+  }
+
+  // Returns (loss_sum, samples, batches, diverged, diverged_batch).
+  py::tuple run(const Array<T>& X_arr, const Array<T>& T_arr,
+                const py::array_t<std::int64_t, py::array::c_style>& order, Index batch_size,
+                Index first_batch, Index n_batches) {
+    auto X = as_batch(X_arr, "X");
+    auto Tg = as_batch(T_arr, "targets");
+    require(order.ndim() == 1, "Trainer.run: order must be 1-D");
+    RunResult r;
+    {
+      py::gil_scoped_release release;
+      r = trainer_->run(X, Tg, order.data(), static_cast<Index>(order.size()), batch_size,
+                        first_batch, n_batches);
+    }
+    return py::make_tuple(r.loss_sum, r.samples, r.batches, r.diverged, r.diverged_batch);
+  }
+
+ private:
+  std::unique_ptr<Trainer<T>> trainer_;
+  py::object keep_;
+  py::array_t<std::int64_t, py::array::c_style> step_;
+};
+
+template <class T>
+void bind_trainer(py::module_& m) {
+  const std::string name = sizeof(T) == 4 ? "Trainer_float32" : "Trainer_float64";
+  py::class_<PyTrainer<T>>(m, name.c_str())
+      .def(py::init<std::vector<Array<T>>, std::vector<Array<T>>, const std::vector<std::string>&,
+                    const std::string&, const std::string&, const py::dict&,
+                    std::vector<std::vector<Array<T>>>, std::vector<std::vector<Array<T>>>,
+                    py::object, Index>(),
+           // noconvert reaches into the lists: a converted copy would be trained instead
+           // of the caller's parameters.
+           py::arg("Ws").noconvert(), py::arg("bs").noconvert(), py::arg("activations"),
+           py::arg("loss"), py::arg("optimizer"), py::arg("hyper"),
+           py::arg("state_W").noconvert(), py::arg("state_b").noconvert(),
+           py::arg("step"), py::arg("max_batch"))
+      .def("run", &PyTrainer<T>::run, py::arg("X").noconvert(), py::arg("targets").noconvert(),
+           py::arg("order").noconvert(), py::arg("batch_size"), py::arg("first_batch"),
+           py::arg("n_batches"));
+}
+
+template <class T>
+void bind_dtype(py::module_& m) {
+  m.def("dense_forward", &dense_forward<T>, py::arg("W").noconvert(), py::arg("b").noconvert(),
+        py::arg("x").noconvert(), py::arg("activation"));
+  m.def("dense_backward", &dense_backward<T>, py::arg("W").noconvert(), py::arg("x").noconvert(),
+        py::arg("z").noconvert(), py::arg("dy").noconvert(), py::arg("activation"),
+        py::arg("return_dz") = false);
+  m.def("loss_forward", &loss_forward<T>, py::arg("name"), py::arg("output").noconvert(),
+        py::arg("target").noconvert());
+  m.def("loss_backward", &loss_backward<T>, py::arg("name"), py::arg("output").noconvert(),
+        py::arg("target").noconvert());
+  m.def("sgd_step", &sgd_step<T>, py::arg("theta").noconvert(), py::arg("grad").noconvert(),
+        py::arg("velocity").noconvert(), py::arg("lr"), py::arg("momentum"),
+        py::arg("nesterov"), py::arg("weight_decay"));
+  m.def("adam_step", &adam_step<T>, py::arg("theta").noconvert(), py::arg("grad").noconvert(),
+        py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("step"), py::arg("lr"),
+        py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"));
+  m.def("mapped_address", &mapped_address<T>, py::arg("x").noconvert(),
+        "Address of the first element of the Eigen view the kernels use for x (tests check it "
+        "equals x's own data pointer: no copy).");
+  bind_trainer<T>(m);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "densa's native kernels (private; use densa.native or densa.Network)";
+  bind_dtype<float>(m);
+  bind_dtype<double>(m);
+  m.attr("eigen_version") = EIGEN_VERSION_STRING;
+  m.attr("simd") = std::string(Eigen::SimdInstructionSetsInUse());
+}

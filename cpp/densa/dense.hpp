@@ -1,0 +1,72 @@
+// The dense layer of NOTATION.md, forward and backward, on column-major batches
+// (one column per sample). Each line carries the equation it computes.
+#pragma once
+
+#include "activation.hpp"
+#include "types.hpp"
+
+namespace densa {
+
+template <class T>
+void check_dense_shapes(const ConstWeightRef<T>& W, Index b_size, Index x_rows, Index x_cols,
+                        const char* x_name) {
+  require(b_size == W.rows(), "dense: b has " + std::to_string(b_size) +
+                                  " entries but W has shape " + shape_str(W.rows(), W.cols()) +
+                                  " (b needs W.shape[0] entries)");
+  require(x_rows == W.cols(), std::string("dense: ") + x_name + " has shape " +
+                                  shape_str(x_cols, x_rows) + " but W has shape " +
+                                  shape_str(W.rows(), W.cols()) + " (" + x_name +
+                                  ".shape[1] must equal W.shape[1])");
+}
+
+// z_j = W_{j-1} y_{j-1} + b_{j-1};  y_j = f_j(z_j)
+template <class T>
+void dense_forward(const ConstWeightRef<T>& W, const ConstVectorRef<T>& b,
+                   const ConstBatchRef<T>& x, Activation a, BatchRef<T> z, BatchRef<T> y) {
+  check_dense_shapes<T>(W, b.size(), x.rows(), x.cols(), "x");
+  require(z.rows() == W.rows() && z.cols() == x.cols() && y.rows() == z.rows() &&
+              y.cols() == z.cols(),
+          "dense_forward: output buffers have the wrong shape");
+  z.noalias() = W * x;     // W_{j-1} y_{j-1}
+  z.colwise() += b;        // + b_{j-1}
+  activation_f<T>(a, z, y);  // y_j = f_j(z_j)
+}
+
+// Backward through one layer, given dy = dJ/dy_j:
+//   dz_j     = dy_j ⊙ f_j'(z_j)
+//   dW_{j-1} = dz_j · y_{j-1}ᵀ        (y_{j-1} = x, the layer's last input)
+//   db_{j-1} = sum(dz_j, axis=1)
+//   dx_{j-1} = W_{j-1}ᵀ · dz_j
+// db_tmp is an aligned scratch vector (grown here if it holds fewer than W.rows()
+// entries; the trainer sizes it once): reducing straight into a caller buffer of unknown
+// alignment can change Eigen's summation order (1 ulp differences from run to run). dx may be skipped (compute_dx = false) for the first
+// layer, whose input gradient nobody needs.
+template <class T>
+void dense_backward(const ConstWeightRef<T>& W, const ConstBatchRef<T>& x,
+                    const ConstBatchRef<T>& z, const ConstBatchRef<T>& dy, Activation a,
+                    BatchRef<T> dz, WeightRef<T> dW, VectorRef<T> db, Vector<T>& db_tmp,
+                    BatchRef<T> dx, bool compute_dx = true) {
+  check_dense_shapes<T>(W, W.rows(), x.rows(), x.cols(), "x");
+  require(z.rows() == W.rows() && z.cols() == x.cols(),
+          "dense_backward: z has shape " + shape_str(z.cols(), z.rows()) + " but expected " +
+              shape_str(x.cols(), W.rows()) + " (N samples, W.shape[0] outputs)");
+  require(dy.rows() == z.rows() && dy.cols() == z.cols(),
+          "dense_backward: dy has shape " + shape_str(dy.cols(), dy.rows()) +
+              " but z has shape " + shape_str(z.cols(), z.rows()));
+  require(dz.rows() == z.rows() && dz.cols() == z.cols() && dW.rows() == W.rows() &&
+              dW.cols() == W.cols() && db.size() == W.rows(),
+          "dense_backward: output buffers have the wrong shape");
+  activation_backward<T>(a, z, dy, dz);  // dz_j = dy_j ⊙ f_j'(z_j)
+  dW.noalias() = dz * x.transpose();     // dW_{j-1} = dz_j · y_{j-1}ᵀ
+  if (db_tmp.size() < W.rows()) db_tmp.resize(W.rows());
+  auto db_sum = db_tmp.head(W.rows());
+  db_sum.noalias() = dz.rowwise().sum();  // db_{j-1} = sum(dz_j, axis=1)
+  db = db_sum;
+  if (compute_dx) {
+    require(dx.rows() == W.cols() && dx.cols() == x.cols(),
+            "dense_backward: dx buffer has the wrong shape");
+    dx.noalias() = W.transpose() * dz;  // dx_{j-1} = W_{j-1}ᵀ · dz_j
+  }
+}
+
+}  // namespace densa

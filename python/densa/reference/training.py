@@ -1,0 +1,96 @@
+"""The training loop, batch by batch in Python: the oracle for the native fused loop.
+
+``Trainer`` has the constructor and ``run`` of the extension's ``Trainer_float32`` /
+``Trainer_float64`` (``cpp/densa/trainer.hpp``), and follows the same steps in the same
+order, so that both backends train to the same parameters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .dense import dense_backward, dense_forward
+from .loss import loss_backward
+from .optimizer import adam_step, sgd_step
+
+
+class Trainer:
+    """Trains the caller's parameter arrays in place, one minibatch at a time.
+
+    Parameters
+    ----------
+    Ws, bs : list of ndarray
+        Per layer, W (m_out, m_in) and b (m_out,); updated in place.
+    activations : list of str
+    loss : str
+    optimizer : {"sgd", "adam"}
+    hyper : dict
+        sgd: lr, momentum, nesterov, weight_decay; adam: lr, beta1, beta2, eps, weight_decay.
+    state_W, state_b : list of list of ndarray
+        Per layer, the optimizer's state arrays: [velocity] for SGD, [m, v] for Adam.
+    step : ndarray of int64, shape (1,), or None
+        Adam's step count t, incremented in place once per batch.
+    max_batch : int
+    """
+
+    def __init__(self, Ws, bs, activations, loss, optimizer, hyper, state_W, state_b, step,
+                 max_batch):
+        self.Ws, self.bs, self.activations = list(Ws), list(bs), list(activations)
+        self.loss, self.optimizer, self.hyper = loss, optimizer, dict(hyper)
+        self.state_W, self.state_b, self.step = state_W, state_b, step
+        self.max_batch = max_batch
+
+    def run(self, X, targets, order, batch_size, first_batch, n_batches):
+        """Batches [first_batch, first_batch + n_batches) of the epoch given by ``order``.
+
+        Returns ``(loss_sum, samples, batches, diverged, diverged_batch)`` exactly as the
+        native trainer does: loss_sum is Σ J_batch · batch size over completed batches; a
+        batch whose J is NaN or inf stops the run before its update.
+        """
+        n_order = len(order)
+        total = -(-n_order // batch_size)
+        loss_sum, samples, batches = 0.0, 0, 0
+        for bi in range(first_batch, min(total, first_batch + n_batches)):
+            idx = order[bi * batch_size : (bi + 1) * batch_size]
+            value = self._step(X[idx], targets[idx])
+            if not math.isfinite(value):
+                return loss_sum, samples, batches, True, bi
+            loss_sum += value * len(idx)
+            samples += len(idx)
+            batches += 1
+        return loss_sum, samples, batches, False, -1
+
+    def _step(self, x, t):
+        inputs, zs = [], []
+        y = x
+        for W, b, act in zip(self.Ws, self.bs, self.activations):
+            inputs.append(y)  # last_input of this layer
+            z, y = dense_forward(W, b, y, act)
+            zs.append(z)
+        value, dy = loss_backward(self.loss, y, t)  # dy_K = dJ/dy_K
+        if not math.isfinite(value):
+            return value
+        grads = [None] * len(self.Ws)
+        for j in reversed(range(len(self.Ws))):
+            dy, dW, db = dense_backward(self.Ws[j], inputs[j], zs[j], dy, self.activations[j])
+            grads[j] = (dW, db)  # dy of the layer below is this layer's dx
+        self._update(grads)
+        return value
+
+    def _update(self, grads):
+        h = self.hyper
+        if self.optimizer == "adam":
+            self.step[0] += 1
+            t = int(self.step[0])
+        for j, (dW, db) in enumerate(grads):
+            for theta, g, state in ((self.Ws[j], dW, self.state_W[j]),
+                                    (self.bs[j], db, self.state_b[j])):
+                if self.optimizer == "sgd":
+                    velocity = state[0] if h["momentum"] > 0 else None
+                    sgd_step(theta, g, velocity, h["lr"], h["momentum"], h["nesterov"],
+                             h["weight_decay"])
+                else:
+                    adam_step(theta, g, state[0], state[1], t, h["lr"], h["beta1"], h["beta2"],
+                              h["eps"], h["weight_decay"])
