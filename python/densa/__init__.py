@@ -2,11 +2,27 @@
 
 The backpropagation of ``NOTATION.md`` (dz = dy ⊙ f'(z), dW = dz·xᵀ, db = Σ dz,
 dx = Wᵀ·dz) is written twice: in C++ with Eigen (``densa.native``) and literally in
-NumPy (``densa.reference``), and the two are tested equal.
+NumPy (``densa.reference``), and the two are tested equal. ``Network`` trains on either.
 """
 
-from . import native, reference
+from . import reference
+from .history import History
+from .inspection import LayerGradients
+from .layers import Dense
+from .network import EarlyStopping, Network, TrainingDivergedError
+from .optimizers import SGD, Adam
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "native", "reference"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "Dense",
+    "EarlyStopping",
+    "History",
+    "LayerGradients",
+    "Network",
+    "TrainingDivergedError",
+    "__version__",
+    "reference",
+]
