@@ -6,6 +6,7 @@ NumPy (``densa.reference``), and the two are tested equal. ``Network`` trains on
 """
 
 from . import reference
+from .gradcheck import GradientReport, check_gradients
 from .history import History
 from .inspection import LayerGradients
 from .layers import Dense
@@ -19,10 +20,12 @@ __all__ = [
     "Adam",
     "Dense",
     "EarlyStopping",
+    "GradientReport",
     "History",
     "LayerGradients",
     "Network",
     "TrainingDivergedError",
     "__version__",
+    "check_gradients",
     "reference",
 ]
