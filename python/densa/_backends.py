@@ -12,7 +12,8 @@ def check_name(backend: object) -> str:
     if not isinstance(backend, str):
         raise TypeError(f"backend must be a string, got {type(backend).__name__}: {backend!r}")
     if backend not in BACKENDS:
-        raise ValueError(f"backend: unknown name {backend!r}; expected one of {', '.join(BACKENDS)}")
+        expected = ", ".join(BACKENDS)
+        raise ValueError(f"backend: unknown name {backend!r}; expected one of {expected}")
     return backend
 
 

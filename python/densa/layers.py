@@ -50,13 +50,13 @@ class Dense:
     # Parameters are stored C-contiguous in the network's dtype because the native
     # backend updates them in place through a zero-copy view.
     @property
-    def W(self) -> np.ndarray:  # noqa: N802
+    def W(self) -> np.ndarray:
         if self._W is None:
             raise RuntimeError("this layer's W is not initialized yet: add it to a densa.Network")
         return self._W
 
     @W.setter
-    def W(self, value) -> None:  # noqa: N802
+    def W(self, value) -> None:
         self._W = self._coerce(value, "W", (self.n_out, self.n_in))
 
     @property

@@ -34,9 +34,8 @@ def encode_targets(loss: str, y, n_out: int, n_samples: int, dtype, name: str = 
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf")
     if loss == "softmax_cross_entropy" and arr.ndim == 1:
-        if arr.dtype.kind == "f":
-            if not np.all(arr == np.round(arr)):
-                raise ValueError(f"{name}: class labels must be whole numbers, got {arr[:5]}...")
+        if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name}: class labels must be whole numbers, got {arr[:5]}...")
         labels = arr.astype(np.int64)
         if labels.size and (labels.min() < 0 or labels.max() >= n_out):
             raise ValueError(f"{name}: labels must lie in [0, {n_out}) for {n_out} outputs, "

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import _backends, _progress, inspection, losses
+from . import _backends, _checks, _progress, inspection, losses
 from .history import History
 from .layers import Dense
 from .optimizers import OPTIMIZERS, SGD, Optimizer
@@ -44,8 +44,13 @@ class EarlyStopping:
         Put back the parameters of the best epoch when training ends.
     """
 
-    def __init__(self, patience: int = 5, min_delta: float = 0.0, monitor: str = "auto",
-                 restore_best: bool = True) -> None:
+    def __init__(
+        self,
+        patience: int = 5,
+        min_delta: float = 0.0,
+        monitor: str = "auto",
+        restore_best: bool = True,
+    ) -> None:
         if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)):
             raise TypeError(f"patience must be an integer, got {patience!r}")
         if patience < 0:
@@ -58,8 +63,10 @@ class EarlyStopping:
         self.monitor, self.restore_best = monitor, bool(restore_best)
 
     def __repr__(self) -> str:
-        return (f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, "
-                f"monitor={self.monitor!r}, restore_best={self.restore_best})")
+        return (
+            f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, "
+            f"monitor={self.monitor!r}, restore_best={self.restore_best})"
+        )
 
 
 def _int_arg(value: object, name: str, minimum: int) -> int:
@@ -91,9 +98,15 @@ class Network:
         Refuse inputs and targets holding NaN or inf (the default, as scikit-learn does).
     """
 
-    def __init__(self, layers: Sequence[Dense], loss: str = "mse", dtype: str = "float32",
-                 backend: str = "native", seed: int | None = None,
-                 check_finite: bool = True) -> None:
+    def __init__(
+        self,
+        layers: Sequence[Dense],
+        loss: str = "mse",
+        dtype: str = "float32",
+        backend: str = "native",
+        seed: int | None = None,
+        check_finite: bool = True,
+    ) -> None:
         layers = list(layers) if not isinstance(layers, Dense) else [layers]
         if not layers:
             raise ValueError("layers is empty: a network needs at least one Dense layer")
@@ -103,8 +116,10 @@ class Network:
         for i in range(1, len(layers)):
             a, b = layers[i - 1], layers[i]
             if a.n_out != b.n_in:
-                raise ValueError(f"layers[{i - 1}] {a!r} outputs {a.n_out} values but layers[{i}] "
-                                 f"{b!r} expects {b.n_in} inputs")
+                raise ValueError(
+                    f"layers[{i - 1}] {a!r} outputs {a.n_out} values but layers[{i}] "
+                    f"{b!r} expects {b.n_in} inputs"
+                )
         if isinstance(dtype, np.dtype) or dtype in (np.float32, np.float64):
             dtype = np.dtype(dtype).name
         if dtype not in _DTYPES:
@@ -150,26 +165,42 @@ class Network:
 
     def __repr__(self) -> str:
         sizes = "-".join(str(s) for s in [self.n_in] + [layer.n_out for layer in self.layers])
-        return (f"Network({sizes}, loss={self.loss!r}, dtype={self.dtype.name!r}, "
-                f"backend={self.backend!r})")
+        return (
+            f"Network({sizes}, loss={self.loss!r}, dtype={self.dtype.name!r}, "
+            f"backend={self.backend!r})"
+        )
 
     def summary(self) -> str:
         """A table of layers, shapes, activations and parameter counts."""
         rows = [("#", "layer", "W shape", "b shape", "activation", "params")]
         for i, layer in enumerate(self.layers):
-            rows.append((str(i), f"Dense {layer.n_in}->{layer.n_out}", str(layer.W.shape),
-                         str(layer.b.shape), layer.activation, f"{layer.n_params:,}"))
+            rows.append(
+                (
+                    str(i),
+                    f"Dense {layer.n_in}->{layer.n_out}",
+                    str(layer.W.shape),
+                    str(layer.b.shape),
+                    layer.activation,
+                    f"{layer.n_params:,}",
+                )
+            )
         widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
         rule = "-" * len(lines[0])
-        return "\n".join([
-            rule, lines[0], rule, *lines[1:], rule,
-            f"total parameters: {self.n_params:,}   loss: {self.loss}   dtype: {self.dtype.name}"
-            f"   backend: {self.backend}",
-        ])
+        return "\n".join(
+            [
+                rule,
+                lines[0],
+                rule,
+                *lines[1:],
+                rule,
+                f"total parameters: {self.n_params:,}   loss: {self.loss}"
+                f"   dtype: {self.dtype.name}   backend: {self.backend}",
+            ]
+        )
 
     # ----- input preparation --------------------------------------------------------------
-    def _prepare_X(self, X, name: str = "X") -> np.ndarray:  # noqa: N802
+    def _prepare_X(self, X, name: str = "X") -> np.ndarray:
         """X as a C-contiguous (N, n_in) array in the network's dtype.
 
         Converted: integer, unsigned, bool and other float dtypes (once, here);
@@ -186,18 +217,21 @@ class Network:
         if arr.shape[0] == 0:
             raise ValueError(f"{name} has no samples (shape {arr.shape})")
         if arr.shape[1] != self.n_in:
-            raise ValueError(f"{name} has {arr.shape[1]} features but the network's first layer "
-                             f"expects {self.n_in}")
+            raise ValueError(
+                f"{name} has {arr.shape[1]} features but the network's first layer "
+                f"expects {self.n_in}"
+            )
         arr = np.ascontiguousarray(arr, dtype=self._dtype)
-        if self.check_finite and not np.isfinite(arr).all():
-            raise ValueError(f"{name} contains NaN or inf (pass check_finite=False to the "
-                             "Network to allow it)")
+        if self.check_finite and not _checks.all_finite(arr):
+            raise ValueError(
+                f"{name} contains NaN or inf (pass check_finite=False to the Network to allow it)"
+            )
         return arr
 
     def _prepare_xy(self, X, y, xname: str = "X", yname: str = "y"):
         Xa = self._prepare_X(X, xname)
         T = losses.encode_targets(self.loss, y, self.n_out, Xa.shape[0], self._dtype, yname)
-        if self.check_finite and not np.isfinite(T).all():
+        if self.check_finite and not _checks.all_finite(T):
             raise ValueError(f"{yname} contains NaN or inf")
         return Xa, T
 
@@ -206,7 +240,7 @@ class Network:
         be = self._backend
         parts = []
         for start in range(0, X.shape[0], _PREDICT_CHUNK):
-            y = X[start:start + _PREDICT_CHUNK]
+            y = X[start : start + _PREDICT_CHUNK]
             for layer in self.layers:
                 _, y = be.dense_forward(layer.W, layer.b, y, layer.activation)
             parts.append(y)
@@ -257,12 +291,15 @@ class Network:
             return self.optimizer if self.optimizer is not None else SGD(lr=0.01)
         if isinstance(optimizer, str):
             if optimizer not in OPTIMIZERS:
-                raise ValueError(f"optimizer: unknown name {optimizer!r}; expected "
-                                 f"{', '.join(OPTIMIZERS)} or an optimizer object")
+                raise ValueError(
+                    f"optimizer: unknown name {optimizer!r}; expected "
+                    f"{', '.join(OPTIMIZERS)} or an optimizer object"
+                )
             return OPTIMIZERS[optimizer]()
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be densa.SGD, densa.Adam or a name, "
-                            f"got {type(optimizer).__name__}")
+            raise TypeError(
+                f"optimizer must be densa.SGD, densa.Adam or a name, got {type(optimizer).__name__}"
+            )
         return optimizer
 
     def _split_validation(self, Xa, T, validation_data, validation_split):
@@ -282,10 +319,12 @@ class Network:
         if validation_split == 0.0:
             return Xa, T, None
         # The last fraction of the rows, before any shuffling (as Keras does).
-        n_val = int(round(Xa.shape[0] * validation_split))
+        n_val = round(Xa.shape[0] * validation_split)
         if n_val < 1 or n_val >= Xa.shape[0]:
-            raise ValueError(f"validation_split={validation_split} leaves {n_val} of "
-                             f"{Xa.shape[0]} samples for validation; need at least one on each side")
+            raise ValueError(
+                f"validation_split={validation_split} leaves {n_val} of "
+                f"{Xa.shape[0]} samples for validation; need at least one on each side"
+            )
         cut = Xa.shape[0] - n_val
         return Xa[:cut], T[:cut], (Xa[cut:], T[cut:])
 
@@ -298,10 +337,20 @@ class Network:
             layer.W[...] = W
             layer.b[...] = b
 
-    def fit(self, X, y, epochs: int = 10, batch_size: int = 32, optimizer=None,
-            shuffle: bool = True, validation_data=None, validation_split: float = 0.0,
-            early_stopping=None, progress: bool = True,
-            on_epoch_end: Callable[[int, dict], None] | None = None) -> History:
+    def fit(
+        self,
+        X,
+        y,
+        epochs: int = 10,
+        batch_size: int = 32,
+        optimizer=None,
+        shuffle: bool = True,
+        validation_data=None,
+        validation_split: float = 0.0,
+        early_stopping=None,
+        progress: bool = True,
+        on_epoch_end: Callable[[int, dict], None] | None = None,
+    ) -> History:
         """Train with minibatch gradient descent.
 
         Parameters
@@ -354,21 +403,31 @@ class Network:
         if not self._fit_lock.acquire(blocking=False):
             raise RuntimeError("fit is already running on this network in another thread")
         try:
-            return self._fit_locked(Xa, T, val, epochs, batch_size, opt, shuffle,
-                                    early_stopping, progress, on_epoch_end)
+            return self._fit_locked(
+                Xa, T, val, epochs, batch_size, opt, shuffle, early_stopping, progress, on_epoch_end
+            )
         finally:
             self._fit_lock.release()
 
-    def _fit_locked(self, Xa, T, val, epochs, batch_size, opt, shuffle, early_stopping,
-                    progress, on_epoch_end) -> History:
+    def _fit_locked(
+        self, Xa, T, val, epochs, batch_size, opt, shuffle, early_stopping, progress, on_epoch_end
+    ) -> History:
         n = Xa.shape[0]
         batch_size = min(batch_size, n)
         self.optimizer = opt
         opt.prepare(self.layers)
         trainer = self._backend.Trainer(
-            [layer.W for layer in self.layers], [layer.b for layer in self.layers],
-            [layer.activation for layer in self.layers], self.loss, opt.kind, opt.hyper(),
-            opt.state_W, opt.state_b, opt.step if opt.kind == "adam" else None, batch_size)
+            [layer.W for layer in self.layers],
+            [layer.b for layer in self.layers],
+            [layer.activation for layer in self.layers],
+            self.loss,
+            opt.kind,
+            opt.hyper(),
+            opt.state_W,
+            opt.state_b,
+            opt.step if opt.kind == "adam" else None,
+            batch_size,
+        )
         history = History()
         self.history = history
         monitor = None
@@ -391,7 +450,8 @@ class Network:
                 while done < n_batches:
                     tc = time.perf_counter()
                     r_loss, r_samples, r_batches, diverged, bad = trainer.run(
-                        Xa, T, order, batch_size, done, chunk)
+                        Xa, T, order, batch_size, done, chunk
+                    )
                     loss_sum += r_loss
                     samples += r_samples
                     done += r_batches
@@ -400,7 +460,8 @@ class Network:
                         raise TrainingDivergedError(
                             f"training diverged: the loss became NaN or inf at epoch {epoch + 1}"
                             f", batch {bad + 1} of {n_batches}; the parameters are those before "
-                            "that batch (try a smaller learning rate)")
+                            "that batch (try a smaller learning rate)"
+                        )
                     # Grow or shrink the chunk so that control returns ~10 times a second.
                     per_batch = (time.perf_counter() - tc) / max(r_batches, 1)
                     chunk = max(1, min(n_batches, int(_CHUNK_SECONDS / max(per_batch, 1e-7))))

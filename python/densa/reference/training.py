@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .dense import dense_backward, dense_forward
 from .loss import loss_backward
 from .optimizer import adam_step, sgd_step
