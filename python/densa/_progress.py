@@ -37,5 +37,4 @@ def bar(enabled: bool, total: int, desc: str):
         return _Silent()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="sample", leave=False, file=stream,
-                dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="sample", leave=False, file=stream, dynamic_ncols=True)

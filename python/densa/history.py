@@ -36,8 +36,12 @@ class History:
         return len(self.loss)
 
     def as_dict(self) -> dict:
-        return {"loss": list(self.loss), "val_loss": list(self.val_loss),
-                "val_accuracy": list(self.val_accuracy), "seconds": list(self.seconds)}
+        return {
+            "loss": list(self.loss),
+            "val_loss": list(self.val_loss),
+            "val_accuracy": list(self.val_accuracy),
+            "seconds": list(self.seconds),
+        }
 
     def __getitem__(self, key: str) -> list[float]:
         return self.as_dict()[key]

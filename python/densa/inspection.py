@@ -64,8 +64,9 @@ def gradients(net, X: np.ndarray, T: np.ndarray) -> tuple[float, list[LayerGradi
     out: list[LayerGradients | None] = [None] * len(net.layers)
     for j in reversed(range(len(net.layers))):
         layer = net.layers[j]
-        dx, dW, db, dz = be.dense_backward(layer.W, inputs[j], zs[j], dy, layer.activation,
-                                           return_dz=True)
+        dx, dW, db, dz = be.dense_backward(
+            layer.W, inputs[j], zs[j], dy, layer.activation, return_dz=True
+        )
         out[j] = LayerGradients(last_input=inputs[j], z=zs[j], dy=dy, dz=dz, dW=dW, db=db, dx=dx)
         dy = dx  # dy_{j-1} = dx_{j-1}
     return float(value), out

@@ -41,8 +41,10 @@ class Dense:
         self.n_in = _positive_int(n_in, "n_in")
         self.n_out = _positive_int(n_out, "n_out")
         self.activation = _checks.activation_name(activation)
-        self.init = initializers.default_for(self.activation) if init is None else (
-            initializers.check_name(init)
+        self.init = (
+            initializers.default_for(self.activation)
+            if init is None
+            else (initializers.check_name(init))
         )
         self._W: np.ndarray | None = None
         self._b: np.ndarray | None = None
@@ -86,12 +88,16 @@ class Dense:
         if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
             raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
         if arr.shape != shape:
-            raise ValueError(f"{name} must have shape {shape} for a Dense({self.n_in}, "
-                             f"{self.n_out}) layer, got {arr.shape}")
+            raise ValueError(
+                f"{name} must have shape {shape} for a Dense({self.n_in}, "
+                f"{self.n_out}) layer, got {arr.shape}"
+            )
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains NaN or inf")
-        dtype = self.dtype if self.dtype is not None else (
-            arr.dtype if arr.dtype in _checks.FLOAT_DTYPES else np.dtype(np.float32)
+        dtype = (
+            self.dtype
+            if self.dtype is not None
+            else (arr.dtype if arr.dtype in _checks.FLOAT_DTYPES else np.dtype(np.float32))
         )
         return np.array(arr, dtype=dtype, order="C", copy=True)
 

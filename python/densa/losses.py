@@ -38,21 +38,27 @@ def encode_targets(loss: str, y, n_out: int, n_samples: int, dtype, name: str = 
             raise ValueError(f"{name}: class labels must be whole numbers, got {arr[:5]}...")
         labels = arr.astype(np.int64)
         if labels.size and (labels.min() < 0 or labels.max() >= n_out):
-            raise ValueError(f"{name}: labels must lie in [0, {n_out}) for {n_out} outputs, "
-                             f"found values from {labels.min()} to {labels.max()}")
+            raise ValueError(
+                f"{name}: labels must lie in [0, {n_out}) for {n_out} outputs, "
+                f"found values from {labels.min()} to {labels.max()}"
+            )
         onehot = np.zeros((n_samples, n_out), dtype=dtype)
         onehot[np.arange(n_samples), labels] = 1
         return onehot
     if arr.ndim == 1:
         if n_out != 1:
-            raise ValueError(f"{name} has shape {arr.shape} but the network has {n_out} "
-                             f"outputs; pass ({n_samples}, {n_out}) targets")
+            raise ValueError(
+                f"{name} has shape {arr.shape} but the network has {n_out} "
+                f"outputs; pass ({n_samples}, {n_out}) targets"
+            )
         arr = arr[:, None]
     if arr.shape[1] != n_out:
         raise ValueError(f"{name} has shape {arr.shape} but the network has {n_out} outputs")
     if loss in CLASSIFICATION and arr.size and (arr.min() < 0 or arr.max() > 1):
-        raise ValueError(f"{name}: {loss} targets must lie in [0, 1], found values from "
-                         f"{arr.min()} to {arr.max()}")
+        raise ValueError(
+            f"{name}: {loss} targets must lie in [0, 1], found values from "
+            f"{arr.min()} to {arr.max()}"
+        )
     return np.ascontiguousarray(arr, dtype=dtype)
 
 

@@ -54,8 +54,11 @@ class Optimizer:
     def prepare(self, layers) -> None:
         """Create zero state for ``layers`` unless state of the right shapes exists."""
         shapes = [(layer.W.shape, layer.b.shape, layer.W.dtype) for layer in layers]
-        have = [(s[0].shape, t[0].shape, s[0].dtype) for s, t in zip(self.state_W, self.state_b)
-                if s and t]
+        have = [
+            (s[0].shape, t[0].shape, s[0].dtype)
+            for s, t in zip(self.state_W, self.state_b)
+            if s and t
+        ]
         n = self.n_state if self._uses_state() else 0
         if n == 0:
             self.state_W = [[] for _ in layers]
@@ -87,8 +90,13 @@ class SGD(Optimizer):
     kind = "sgd"
     n_state = 1
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__()
         self.lr = _check_lr(lr)
         self.momentum = _check_range(momentum, "momentum", 0.0, 1.0, high_open=True)
@@ -103,8 +111,12 @@ class SGD(Optimizer):
         return self.momentum > 0.0
 
     def hyper(self) -> dict:
-        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay}
+        return {
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+        }
 
 
 class Adam(Optimizer):
@@ -117,28 +129,42 @@ class Adam(Optimizer):
     kind = "adam"
     n_state = 2
 
-    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__()
         self.lr = _check_lr(lr)
         try:
             beta1, beta2 = betas
         except (TypeError, ValueError):
             raise TypeError(f"betas must be a pair of numbers, got {betas!r}") from None
-        self.betas = (_check_range(beta1, "betas[0]", 0.0, 1.0, True),
-                      _check_range(beta2, "betas[1]", 0.0, 1.0, True))
+        self.betas = (
+            _check_range(beta1, "betas[0]", 0.0, 1.0, True),
+            _check_range(beta2, "betas[1]", 0.0, 1.0, True),
+        )
         self.eps = _check_range(eps, "eps", 0.0, math.inf, False)
         if self.eps == 0.0:
             raise ValueError("eps must be > 0 (it keeps the update finite where v = 0)")
         self.weight_decay = _check_range(weight_decay, "weight_decay", 0.0, math.inf, False)
 
     def hyper(self) -> dict:
-        return {"lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps,
-                "weight_decay": self.weight_decay}
+        return {
+            "lr": self.lr,
+            "beta1": self.betas[0],
+            "beta2": self.betas[1],
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+        }
 
     def __repr__(self) -> str:
-        return (f"Adam(lr={self.lr!r}, betas={self.betas!r}, eps={self.eps!r}, "
-                f"weight_decay={self.weight_decay!r})")
+        return (
+            f"Adam(lr={self.lr!r}, betas={self.betas!r}, eps={self.eps!r}, "
+            f"weight_decay={self.weight_decay!r})"
+        )
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}
