@@ -12,6 +12,7 @@ from .inspection import LayerGradients
 from .layers import Dense
 from .network import EarlyStopping, Network, TrainingDivergedError
 from .optimizers import SGD, Adam
+from .persistence import ModelFileError
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,7 @@ __all__ = [
     "GradientReport",
     "History",
     "LayerGradients",
+    "ModelFileError",
     "Network",
     "TrainingDivergedError",
     "__version__",
