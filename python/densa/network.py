@@ -449,9 +449,13 @@ class Network:
             try:
                 while done < n_batches:
                     tc = time.perf_counter()
-                    r_loss, r_samples, r_batches, diverged, bad = trainer.run(
-                        Xa, T, order, batch_size, done, chunk
-                    )
+                    # Divergence is reported below as TrainingDivergedError; NumPy's
+                    # overflow warnings on the way (reference backend) would only precede
+                    # it, or replace it where warnings are errors.
+                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                        r_loss, r_samples, r_batches, diverged, bad = trainer.run(
+                            Xa, T, order, batch_size, done, chunk
+                        )
                     loss_sum += r_loss
                     samples += r_samples
                     done += r_batches
