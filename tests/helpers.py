@@ -49,6 +49,17 @@ TOLERANCES = {
 }
 
 
+# NONDETERMINISM: two native calls on equal inputs can differ in the last bit. Eigen
+# vectorises the aligned middle of a buffer and handles its ends one scalar at a time,
+# and the two paths round differently (FMA contraction; on this AVX-512 build the packet
+# sqrt is rsqrt14 + Newton under EIGEN_FAST_MATH, not correctly rounded, while the ends
+# use std::sqrt). Where a buffer starts decides which elements take which path, and
+# NumPy's heap promises 16-byte alignment only. Seen: dense_backward's dx for layers
+# with m_in + m_out + N < 20 (Eigen's coefficient-based product), and adam_step (so the
+# fused trainer with Adam). Tests compare two native runs within tolerance, never bit
+# for bit.
+
+
 def tolerance(dtype, reduction: int = 1) -> tuple[float, float]:
     """``(rtol, atol)`` for results of ``dtype`` whose elements sum ``reduction`` terms."""
     t = TOLERANCES[np.dtype(dtype)]

@@ -85,8 +85,9 @@ def test_return_dz_only_adds_dz(backend):
     four = backend.dense_backward(W, x, z, dy, "tanh", return_dz=True)
     assert len(three) == 3
     assert len(four) == 4
-    for name, a, e in zip(("dx", "dW", "db"), three, four[:3]):
-        np.testing.assert_array_equal(a, e, err_msg=name)
+    # Compared within tolerance, not bit for bit: see NONDETERMINISM in helpers.py.
+    for name, a, e, k in zip(("dx", "dW", "db"), three, four[:3], (5, 9, 9)):
+        assert_matches(a, e, name, reduction=k)
 
 
 @pytest.mark.parametrize("backend", [native, reference], ids=["native", "reference"])
@@ -94,13 +95,13 @@ def test_linear_is_identity(backend):
     W, b, x, dy = _layer((6, 4, 3), np.float32, "identity")
     z_i, y_i = backend.dense_forward(W, b, x, "identity")
     z_l, y_l = backend.dense_forward(W, b, x, "linear")
-    np.testing.assert_array_equal(y_l, y_i)
-    np.testing.assert_array_equal(y_i, z_i)  # f(z) = z
+    assert_matches(y_l, y_i, "y", reduction=7)
+    np.testing.assert_array_equal(y_i, z_i)  # f(z) = z, within one call
     g_i = backend.dense_backward(W, x, z_i, dy, "identity", return_dz=True)
     g_l = backend.dense_backward(W, x, z_l, dy, "linear", return_dz=True)
-    for name, a, e in zip(("dx", "dW", "db", "dz"), g_l, g_i):
-        np.testing.assert_array_equal(a, e, err_msg=name)
-    np.testing.assert_array_equal(g_i[3], dy)  # f'(z) = 1
+    for name, a, e, k in zip(("dx", "dW", "db", "dz"), g_l, g_i, (4, 3, 3, 1)):
+        assert_matches(a, e, name, reduction=k)
+    np.testing.assert_array_equal(g_i[3], dy)  # dz = dy ⊙ f'(z) with f'(z) = 1, exactly
 
 
 @pytest.mark.parametrize("backend", [native, reference], ids=["native", "reference"])

@@ -153,8 +153,10 @@ def test_an_epoch_split_in_parts_equals_the_whole(backend, dtype):
     assert first[1:] == (3 * BATCH, 3, False, -1)
     assert second[1:] == (N_SAMPLES - 3 * BATCH, N_BATCHES - 3, False, -1)
     assert_matches(first[0] + second[0], loss_whole, "loss_sum", reduction=2)
+    # Within tolerance rather than bit for bit (see NONDETERMINISM in helpers.py); a
+    # batch skipped or run twice would move the parameters by far more.
     for name, a in parts.arrays().items():
-        np.testing.assert_array_equal(a, whole.arrays()[name], err_msg=name)
+        assert_matches(a, whole.arrays()[name], name, **TRAIN_TOL[np.dtype(dtype)])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -174,7 +176,7 @@ def test_divergence_from_a_huge_learning_rate(dtype):
         once = Run(backend, Ws, bs, ("tanh", "relu", "identity"), "mse", "sgd", hyper)
         once.run(X, T, order, 0, 1)
         for name, a in run.arrays().items():  # stopped before batch 1's update
-            np.testing.assert_array_equal(a, once.arrays()[name], err_msg=f"{key} {name}")
+            assert_matches(a, once.arrays()[name], f"{key} {name}", **TRAIN_TOL[np.dtype(dtype)])
         runs[key] = run
     for key, (_, samples, batches, diverged, diverged_batch) in out.items():
         assert (diverged, diverged_batch, batches, samples) == (True, 1, 1, BATCH), key
