@@ -1,0 +1,108 @@
+"""Small data sets generated in code (no download), for the demo, examples and tests.
+
+Each function returns ``(X, y)`` with X of shape (N, features), float64, and y either
+integer class labels of shape (N,) or real targets of shape (N, 1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _count(n: object, name: str = "n", minimum: int = 1) -> int:
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(n).__name__}: {n!r}")
+    if n < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {n}")
+    return int(n)
+
+
+def _noise(noise: object) -> float:
+    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.integer, np.floating)):
+        raise TypeError(f"noise must be a number, got {type(noise).__name__}: {noise!r}")
+    if not math.isfinite(noise) or noise < 0:
+        raise ValueError(f"noise must be a finite number >= 0, got {noise}")
+    return float(noise)
+
+
+def spirals(n: int = 1000, noise: float = 0.03, seed: int | None = 0, turns: float = 1.5):
+    """Two interleaved spirals, a classic problem no linear model separates.
+
+    Class c (0 or 1) follows r = 0.1 + 0.9·t, θ = 2π·turns·t + c·π for t in (0, 1], so
+    the arms wind around each other (starting at r = 0.1, where the two arms are still
+    apart); Gaussian noise of standard deviation ``noise`` is added to both
+    coordinates. Points lie within about the unit disc.
+
+    Parameters
+    ----------
+    n : int
+        Total number of points (classes get n // 2 and n - n // 2), at least 2.
+    noise : float
+        Standard deviation of the added Gaussian noise.
+    seed : int or None
+        Seeds the noise (and nothing else: the points without noise are fixed).
+    turns : float
+        Turns of each arm.
+
+    Returns
+    -------
+    X : ndarray, shape (n, 2), float64
+    y : ndarray, shape (n,), int64
+        0 or 1, the first n // 2 points of class 0.
+    """
+    n = _count(n, "n", 2)
+    noise = _noise(noise)
+    if isinstance(turns, bool) or not isinstance(turns, (int, float)) or not turns > 0:
+        raise ValueError(f"turns must be a number > 0, got {turns!r}")
+    rng = np.random.default_rng(seed)
+    counts = (n // 2, n - n // 2)
+    X, y = [], []
+    for c, m in enumerate(counts):
+        t = (np.arange(m) + 1) / m
+        theta = 2 * np.pi * turns * t + c * np.pi
+        r = 0.1 + 0.9 * t
+        X.append(np.column_stack([r * np.cos(theta), r * np.sin(theta)]))
+        y.append(np.full(m, c, dtype=np.int64))
+    X = np.concatenate(X)
+    X += noise * rng.standard_normal(X.shape)
+    return X, np.concatenate(y)
+
+
+def xor():
+    """The four points of XOR: the smallest problem a single layer cannot solve.
+
+    Returns
+    -------
+    X : ndarray, shape (4, 2), float64
+        (0, 0), (0, 1), (1, 0), (1, 1).
+    y : ndarray, shape (4,), int64
+        0, 1, 1, 0.
+    """
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    return X, np.array([0, 1, 1, 0], dtype=np.int64)
+
+
+def sine(n: int = 256, noise: float = 0.0, seed: int | None = 0):
+    """A 1-D regression: y = sin(x) on x evenly spaced over [-π, π].
+
+    Parameters
+    ----------
+    n : int
+        Number of points, at least 2.
+    noise : float
+        Standard deviation of Gaussian noise added to y.
+    seed : int or None
+        Seeds the noise.
+
+    Returns
+    -------
+    X : ndarray, shape (n, 1), float64
+    y : ndarray, shape (n, 1), float64
+    """
+    n = _count(n, "n", 2)
+    noise = _noise(noise)
+    x = np.linspace(-np.pi, np.pi, n)[:, None]
+    y = np.sin(x) + noise * np.random.default_rng(seed).standard_normal(x.shape)
+    return x, y

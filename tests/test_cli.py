@@ -1,0 +1,366 @@
+"""The command line: the demo end to end, train -> predict round trips, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import densa
+from densa import cli, datasets
+from densa import native as _native  # noqa: F401
+
+# ``run`` swaps sys.stdout for a StringIO. densa.native is imported above, under pytest's
+# own capture, because an editable development install rebuilds the extension on its
+# first import through a subprocess that needs a real file descriptor.
+
+
+def run(argv) -> tuple[int, str, str]:
+    """``densa argv`` in this process: (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse: --help, and command-line errors
+        code = exc.code
+    finally:
+        sys.stdout, sys.stderr = saved
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_process(*args, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "densa", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def densa_lines(stderr: str) -> list[str]:
+    # An editable development install may log its own rebuild on import; only densa's
+    # lines count.
+    return [line for line in stderr.splitlines() if line.startswith("densa")]
+
+
+def number_after(label: str, text: str) -> float:
+    match = re.search(re.escape(label) + r"\s*([-+0-9.eE]+)", text)
+    assert match, f"{label!r} not found in:\n{text}"
+    return float(match.group(1))
+
+
+# ----- demo --------------------------------------------------------------------------------
+def test_demo_runs_end_to_end_and_learns_the_spirals():
+    # `python -m densa` with no arguments: the first command the README gives.
+    proc = run_process("--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert number_after("final accuracy:", out) >= 0.98
+    # Same seed, same arithmetic: in float64 the two backends end within rounding.
+    assert number_after("max parameter difference native vs reference:", out) < 1e-9
+    assert number_after("time native:", out) > 0
+    assert number_after("time reference:", out) > 0
+    epochs = re.findall(r"^epoch\s+\d+/40\s+loss ([0-9.]+)\s+accuracy ([0-9.]+)", out, re.M)
+    assert len(epochs) == 40
+    assert float(epochs[-1][0]) < float(epochs[0][0]) / 10
+
+
+def test_demo_subcommand_takes_options():
+    code, out, _ = run(
+        ["demo", "--epochs", "2", "--samples", "200", "--dtype", "float32", "--no-progress"]
+    )
+    assert code == 0
+    assert len(re.findall(r"^epoch\s+\d+/2 ", out, re.M)) == 2
+    assert "200 points" in out
+    assert "float32" in out
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).with_name("densa")
+    if not script.exists():
+        pytest.skip("no densa console script next to this interpreter")
+    proc = subprocess.run(
+        [str(script), "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"densa {densa.__version__}"
+
+
+# ----- train -> predict ---------------------------------------------------------------------
+@pytest.fixture
+def spiral_csv(tmp_path):
+    X, y = datasets.spirals(240, seed=1)
+    path = tmp_path / "spirals.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["x", "label", "z"])  # the target in the middle, on purpose
+        for (a, b), c in zip(X, y):
+            w.writerow([repr(float(a)), int(c), repr(float(b))])
+    return path, X, y
+
+
+def _read_csv(path_or_text) -> tuple[list[str], np.ndarray]:
+    text = path_or_text.read_text() if isinstance(path_or_text, Path) else path_or_text
+    rows = list(csv.reader(io.StringIO(text)))
+    return rows[0], np.array(rows[1:], dtype=np.float64)
+
+
+def test_train_then_predict_csv_matches_network_load_predict(tmp_path, spiral_csv):
+    path, X, y = spiral_csv
+    model, preds = tmp_path / "m.npz", tmp_path / "preds.csv"
+    code, out, err = run(
+        [
+            "train",
+            path,
+            "--target",
+            "label",
+            "--hidden",
+            "32,32",
+            "--epochs",
+            "25",
+            "--batch-size",
+            "8",
+            "--lr",
+            "0.01",
+            "--out",
+            model,
+            "--no-progress",
+        ]
+    )
+    assert code == 0, err
+    assert "loss: softmax_cross_entropy (auto" in out
+    net = densa.Network.load(model)
+    assert [layer.n_out for layer in net.layers] == [32, 32, 2]
+    assert net.loss == "softmax_cross_entropy"
+    losses = [float(v) for v in re.findall(r"^epoch \d+/25\s+loss (\S+)", out, re.M)]
+    assert len(losses) == 25
+    assert losses[-1] < 0.5 * losses[0]
+
+    code, out, err = run(["predict", model, path, "--target", "label", "--out", preds])
+    assert code == 0, err
+    names, table = _read_csv(preds)
+    assert names == ["class", "p0", "p1"]
+    np.testing.assert_array_equal(table[:, 1:], net.predict(X).astype(np.float64))
+    np.testing.assert_array_equal(table[:, 0], net.predict_classes(X))
+    # predict reports the score on the target column it was told to leave out.
+    assert number_after("accuracy", out) == pytest.approx(net.evaluate(X, y)["accuracy"])
+
+
+def test_predict_to_stdout_without_target_column(tmp_path, spiral_csv):
+    path, X, _ = spiral_csv
+    model = tmp_path / "m.npz"
+    assert (
+        run(["train", path, "--target", "label", "--epochs", "1", "--out", model, "--no-progress"])[
+            0
+        ]
+        == 0
+    )
+    features = tmp_path / "features.csv"
+    features.write_text("x,z\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in X))
+    code, out, _ = run(["predict", model, features])
+    assert code == 0
+    names, table = _read_csv(out)
+    assert names[0] == "class"
+    np.testing.assert_array_equal(table[:, 1:], densa.Network.load(model).predict(X))
+
+
+def test_train_then_predict_npy_regression(tmp_path):
+    x, t = datasets.sine(120)
+    data = tmp_path / "sine.npy"
+    np.save(data, np.column_stack([x, t]))
+    model, preds = tmp_path / "s.npz", tmp_path / "p.npy"
+    code, out, err = run(
+        [
+            "train",
+            data,
+            "--hidden",
+            "16",
+            "--activation",
+            "tanh",
+            "--epochs",
+            "60",
+            "--lr",
+            "0.02",
+            "--dtype",
+            "float64",
+            "--out",
+            model,
+            "--no-progress",
+        ]
+    )
+    assert code == 0, err
+    assert "loss: mse (auto" in out
+    net = densa.Network.load(model)
+    assert net.dtype == np.float64
+    assert net.layers[0].activation == "tanh"
+    assert number_after("training set: loss", out) < 0.05  # sin has variance 0.5
+    assert run(["predict", model, data, "--target", "1", "--out", preds])[0] == 0
+    np.testing.assert_array_equal(np.load(preds), net.predict(x))
+
+
+def test_train_npz_with_sgd_and_reference_backend(tmp_path):
+    X, y = datasets.xor()
+    data = tmp_path / "xor.npz"
+    np.savez(data, X=np.repeat(X, 8, axis=0), y=np.repeat(y, 8))
+    model = tmp_path / "xor_model.npz"
+    code, _, err = run(
+        [
+            "train",
+            data,
+            "--hidden",
+            "8",
+            "--activation",
+            "tanh",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.2",
+            "--momentum",
+            "0.9",
+            "--epochs",
+            "150",
+            "--backend",
+            "reference",
+            "--batch-size",
+            "4",
+            "--out",
+            model,
+            "--no-progress",
+        ]
+    )
+    assert code == 0, err
+    net = densa.Network.load(model)
+    assert net.backend == "reference"
+    assert isinstance(net.optimizer, densa.SGD)
+    assert net.optimizer.momentum == 0.9
+    np.testing.assert_array_equal(net.predict_classes(X), y)
+
+
+# ----- gradcheck and bench ---------------------------------------------------------------------
+def test_gradcheck_prints_tables_for_every_loss_and_backend():
+    code, out, _ = run(["gradcheck", "--sizes", "3,5,4", "--samples", "8"])
+    assert code == 0
+    assert out.count("gradient check:") == 6  # 3 losses x 2 backends
+    for loss in ("mse", "softmax_cross_entropy", "binary_cross_entropy"):
+        assert f"== {loss}: 3-5-4 tanh" in out
+    assert out.rstrip().endswith("gradcheck: every tensor within tolerance")
+    # float64: native and reference gradients agree to rounding.
+    rel = [float(v) for v in re.findall(r"\(rel ([0-9.e+-]+)\)", out)]
+    assert len(rel) == 3 * 2 * 3  # losses x layers x (dW, db, dx)
+    assert max(rel) < 1e-12
+
+
+def test_bench_times_both_backends():
+    code, out, _ = run(["bench", "--size", "32", "--batch", "16", "--repeat", "2"])
+    assert code == 0
+    times = [float(v) for v in re.findall(r"^\s+(?:native|reference)\s+([0-9.]+) ms", out, re.M)]
+    assert len(times) == 4
+    assert all(t > 0 for t in times)
+    assert len(re.findall(r"native speed-up: [0-9.]+x", out)) == 2
+
+
+# ----- help and errors -------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["demo", "train", "predict", "gradcheck", "bench"])
+def test_help_for_every_command(command):
+    code, out, _ = run([command, "--help"])
+    assert code == 0
+    assert out.startswith(f"usage: densa {command}")
+
+
+def _garbage(tmp_path) -> Path:
+    path = tmp_path / "garbage.bin"
+    path.write_bytes(np.random.default_rng(0).bytes(2000))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "{tmp}/missing.csv"], "No such file or directory"),
+        (["train", "{csv}", "--target", "nope"], "has no column 'nope'; its columns are: x, lab"),
+        (["train", "{garbage}"], "neither UTF-8 CSV text nor a .npy/.npz file"),
+        (["train", "{csv}", "--hidden", "64,x"], "argument --hidden: expected comma-separated"),
+        (
+            [
+                "train",
+                "{csv}",
+                "--target",
+                "label",
+                "--loss",
+                "binary_cross_entropy",
+                "--target",
+                "x",
+            ],
+            "needs targets that are 0 or 1",
+        ),
+        (["predict", "{garbage}", "{csv}"], "not a valid densa model file"),
+        (["predict", "{tmp}/none.npz", "{csv}"], "No such file or directory"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["gradcheck", "--sizes", "3"], "--sizes needs at least an input and an output"),
+    ],
+    ids=[
+        "missing-file",
+        "unknown-column",
+        "garbage-data",
+        "bad-hidden",
+        "bad-bce-target",
+        "garbage-model",
+        "missing-model",
+        "unknown-command",
+        "gradcheck-sizes",
+    ],
+)
+def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path, spiral_csv, argv, message):
+    names = {"tmp": tmp_path, "csv": spiral_csv[0], "garbage": _garbage(tmp_path)}
+    code, out, err = run([a.format(**names) for a in argv])
+    assert code != 0
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("densa")
+    assert message in err
+    assert "Traceback" not in err + out
+
+
+def test_model_with_wrong_feature_count_is_explained(tmp_path, spiral_csv):
+    path = spiral_csv[0]
+    model = tmp_path / "m.npz"
+    assert (
+        run(["train", path, "--target", "label", "--epochs", "1", "--out", model, "--no-progress"])[
+            0
+        ]
+        == 0
+    )
+    code, _, err = run(["predict", model, path])
+    assert code == 1
+    assert "has 3 feature columns but the model expects 2; pass --target" in err
+
+
+def test_csv_errors_name_row_and_column(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n3,oops\n")
+    code, _, err = run(["train", bad])
+    assert code == 1
+    assert "data row 2, column 'b': 'oops' is not a number" in err
+    bad.write_text("a,b\n1,2,3\n")
+    assert "data row 1: 3 fields, but the header has 2" in run(["train", bad])[2]
+    bad.write_text("1,2\n3,4\n")
+    assert "looks like data" in run(["train", bad])[2]
+
+
+def test_errors_in_a_real_process_have_no_traceback(tmp_path):
+    garbage = _garbage(tmp_path)
+    for args in (["predict", garbage, garbage], ["train", tmp_path / "missing.csv"]):
+        proc = run_process(*args)
+        assert proc.returncode == 1
+        assert "Traceback" not in proc.stderr
+        lines = densa_lines(proc.stderr)
+        assert len(lines) == 1
+        assert lines[0].startswith(f"densa {args[0]}: error: ")
