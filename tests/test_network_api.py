@@ -38,7 +38,7 @@ def _sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
 
-# ----- predictions -----------------------------------------------------------------------------
+# ----- predictions ------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_softmax_predictions_are_probabilities(backend, dtype):
@@ -92,7 +92,7 @@ def test_predict_in_chunks_equals_predict_in_one_piece():
     assert whole.shape == (20000, 3)
 
 
-# ----- evaluate ---------------------------------------------------------------------------------
+# ----- evaluate ---------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     ("loss", "kind", "n_out"),
@@ -148,7 +148,7 @@ def test_evaluate_refuses_bad_labels():
         net.evaluate(X, np.zeros(5, dtype=int))
 
 
-# ----- summary ------------------------------------------------------------------------------------
+# ----- summary ----------------------------------------------------------------------------
 def test_summary_lists_every_layer_and_the_parameter_counts():
     net = densa.Network(
         [

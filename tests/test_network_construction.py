@@ -27,7 +27,7 @@ def _train(seed, backend="native", opt=None, shuffle=True):
     return initial, params(net)
 
 
-# ----- seeds --------------------------------------------------------------------------------
+# ----- seeds ------------------------------------------------------------------------------
 _NATIVE_ADAM_ULP = pytest.mark.xfail(
     strict=False,
     reason="native adam_step depends on memory alignment at the ulp level (Eigen's AVX-512 "
@@ -122,7 +122,7 @@ def test_native_adam_step_does_not_depend_on_alignment(dtype):
     assert differing == 0
 
 
-# ----- initializers ------------------------------------------------------------------------
+# ----- initializers -----------------------------------------------------------------------
 # Spread of each initializer as (n_in, n_out) -> (variance, bound or None for normal).
 FORMULAS = {
     "glorot_uniform": lambda i, o: (2 / (i + o), np.sqrt(6 / (i + o))),
@@ -181,7 +181,7 @@ def test_unknown_initializer_is_refused():
     assert initializers.default_for("gelu") == "he_uniform"
 
 
-# ----- construction errors -----------------------------------------------------------------
+# ----- construction errors ----------------------------------------------------------------
 def test_layers_that_do_not_chain_name_both_layers():
     first, second = densa.Dense(3, 4, activation="tanh"), densa.Dense(5, 2, activation="identity")
     with pytest.raises(ValueError, match="outputs 4 values but layers") as info:
@@ -218,7 +218,7 @@ def test_network_arguments_are_checked(kwargs, error, match):
         densa.Network(**args)
 
 
-# ----- Dense parameter setters -------------------------------------------------------------
+# ----- Dense parameter setters ------------------------------------------------------------
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_setters_copy_and_convert_to_the_network_dtype(dtype):
     net = make_net("mse", dtype=dtype)

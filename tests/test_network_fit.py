@@ -22,7 +22,7 @@ def _classification(n=120, seed=0):
     return X, y
 
 
-# ----- early stopping -------------------------------------------------------------------------
+# ----- early stopping ---------------------------------------------------------------------
 def _noisy_rule(n, noise, seed):
     """Labels from a fixed linear rule, a fraction ``noise`` of them replaced at random."""
     A = np.random.default_rng(0).standard_normal((4, 3))
@@ -131,7 +131,7 @@ def test_early_stopping_as_patience_and_on_training_loss():
         densa.EarlyStopping(min_delta=float("nan"))
 
 
-# ----- continued training ------------------------------------------------------------------------
+# ----- continued training -----------------------------------------------------------------
 @pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -216,7 +216,7 @@ def test_optimizer_by_name_is_a_new_default_optimizer():
         net.fit(X, y, epochs=1, optimizer=0.1, progress=False)
 
 
-# ----- history -----------------------------------------------------------------------------
+# ----- history ----------------------------------------------------------------------------
 def test_history_with_validation_data():
     X, y = _classification()
     Xv, yv = _classification(n=40, seed=3)
@@ -285,7 +285,7 @@ def test_zero_epochs_changes_nothing():
         np.testing.assert_array_equal(a, b)
 
 
-# ----- divergence ---------------------------------------------------------------------------------
+# ----- divergence -------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_absurd_learning_rate_raises_training_diverged(backend):
     X, y = make_data("real", 64, 4, 3)
@@ -321,7 +321,7 @@ def test_absurd_learning_rate_raises_training_diverged(backend):
         net.fit(X[:8], y[:8], epochs=1, batch_size=8, progress=False)
 
 
-# ----- concurrency -------------------------------------------------------------------------
+# ----- concurrency ------------------------------------------------------------------------
 def test_a_second_fit_while_one_runs_is_refused():
     X, y = _classification()
     net = make_net("softmax_cross_entropy", backend="reference")

@@ -96,7 +96,7 @@ def test_check_gradients_on_float32_networks(backend, loss, kind):
     assert 1e-9 < report.max_rel < 1e-5, str(report)
 
 
-# ----- the derivation's quantities ------------------------------------------------------------
+# ----- the derivation's quantities --------------------------------------------------------
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("loss", "kind"), LOSS_CASES)
 def test_gradients_shapes_and_derivation_identities(backend, loss, kind):
@@ -172,7 +172,7 @@ def test_loss_from_gradients_path_equals_evaluate():
     assert value == pytest.approx(net.loss_value(X, y), rel=1e-13)
 
 
-# ----- check_gradients as a tool -------------------------------------------------------------
+# ----- check_gradients as a tool ----------------------------------------------------------
 def test_check_gradients_catches_a_wrong_gradient(monkeypatch):
     net, X, y = _case("mse", "real", ARCHITECTURES[0])
     true_gradients = gradcheck.inspection.gradients
