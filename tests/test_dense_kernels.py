@@ -24,13 +24,18 @@ def _random_shape(seed: int, n=None, m_in=None, m_out=None):
     )
 
 
+def _case(name, shape):
+    m_in, m_out, n = shape
+    return pytest.param(shape, id=f"{name}:{m_in}to{m_out}xN{n}")
+
+
 # (m_in, m_out, N), each drawn under its own seed; the named edges fix one dimension.
-SHAPES = [pytest.param(_random_shape(s), id=f"seed{s}") for s in range(5)] + [
-    pytest.param(_random_shape(10, n=1), id="N=1"),
-    pytest.param(_random_shape(11, m_in=1), id="m_in=1"),
-    pytest.param(_random_shape(12, m_out=1), id="m_out=1"),
-    pytest.param((1, 1, 1), id="all=1"),
-    pytest.param(_random_shape(13, m_in=1030, m_out=1024), id="wide"),
+SHAPES = [_case(f"seed{s}", _random_shape(s)) for s in range(5)] + [
+    _case("N=1", _random_shape(10, n=1)),
+    _case("m_in=1", _random_shape(11, m_in=1)),
+    _case("m_out=1", _random_shape(12, m_out=1)),
+    _case("all=1", (1, 1, 1)),
+    _case("wide", _random_shape(13, m_in=1030, m_out=1024)),
 ]
 
 
