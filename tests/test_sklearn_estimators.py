@@ -1,0 +1,421 @@
+"""densa.sklearn.MLPClassifier / MLPRegressor: scikit-learn's own estimator checks, the
+same training as scikit-learn's MLP where the semantics agree, and the ways
+scikit-learn users scale out (pickle, GridSearchCV with n_jobs, joblib on Dask)."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn", minversion="1.6")
+
+from sklearn import neural_network as sknn  # noqa: E402
+from sklearn.datasets import load_digits, load_iris, make_regression  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from densa.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+# Small and quick: the checks fit these dozens of times. learning_rate_init is raised so
+# that check_classifiers_train / check_regressors_train reach their accuracy thresholds
+# within max_iter epochs.
+_SMALL = dict(hidden_layer_sizes=(8,), max_iter=60, learning_rate_init=0.02, random_state=0)
+
+
+# The checks fit with max_iter small on purpose, so ConvergenceWarning is expected there.
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@parametrize_with_checks([MLPClassifier(**_SMALL), MLPRegressor(**_SMALL)])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_import_densa_does_not_import_sklearn():
+    code = "import sys, densa; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+# ----- the same training as scikit-learn's MLP --------------------------------------------------
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def _fit_both(kind, X, y, **params):
+    ours = getattr(sys.modules["densa.sklearn"], kind)(**params)
+    theirs = getattr(sknn, kind)(**params)
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        ours.fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        theirs.fit(X, y)
+    return ours, theirs
+
+
+_SAME_AS_SKLEARN = dict(
+    hidden_layer_sizes=(7, 5),
+    random_state=3,
+    shuffle=False,
+    batch_size=32,
+    max_iter=12,
+    alpha=0.0,
+    solver="sgd",
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "target", "params"),
+    [
+        ("MLPClassifier", "multiclass", dict(learning_rate_init=0.05)),
+        ("MLPClassifier", "binary", dict(learning_rate_init=0.05, activation="logistic")),
+        (
+            "MLPClassifier",
+            "multiclass",
+            dict(learning_rate_init=0.05, momentum=0.0, learning_rate="invscaling", power_t=0.1),
+        ),
+        ("MLPRegressor", "multioutput", dict(learning_rate_init=0.01, activation="tanh")),
+    ],
+)
+def test_sgd_training_equals_sklearn(iris, kind, target, params):
+    # Same initial weights from random_state, same batches (shuffle=False), same SGD with
+    # Nesterov momentum: the same parameters after every epoch, to rounding.
+    X, y = iris
+    if target == "binary":
+        y = y == 1
+    elif target == "multioutput":
+        X, y = make_regression(120, 5, n_targets=3, noise=1.0, random_state=0)
+        y = y / y.std()
+    ours, theirs = _fit_both(kind, X, y, **_SAME_AS_SKLEARN, **params)
+    assert ours.n_iter_ == theirs.n_iter_ == 12
+    assert ours.out_activation_ == theirs.out_activation_
+    assert ours.n_layers_ == theirs.n_layers_
+    assert ours.n_outputs_ == theirs.n_outputs_
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9, atol=1e-12)
+
+
+def test_adam_training_close_to_sklearn(iris):
+    # Adam differs only in where epsilon enters (module doc): close, not equal.
+    X, y = iris
+    ours, theirs = _fit_both(
+        "MLPClassifier", X, y, **{**_SAME_AS_SKLEARN, "solver": "adam"}, learning_rate_init=0.01
+    )
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-4)
+
+
+def test_alpha_is_weight_decay_on_weights_and_intercepts(iris):
+    # One full-batch SGD step without momentum: scikit-learn's L2 term (alpha/n)·W on the
+    # weights equals densa's weight_decay = alpha/batch_size; densa decays the intercepts
+    # too, by lr·alpha/n·b0 (the documented difference).
+    X, y = iris
+    params = dict(
+        _SAME_AS_SKLEARN,
+        max_iter=1,
+        batch_size=len(X),
+        alpha=3.0,
+        learning_rate_init=0.1,
+        momentum=0.0,
+    )
+    ours, theirs = _fit_both("MLPClassifier", X, y, **params)
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    b0 = MLPClassifier(**dict(params, max_iter=1, learning_rate_init=1e-300))
+    with pytest.warns(ConvergenceWarning):
+        b0.fit(X, y)  # a step of ~0: the initial intercepts
+    decay = 0.1 * 3.0 / len(X)
+    for ours_b, theirs_b, init_b in zip(ours.intercepts_, theirs.intercepts_, b0.intercepts_):
+        np.testing.assert_allclose(ours_b, theirs_b - decay * init_b, rtol=1e-9, atol=1e-12)
+
+
+def test_early_stopping_matches_sklearn_and_keeps_best(iris):
+    X, y = iris
+    params = dict(
+        _SAME_AS_SKLEARN,
+        max_iter=200,
+        early_stopping=True,
+        n_iter_no_change=3,
+        learning_rate_init=0.05,
+    )
+    ours = MLPClassifier(**params).fit(X, y)
+    theirs = sknn.MLPClassifier(**params).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ < 200
+    assert ours.validation_scores_ == pytest.approx(theirs.validation_scores_)
+    assert ours.best_validation_score_ == max(ours.validation_scores_)
+    assert ours.best_loss_ is None
+    for a, b in zip(ours.coefs_, theirs.coefs_):  # both restored the best epoch's weights
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_accuracy_comparable_to_sklearn_on_digits():
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=0, stratify=y)
+    params = dict(hidden_layer_sizes=(64,), max_iter=40, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        ours = MLPClassifier(**params, dtype="float32").fit(Xtr, ytr)
+    with pytest.warns(ConvergenceWarning):
+        theirs = sknn.MLPClassifier(**params).fit(Xtr, ytr)
+    ours_acc, theirs_acc = ours.score(Xte, yte), theirs.score(Xte, yte)
+    assert ours_acc > 0.93
+    assert ours_acc >= theirs_acc - 0.02, (ours_acc, theirs_acc)
+
+
+# ----- behaviour of our own -------------------------------------------------------------------
+def test_stops_when_loss_stops_improving_by_tol(iris):
+    X, y = iris
+    # No epoch can lower the loss by 10: the first sets best_loss_, each later one counts,
+    # and training stops once the count exceeds n_iter_no_change (scikit-learn's rule).
+    params = dict(hidden_layer_sizes=(4,), tol=10.0, n_iter_no_change=3, max_iter=50)
+    clf = MLPClassifier(**params, random_state=0).fit(X, y)
+    assert clf.n_iter_ == 5
+    assert len(clf.loss_curve_) == 5
+    assert clf.best_loss_ == min(clf.loss_curve_)
+    assert sknn.MLPClassifier(**params, random_state=0).fit(X, y).n_iter_ == 5
+
+
+def test_convergence_warning_names_max_iter(iris):
+    X, y = iris
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\)"):
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, y)
+
+
+def test_partial_fit_continues_and_needs_classes_first(iris):
+    X, y = iris
+    clf = MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.05, random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[:50], y[:50], classes=np.unique(y))  # one class seen, three known
+    assert list(clf.classes_) == [0, 1, 2]
+    for _ in range(20):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 1  # per call, as in scikit-learn
+    assert clf.t_ == 50 + 20 * len(X)
+    assert len(clf.loss_curve_) == 21
+    assert clf.loss_curve_[-1] < clf.loss_curve_[1] / 2
+    with pytest.raises(ValueError, match="classes not in"):
+        clf.partial_fit(X[:3], np.array([0, 1, 7]))
+    with pytest.raises(ValueError, match="early_stopping"):
+        MLPRegressor(early_stopping=True).partial_fit(X, y.astype(float))
+
+
+def test_warm_start_continues_from_the_weights(iris):
+    X, y = iris
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, warm_start=True, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    W = clf.coefs_[0].copy()
+    net = clf.network_
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    assert clf.network_ is net
+    assert len(clf.loss_curve_) == 10
+    assert not np.array_equal(clf.coefs_[0], W)
+    with pytest.raises(ValueError, match="same classes"):
+        clf.fit(X[y < 2], y[y < 2])
+
+
+def test_targets_binary_multiclass_multilabel_and_strings(iris):
+    X, y = iris
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = MLPClassifier(
+        hidden_layer_sizes=(8,), max_iter=200, learning_rate_init=0.05, random_state=0, tol=1e-3
+    ).fit(X, names)
+    assert clf.out_activation_ == "softmax"
+    assert clf.coefs_[-1].shape == (8, 3)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (150, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert set(clf.predict(X)) <= set(names)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(axis=1)])
+    np.testing.assert_allclose(clf.predict_log_proba(X), np.log(proba))
+    assert clf.score(X, names) > 0.9
+
+    binary = MLPClassifier(
+        hidden_layer_sizes=(8,), max_iter=200, learning_rate_init=0.05, random_state=0, tol=1e-3
+    ).fit(X, y == 2)
+    assert binary.out_activation_ == "logistic"
+    assert binary.n_outputs_ == 1
+    p = binary.predict_proba(X)
+    assert p.shape == (150, 2)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(binary.predict(X), p[:, 1] > 0.5)
+
+    Y = np.column_stack([y == 0, y == 2, X[:, 0] > 0]).astype(int)
+    multi = MLPClassifier(
+        hidden_layer_sizes=(16,), max_iter=300, learning_rate_init=0.05, random_state=0, tol=1e-3
+    ).fit(X, Y)
+    assert multi.out_activation_ == "logistic"
+    assert multi.n_outputs_ == 3
+    assert multi.predict(X).shape == (150, 3)
+    np.testing.assert_array_equal(multi.predict(X), (multi.predict_proba(X) > 0.5).astype(int))
+    assert multi.score(X, Y) > 0.8  # subset accuracy
+
+
+def test_coefs_are_views_in_sklearn_orientation(iris):
+    X, y = iris
+    clf = MLPClassifier(hidden_layer_sizes=(6,), max_iter=20, random_state=0, tol=1.0).fit(X, y)
+    net = clf.network_
+    assert [c.shape for c in clf.coefs_] == [(4, 6), (6, 3)]
+    assert [layer.W.shape for layer in net.layers] == [(6, 4), (3, 6)]
+    assert clf.n_features_in_ == 4
+    before = clf.predict_proba(X)
+    clf.coefs_[1][...] = 0.0  # writes into the network: every class equally likely
+    clf.intercepts_[1][...] = 0.0
+    assert np.all(net.layers[1].W == 0)
+    np.testing.assert_allclose(clf.predict_proba(X), 1 / 3)
+    assert not np.allclose(before, 1 / 3)
+
+
+def test_dtype_and_backend(iris):
+    X, y = iris
+    params = dict(hidden_layer_sizes=(5,), max_iter=20, random_state=0, tol=1.0, shuffle=False)
+    f32 = MLPClassifier(**params, dtype="float32").fit(X, y)
+    assert f32.network_.dtype == np.float32
+    assert f32.coefs_[0].dtype == np.float32
+    native = MLPClassifier(**params).fit(X, y)
+    reference = MLPClassifier(**params, backend="reference").fit(X, y)
+    assert reference.network_.backend == "reference"
+    for a, b in zip(native.coefs_, reference.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_verbose_prints_each_epoch(iris, capsys):
+    X, y = iris
+    MLPClassifier(
+        hidden_layer_sizes=(4,),
+        max_iter=50,
+        tol=10.0,
+        n_iter_no_change=1,
+        verbose=True,
+        random_state=0,
+    ).fit(X, y)
+    out = capsys.readouterr().out
+    assert "Iteration 1, loss = " in out
+    assert "Iteration 2, loss = " in out
+    assert "did not improve more than tol=10.000000 for 1 consecutive epochs. Stopping." in out
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        (dict(activation="softmax"), ValueError, "activation must be one of 'identity'"),
+        (dict(solver="lbfgs"), ValueError, "lbfgs' is not available"),
+        (dict(solver="rmsprop"), ValueError, "solver must be one of"),
+        (dict(hidden_layer_sizes=(4, 0)), ValueError, r"hidden_layer_sizes\[1\] must be >= 1"),
+        (dict(hidden_layer_sizes="big"), TypeError, r"hidden_layer_sizes\[0\] must be an int"),
+        (dict(alpha=-1.0), ValueError, r"alpha must lie in \[0.0, inf\]"),
+        (dict(alpha="none"), TypeError, "alpha must be a real number"),
+        (dict(batch_size=0), ValueError, "batch_size must be >= 1"),
+        (dict(momentum=1.0), ValueError, r"momentum must lie in \[0.0, 1.0\)"),
+        (dict(learning_rate_init=0.0), ValueError, "learning_rate_init must lie in"),
+        (dict(early_stopping=True, validation_fraction=0.0), ValueError, "validation_fraction"),
+        (dict(dtype="float16"), ValueError, "dtype must be one of 'float64', 'float32'"),
+        (dict(backend="gpu"), ValueError, "backend: unknown name 'gpu'"),
+        (dict(shuffle="yes"), TypeError, "shuffle must be True or False"),
+    ],
+)
+def test_bad_parameters_are_named(iris, params, error, match):
+    X, y = iris
+    with pytest.raises(error, match=match):
+        MLPClassifier(**params).fit(X, y)
+
+
+def test_sparse_input_is_refused(iris):
+    sparse = pytest.importorskip("scipy.sparse")
+    X, y = iris
+    with pytest.raises(TypeError, match=r"[Ss]parse"):
+        MLPClassifier(max_iter=1).fit(sparse.csr_matrix(X), y)
+
+
+# ----- beyond one process ---------------------------------------------------------------------
+def test_pickle_round_trip_keeps_predictions_and_training(iris):
+    X, y = iris
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0, tol=1.0)
+    clf.fit(X, y)
+    clone = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(clone.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(clone.classes_, clf.classes_)
+    # The unpickled coefs_ are still views of the unpickled network: training moves both.
+    W = clone.coefs_[0].copy()
+    clone.partial_fit(X, y)
+    assert not np.array_equal(clone.coefs_[0], W)
+    np.testing.assert_array_equal(clone.coefs_[0], clone.network_.layers[0].W.T)
+    np.testing.assert_array_equal(clf.coefs_[0], W)  # the original is untouched
+
+
+_GRID = {"hidden_layer_sizes": [(3,), (16,)], "learning_rate_init": [0.003, 0.05]}
+
+
+def _search(n_jobs=None):
+    est = MLPClassifier(max_iter=30, random_state=0, tol=0.0, n_iter_no_change=1000)
+    return GridSearchCV(est, _GRID, cv=3, n_jobs=n_jobs)
+
+
+@pytest.fixture(scope="module")
+def serial_search(iris):
+    X, y = iris
+    with pytest.warns(ConvergenceWarning):
+        return _search().fit(X, y)
+
+
+# joblib hands this test's warning filters to its worker processes, where pytest.warns
+# cannot catch: ignore the ConvergenceWarning that max_iter=30 causes on purpose.
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_grid_search_in_two_processes_equals_serial(iris, serial_search):
+    X, y = iris
+    parallel = _search(n_jobs=2).fit(X, y)
+    np.testing.assert_allclose(
+        parallel.cv_results_["mean_test_score"], serial_search.cv_results_["mean_test_score"]
+    )
+    assert parallel.best_params_ == serial_search.best_params_
+    # A learning rate of 0.003 over 30 epochs is too slow for a 3-unit network.
+    assert parallel.best_params_ != {"hidden_layer_sizes": (3,), "learning_rate_init": 0.003}
+    assert parallel.best_score_ > 0.8
+
+
+# distributed's LocalCluster may leave a tornado/asyncio socket for the garbage collector
+# to close after the test; that ResourceWarning says nothing about densa.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_grid_search_on_a_dask_cluster_equals_serial(iris, serial_search):
+    pytest.importorskip("dask")
+    distributed = pytest.importorskip("distributed")
+    joblib = pytest.importorskip("joblib")
+    X, y = iris
+    # Two worker threads: joblib runs a job sequentially, bypassing the cluster, when the
+    # cluster offers only one. protocol="tcp://" keeps the real network code path while
+    # processes=False avoids spawning a worker process; everything stays on loopback.
+    with (
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=False,
+            protocol="tcp://",
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        with (
+            pytest.warns(ConvergenceWarning),
+            distributed.get_task_stream(client) as tasks,
+            joblib.parallel_backend("dask"),
+        ):
+            search = _search(n_jobs=-1).fit(X, y)
+    ran = {t["key"][0] if isinstance(t["key"], tuple) else t["key"] for t in tasks.data}
+    assert any("fit_and_score" in str(key) for key in ran), ran
+    np.testing.assert_allclose(
+        search.cv_results_["mean_test_score"], serial_search.cv_results_["mean_test_score"]
+    )
+    assert search.best_params_ == serial_search.best_params_
