@@ -123,6 +123,40 @@ def test_native_adam_step_does_not_depend_on_alignment(dtype):
 
 
 # ----- initializers -----------------------------------------------------------------------
+_SOFTPLUS_F32_ULP = pytest.mark.xfail(
+    strict=False,
+    reason="native float32 softplus rounds differently in Eigen's vector body and in the "
+    "scalar head/tail of a freshly allocated output, so its last bit follows the address",
+)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "activation"),
+    [
+        (dtype, act)
+        if (dtype, act) != ("float32", "softplus")
+        else pytest.param(dtype, act, marks=_SOFTPLUS_F32_ULP)
+        for dtype in ("float32", "float64")
+        for act in ACTIVATIONS
+    ],
+)
+def test_native_predictions_repeat_bit_for_bit(dtype, activation):
+    """The same network on the same input gives the same bits, whatever addresses the
+    allocator hands out for the outputs (held-back buffers move them around)."""
+    net = make_net(
+        "mse",
+        sizes=(4, 37, 29, 3),
+        activations=(activation, activation, "identity"),
+        dtype=dtype,
+    )
+    X = np.random.default_rng(1).standard_normal((96, 4))
+    first = net.predict(X)
+    held = []
+    for i in range(100):
+        held.append(np.empty(i % 17 + 1))
+        np.testing.assert_array_equal(net.predict(X), first, err_msg=f"call {i}")
+
+
 # Spread of each initializer as (n_in, n_out) -> (variance, bound or None for normal).
 FORMULAS = {
     "glorot_uniform": lambda i, o: (2 / (i + o), np.sqrt(6 / (i + o))),
