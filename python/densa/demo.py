@@ -34,7 +34,9 @@ class DemoResult:
     max_param_diff : float
         max |θ_native − θ_reference| over every weight and bias.
     net : Network
-        The network trained on the native backend.
+        The network trained on the native backend (its ``history`` is that training's).
+    X, y : ndarray, shapes (samples, 2) and (samples,)
+        The training points, e.g. for ``densa.plot.decision_boundary(net, X, y)``.
     """
 
     accuracy: float
@@ -42,6 +44,8 @@ class DemoResult:
     seconds: dict
     max_param_diff: float
     net: Network
+    X: np.ndarray
+    y: np.ndarray
 
 
 def build(seed: int, dtype: str, backend: str, hidden: int = 64) -> Network:
@@ -125,6 +129,8 @@ def run(
         seconds=seconds,
         max_param_diff=diff,
         net=native,
+        X=X,
+        y=y,
     )
     say("\nresults")
     say(
