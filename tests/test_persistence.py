@@ -449,6 +449,36 @@ def test_declared_size_must_match_stored_bytes(saved, tmp_path, shape):
     _assert_refused(path, "W0")
 
 
+def test_zip_bomb_is_refused_before_decompressing(saved, tmp_path):
+    # 2**24 float64 zeros (128 MiB) deflate to about 130 KB; the architecture says so too,
+    # so only the expansion ratio gives it away.
+    members = _members(saved)
+    meta = _meta(members)
+    meta["layers"] = [{"n_in": 2**12, "n_out": 2**12, "activation": "relu", "init": "he_normal"}]
+    meta["optimizer"] = meta["history"] = None
+    path = tmp_path / "bomb.npz"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (2**12, 2**12)}
+    )
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("meta.npy", _npy_bytes(_with_meta(members, meta)["meta"]))
+        with zf.open("W0.npy", "w", force_zip64=True) as fp:
+            fp.write(header.getvalue())
+            chunk = bytes(1 << 20)
+            for _ in range(128):
+                fp.write(chunk)
+        zf.writestr("b0.npy", _npy_bytes(np.zeros(2**12)))
+    assert path.stat().st_size < 2_000_000
+    _assert_refused(path, "'W0' would expand from .* bytes \\(a zip bomb\\?\\)")
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
 def test_oversized_meta_is_refused_before_reading(saved):
     members = _members(saved)
     members["meta"] = np.zeros(persistence._MAX_META_BYTES + 1, dtype=np.uint8)

@@ -51,7 +51,7 @@ no ``.npz`` is appended (any name works; ``.npz`` is the convention).
 
 Reading checks everything before building anything: the zip structure, every
 member's ``.npy`` header (dtype, shape, and that the stored bytes match the declared
-shape, before any data is read), the JSON fields and their types, that layer sizes
+shape, before any data is read; compressed members may not expand beyond 100-fold), the JSON fields and their types, that layer sizes
 chain, that every array has the shape the architecture implies. A file that fails
 any check raises ``ModelFileError`` (a ``ValueError``) naming the file and the
 problem. A missing or unreadable file raises the usual ``OSError``.
@@ -88,6 +88,10 @@ _MAX_LAYERS = 10_000
 _MAX_DIM = 2**31 - 1  # the native kernels' BLAS sizes are 32-bit
 _MAX_HISTORY = 10_000_000
 _MAX_MEMBERS = 4 * _MAX_LAYERS + 16
+# densa stores members uncompressed. A compressed member may expand at most this much:
+# float weights barely compress, while a "zip bomb" of zeros expands ~1000-fold.
+_MAX_EXPANSION = 100
+_SMALL_MEMBER = 1 << 24  # below 16 MiB, any expansion is harmless
 _MEMBER_RE = re.compile(r"(meta|[Wb]\d+|opt_[Wb]\d+_\d+|history_[a-z_]+)\.npy")
 
 
@@ -318,6 +322,11 @@ def _read_headers(rd: _Reader, zf: zipfile.ZipFile) -> dict[str, tuple]:
         name = info.filename[:-4]
         if name in headers:
             raise rd.fail(f"member {name!r} appears twice")
+        if info.file_size > max(_SMALL_MEMBER, _MAX_EXPANSION * info.compress_size):
+            raise rd.fail(
+                f"member {name!r} would expand from {info.compress_size:,} to "
+                f"{info.file_size:,} bytes (a zip bomb?)"
+            )
         with zf.open(info) as fp:
             version = np.lib.format.read_magic(fp)
             if version == (1, 0):
