@@ -53,9 +53,9 @@ Reading checks everything before building anything: the zip structure, every
 member's ``.npy`` header (dtype, shape, and that the stored bytes match the declared
 shape, before any data is read; a compressed member may not expand beyond 100-fold),
 the JSON fields and their types, that layer sizes chain, that every array has the
-shape the architecture implies. A file that fails
-any check raises ``ModelFileError`` (a ``ValueError``) naming the file and the
-problem. A missing or unreadable file raises the usual ``OSError``.
+shape the architecture implies. A file that fails any check raises ``ModelFileError``
+(a ``ValueError``) naming the file and the problem. A missing or unreadable file
+raises the usual ``OSError``.
 """
 
 from __future__ import annotations
