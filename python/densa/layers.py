@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, initializers
+from . import _checks, _memory, initializers
 
 
 def _positive_int(value: object, name: str) -> int:
@@ -99,19 +99,23 @@ class Dense:
             if self.dtype is not None
             else (arr.dtype if arr.dtype in _checks.FLOAT_DTYPES else np.dtype(np.float32))
         )
-        return np.array(arr, dtype=dtype, order="C", copy=True)
+        return _memory.aligned_copy(arr, dtype)
 
     def initialize(self, rng: np.random.Generator, dtype) -> None:
         """Draw W (and zero b) if unset; otherwise convert existing values to ``dtype``."""
         dtype = np.dtype(dtype)
         if self._W is None:
             self._W = initializers.draw(self.init, self.n_in, self.n_out, rng, dtype)
-        else:
-            self._W = np.array(self._W, dtype=dtype, order="C", copy=self._W.dtype != dtype)
         if self._b is None:
             self._b = np.zeros(self.n_out, dtype=dtype)
-        else:
-            self._b = np.array(self._b, dtype=dtype, order="C", copy=self._b.dtype != dtype)
+        self.realign(dtype)
+
+    def realign(self, dtype=None) -> None:
+        """Keep W and b C-contiguous, 64-byte aligned and in ``dtype`` (see densa._memory);
+        called after unpickling and loading, which hand back arrays placed anywhere."""
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        self._W = _memory.aligned(self._W, dtype)
+        self._b = _memory.aligned(self._b, dtype)
 
     def __repr__(self) -> str:
         return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r})"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import _backends, _checks, _progress, inspection, losses
+from . import _backends, _checks, _guard, _progress, inspection, losses
 from .history import History
 from .layers import Dense
 from .optimizers import OPTIMIZERS, SGD, Optimizer
@@ -25,7 +25,16 @@ _CHUNK_SECONDS = 0.1  # native batches run this long between returns to Python (
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or inf; the network keeps the parameters of the last good step."""
+    """The loss or the parameters became NaN or inf during ``fit``.
+
+    The message names the epoch and batch (also kept, 1-based, as ``epoch`` and
+    ``batch``). The network keeps finite parameters: those before the failing batch, or,
+    when an update itself overflowed, the last finite ones ``fit`` saw (see
+    docs/robustness.md).
+    """
+
+    epoch: int | None = None
+    batch: int | None = None
 
 
 class EarlyStopping:
@@ -55,7 +64,12 @@ class EarlyStopping:
             raise TypeError(f"patience must be an integer, got {patience!r}")
         if patience < 0:
             raise ValueError(f"patience must be >= 0, got {patience}")
-        if not isinstance(min_delta, (int, float)) or not math.isfinite(min_delta) or min_delta < 0:
+        if (
+            isinstance(min_delta, bool)
+            or not isinstance(min_delta, (int, float))
+            or not math.isfinite(min_delta)
+            or min_delta < 0
+        ):
             raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
         if monitor not in ("auto", "val_loss", "loss"):
             raise ValueError(f"monitor must be 'auto', 'val_loss' or 'loss', got {monitor!r}")
@@ -96,6 +110,17 @@ class Network:
         Seeds the ``numpy.random.Generator`` behind initialization and shuffling.
     check_finite : bool
         Refuse inputs and targets holding NaN or inf (the default, as scikit-learn does).
+        False lets them through (values beyond float32's range then become inf in a
+        float32 network); class labels are always checked.
+
+    Notes
+    -----
+    Input policy (docs/robustness.md has the full table): X and y may be any array-like
+    of bool, integer, unsigned or float dtype, converted once to the network's dtype;
+    Fortran-ordered and strided arrays are copied once to C order. Complex, object,
+    string, datetime and other dtypes raise TypeError; wrong shapes, N = 0, labels out
+    of range and NaN or inf raise ValueError; sizes that cannot be allocated raise
+    MemoryError.
     """
 
     def __init__(
@@ -107,7 +132,13 @@ class Network:
         seed: int | None = None,
         check_finite: bool = True,
     ) -> None:
-        layers = list(layers) if not isinstance(layers, Dense) else [layers]
+        if isinstance(layers, Dense):
+            layers = [layers]
+        elif isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+            raise TypeError(
+                f"layers must be a sequence of densa.Dense, got {type(layers).__name__}"
+            )
+        layers = list(layers)
         if not layers:
             raise ValueError("layers is empty: a network needs at least one Dense layer")
         for i, layer in enumerate(layers):
@@ -122,8 +153,14 @@ class Network:
                 )
         if isinstance(dtype, np.dtype) or dtype in (np.float32, np.float64):
             dtype = np.dtype(dtype).name
-        if dtype not in _DTYPES:
+        if not isinstance(dtype, str) or dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        if seed is not None and (
+            isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
+        ):
+            raise TypeError(f"seed must be None or an integer, got {type(seed).__name__}")
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
         self.loss = losses.check_name(loss)
         self._dtype = _DTYPES[dtype]
         self.backend = backend
@@ -221,10 +258,12 @@ class Network:
                 f"{name} has {arr.shape[1]} features but the network's first layer "
                 f"expects {self.n_in}"
             )
-        arr = np.ascontiguousarray(arr, dtype=self._dtype)
+        with np.errstate(over="ignore"):  # beyond float32's range: inf, caught just below
+            arr = np.ascontiguousarray(arr, dtype=self._dtype)
         if self.check_finite and not _checks.all_finite(arr):
             raise ValueError(
-                f"{name} contains NaN or inf (pass check_finite=False to the Network to allow it)"
+                f"{name} contains NaN or inf, or values beyond {self._dtype.name}'s range "
+                "(pass check_finite=False to the Network to allow it)"
             )
         return arr
 
@@ -232,7 +271,10 @@ class Network:
         Xa = self._prepare_X(X, xname)
         T = losses.encode_targets(self.loss, y, self.n_out, Xa.shape[0], self._dtype, yname)
         if self.check_finite and not _checks.all_finite(T):
-            raise ValueError(f"{yname} contains NaN or inf")
+            raise ValueError(
+                f"{yname} contains NaN or inf, or values beyond {self._dtype.name}'s range "
+                "(pass check_finite=False to the Network to allow it)"
+            )
         return Xa, T
 
     # ----- inference --------------------------------------------------------------------
@@ -386,15 +428,24 @@ class Network:
         Raises
         ------
         TrainingDivergedError
-            The loss became NaN or inf; the message names the epoch and batch, and the
-            parameters are those before the failing batch.
-        KeyboardInterrupt
-            Re-raised after Ctrl-C, once the current batch has finished: the parameters
-            are those of the last completed step and ``net.history`` holds the completed
+            The loss or the parameters became NaN or inf; the message names the epoch
+            and batch. The parameters are those before the failing batch when they are
+            finite; when an update itself overflowed, the parameters and optimizer
+            state are restored to the last finite ones, saved between chunks of
+            batches (about ten times a second). ``net.history`` holds the completed
             epochs.
+        KeyboardInterrupt
+            Re-raised after Ctrl-C, within about 0.1 s (the native loop returns to Python
+            between chunks of batches): the parameters and optimizer state are those of
+            a completed step (the last one; with the reference backend, an interrupt
+            in the middle of an update puts back the copy saved at the last chunk
+            boundary) and ``net.history`` holds the completed epochs (the last one may
+            lack its validation entries if the interrupt came during its validation).
         """
         epochs = _int_arg(epochs, "epochs", 0)
         batch_size = _int_arg(batch_size, "batch_size", 1)
+        if on_epoch_end is not None and not callable(on_epoch_end):
+            raise TypeError(f"on_epoch_end must be callable, got {type(on_epoch_end).__name__}")
         if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
             early_stopping = EarlyStopping(patience=early_stopping)
         opt = self._resolve_optimizer(optimizer)
@@ -440,6 +491,9 @@ class Network:
         best, best_params, waited = math.inf, None, 0
         n_batches = -(-n // batch_size)
         chunk = 1
+        guard = _guard.LastFinite(self.layers, opt)
+        guard.capture((0, 0))
+        deferred = _guard.DeferredInterrupt()
         for epoch in range(epochs):
             t0 = time.perf_counter()
             order = self.rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
@@ -452,28 +506,44 @@ class Network:
                     # Divergence is reported below as TrainingDivergedError; NumPy's
                     # overflow warnings on the way (reference backend) would only precede
                     # it, or replace it where warnings are errors.
-                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    # Ctrl-C waits until this chunk is accounted for (see densa._guard).
+                    with deferred, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                         r_loss, r_samples, r_batches, diverged, bad = trainer.run(
                             Xa, T, order, batch_size, done, chunk
                         )
-                    loss_sum += r_loss
-                    samples += r_samples
-                    done += r_batches
+                        loss_sum += r_loss
+                        samples += r_samples
+                        done += r_batches
+                        finite = diverged or guard.capture((epoch, done))
                     bar.update(r_samples)
                     if diverged:
-                        raise TrainingDivergedError(
-                            f"training diverged: the loss became NaN or inf at epoch {epoch + 1}"
-                            f", batch {bad + 1} of {n_batches}; the parameters are those before "
-                            "that batch (try a smaller learning rate)"
+                        self._diverged(guard, epoch, bad, n_batches, "the loss became NaN or inf")
+                    if not finite:
+                        self._diverged(
+                            guard,
+                            epoch,
+                            done - 1,
+                            n_batches,
+                            "its update made the parameters NaN or inf",
                         )
                     # Grow or shrink the chunk so that control returns ~10 times a second.
                     per_batch = (time.perf_counter() - tc) / max(r_batches, 1)
                     chunk = max(1, min(n_batches, int(_CHUNK_SECONDS / max(per_batch, 1e-7))))
                     if samples:
                         bar.set_postfix_str(f"loss {loss_sum / samples:.4g}", refresh=False)
+                history.loss.append(loss_sum / samples)
+            except KeyboardInterrupt:
+                # The native trainer returns only between whole batches; the reference one
+                # may be stopped halfway through an update: then the last copy is put back.
+                if getattr(trainer, "updating", False):
+                    guard.restore()
+                elif done == n_batches and len(history.loss) == epoch:
+                    # Every batch of this epoch was applied: it is a completed epoch.
+                    history.loss.append(loss_sum / samples)
+                    history.seconds.append(time.perf_counter() - t0)
+                raise
             finally:
                 bar.close()
-            history.loss.append(loss_sum / samples)
             if val is not None:
                 scores = self._evaluate_prepared(*val)
                 history.val_loss.append(scores["loss"])
@@ -497,6 +567,32 @@ class Network:
         if best_params is not None:
             self._restore(best_params)
         return history
+
+    def _diverged(self, guard, epoch: int, batch: int, n_batches: int, what: str) -> None:
+        """Raise TrainingDivergedError for 0-based (epoch, batch), restoring the last finite
+        parameters first if the current ones are not."""
+        where = f"epoch {epoch + 1}, batch {batch + 1} of {n_batches}"
+        if guard.params_finite():
+            kept = "the parameters are those before that batch"
+        else:
+            label = guard.restore()
+            if label is None:
+                kept = "no finite parameters were seen to restore"
+            else:
+                e, done = label
+                point = (
+                    "their initial values"
+                    if (e, done) == (0, 0)
+                    else f"those at the end of epoch {e + 1}"
+                    if done == n_batches
+                    else f"those after batch {done} of epoch {e + 1}"
+                )
+                kept = f"the parameters and optimizer state were restored to {point}"
+        err = TrainingDivergedError(
+            f"training diverged at {where}: {what}; {kept} (try a smaller learning rate)"
+        )
+        err.epoch, err.batch = epoch + 1, batch + 1
+        raise err
 
     # ----- persistence (densa.persistence holds the format) ---------------------------------
     def save(self, path) -> None:
@@ -522,3 +618,5 @@ class Network:
         self.__dict__.update(state)
         self._fit_lock = threading.Lock()
         self._backend = _backends.module(self._backend_name)
+        for layer in self.layers:
+            layer.realign()  # unpickled arrays may sit anywhere (see densa._memory)

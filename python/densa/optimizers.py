@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from . import _memory
+
 
 def _check_lr(lr: object) -> float:
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)):
@@ -65,9 +67,13 @@ class Optimizer:
             self.state_b = [[] for _ in layers]
             return
         if have == shapes and all(len(s) == n for s in self.state_W):
+            # Unpickled or loaded state may sit anywhere in memory: realign it in place.
+            for states in (*self.state_W, *self.state_b):
+                states[:] = [_memory.aligned(a, a.dtype) for a in states]
             return
-        self.state_W = [[np.zeros_like(layer.W) for _ in range(n)] for layer in layers]
-        self.state_b = [[np.zeros_like(layer.b) for _ in range(n)] for layer in layers]
+        zeros = _memory.aligned_zeros  # aligned like the parameters, for bitwise repeatability
+        self.state_W = [[zeros(layer.W.shape, layer.W.dtype) for _ in range(n)] for layer in layers]
+        self.state_b = [[zeros(layer.b.shape, layer.b.dtype) for _ in range(n)] for layer in layers]
         self.step[0] = 0
 
     def reset(self) -> None:

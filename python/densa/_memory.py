@@ -1,0 +1,49 @@
+"""Arrays whose data starts on a 64-byte boundary.
+
+Eigen's vectorised loops peel scalar iterations until the destination is aligned, and
+its scalar and vector code paths round differently (exp, log, tanh). So the same update
+on the same values could differ in the last bit depending on where NumPy happened to
+place the array. Parameters and optimizer state are therefore allocated aligned to 64
+bytes (an AVX-512 register), making results independent of allocation luck.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ALIGNMENT = 64
+
+
+def aligned_empty(shape, dtype) -> np.ndarray:
+    """An uninitialised C-contiguous array whose first element is 64-byte aligned."""
+    dtype = np.dtype(dtype)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+    offset = (-raw.ctypes.data) % ALIGNMENT
+    return raw[offset : offset + nbytes].view(dtype).reshape(shape)
+
+
+def aligned_zeros(shape, dtype) -> np.ndarray:
+    arr = aligned_empty(shape, dtype)
+    arr[...] = 0
+    return arr
+
+
+def aligned_copy(values, dtype) -> np.ndarray:
+    """``values`` converted to ``dtype`` in a fresh aligned array."""
+    values = np.asarray(values)
+    arr = aligned_empty(values.shape, dtype)
+    arr[...] = values
+    return arr
+
+
+def is_aligned(arr: np.ndarray) -> bool:
+    return arr.flags.c_contiguous and arr.ctypes.data % ALIGNMENT == 0
+
+
+def aligned(arr: np.ndarray, dtype) -> np.ndarray:
+    """``arr`` itself when already aligned, C-contiguous and of ``dtype``; else a copy."""
+    if arr.dtype == np.dtype(dtype) and is_aligned(arr) and arr.flags.writeable:
+        return arr
+    return aligned_copy(arr, dtype)
