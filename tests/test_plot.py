@@ -13,7 +13,8 @@ pytest.importorskip("matplotlib")
 from matplotlib.image import imread
 
 import densa
-from densa import datasets, plot
+from densa import cli, datasets, plot
+from densa import native as _native  # noqa: F401  (built before output is captured)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -172,3 +173,23 @@ def test_decision_boundary_resolution_is_checked(spiral_net):
         plot.decision_boundary(net, X, y, resolution=1)
     with pytest.raises(TypeError, match="resolution must be an integer"):
         plot.decision_boundary(net, X, y, resolution=2.5)
+
+
+# ----- the demo saves both pictures ---------------------------------------------------------
+def test_demo_saves_both_pngs_and_says_where(tmp_path, capsys):
+    folder = tmp_path / "plots"
+    args = ["demo", "--epochs", "3", "--samples", "120", "--no-progress", "--plots", folder]
+    assert cli.main([str(a) for a in args]) == 0
+    out = capsys.readouterr().out
+    history_png = folder / "densa-demo-history.png"
+    boundary_png = folder / "densa-demo-boundary.png"
+    assert f"plots saved: {history_png} (loss and accuracy), {boundary_png}" in out
+    assert_real_png(history_png, min_width=900, min_height=350)
+    assert_real_png(boundary_png, min_width=550, min_height=450)
+
+
+def test_demo_without_plots_writes_nothing(tmp_path, capsys):
+    args = ["demo", "--epochs", "1", "--samples", "60", "--no-progress", "--no-plots"]
+    assert cli.main([*args, "--plots", str(tmp_path / "plots")]) == 0
+    assert "plots saved" not in capsys.readouterr().out
+    assert not (tmp_path / "plots").exists()

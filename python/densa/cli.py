@@ -11,6 +11,7 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -115,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(generated in code) on the native backend, printing loss and accuracy "
         "per epoch, then again from the same seed on the NumPy reference; "
         "prints the final accuracy, each backend's time and how far apart "
-        "their parameters ended.",
+        "their parameters ended. With matplotlib installed it saves the loss and "
+        "accuracy curves and the decision boundary as PNG files.",
     )
     p.add_argument("--epochs", type=_positive_int, default=40)
     p.add_argument("--samples", type=_positive_int, default=1000, help="spiral points")
@@ -125,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--plots",
+        metavar="DIR",
+        default=os.path.join(tempfile.gettempdir(), "densa-demo"),
+        help="folder for the PNG plots (default %(default)s; needs matplotlib)",
+    )
+    p.add_argument("--no-plots", action="store_true", help="save no plots")
 
     p = sub.add_parser(
         "train",
@@ -225,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ----- commands -----------------------------------------------------------------------------
 def cmd_demo(args) -> int:
-    demo.run(
+    result = demo.run(
         epochs=args.epochs,
         samples=args.samples,
         noise=args.noise,
@@ -235,7 +244,26 @@ def cmd_demo(args) -> int:
         dtype=args.dtype,
         progress=not args.no_progress,
     )
+    if not args.no_plots:
+        _demo_plots(result, args.plots)
     return 0
+
+
+def _demo_plots(result: demo.DemoResult, folder: str) -> None:
+    """Save the native run's curves and decision boundary as PNGs in ``folder``."""
+    try:
+        import matplotlib  # noqa: F401
+
+        from . import plot
+    except ImportError:
+        _say("plots: none saved (matplotlib is not installed: pip install 'densa[plot]')")
+        return
+    os.makedirs(folder, exist_ok=True)
+    curves = os.path.join(folder, "densa-demo-history.png")
+    boundary = os.path.join(folder, "densa-demo-boundary.png")
+    plot.history(result.curves, curves)
+    plot.decision_boundary(result.net, result.X, result.y, boundary)
+    _say(f"plots saved: {curves} (loss and accuracy), {boundary} (decision boundary)")
 
 
 def _choose_loss(requested: str, y: np.ndarray) -> tuple[str, int, str]:

@@ -37,6 +37,9 @@ class DemoResult:
         The network trained on the native backend (its ``history`` is that training's).
     X, y : ndarray, shapes (samples, 2) and (samples,)
         The training points, e.g. for ``densa.plot.decision_boundary(net, X, y)``.
+    curves : dict of list of float
+        The native run per epoch: ``loss`` and ``accuracy`` on the training points,
+        ``val_loss`` and ``val_accuracy`` on the fresh ones (``densa.plot.history`` takes it).
     """
 
     accuracy: float
@@ -46,6 +49,7 @@ class DemoResult:
     net: Network
     X: np.ndarray
     y: np.ndarray
+    curves: dict
 
 
 def build(seed: int, dtype: str, backend: str, hidden: int = 64) -> Network:
@@ -85,6 +89,7 @@ def run(
     X, y = datasets.spirals(samples, noise, seed=seed)
     X_test, y_test = datasets.spirals(samples, noise, seed=seed + 1)
     nets, seconds = {}, {}
+    curves: dict = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     say(
         f"densa demo: two interleaved spirals, {samples} points ({noise} noise), "
         f"a 2-64-64-2 relu network, softmax cross-entropy, Adam(lr={lr}), {dtype}"
@@ -100,6 +105,14 @@ def run(
         def report(epoch: int, logs: dict, net=net, verbose=verbose) -> None:
             if verbose:
                 acc = net.evaluate(X, y)["accuracy"]
+                fresh = net.evaluate(X_test, y_test)  # for the plotted curves
+                for key, value in (
+                    ("loss", logs["loss"]),
+                    ("accuracy", acc),
+                    ("val_loss", fresh["loss"]),
+                    ("val_accuracy", fresh["accuracy"]),
+                ):
+                    curves[key].append(value)
                 say(
                     f"epoch {epoch + 1:3d}/{epochs}  loss {logs['loss']:.4f}  "
                     f"accuracy {acc:.3f}  ({logs['seconds'] * 1e3:.0f} ms)"
@@ -131,6 +144,7 @@ def run(
         net=native,
         X=X,
         y=y,
+        curves=curves,
     )
     say("\nresults")
     say(
