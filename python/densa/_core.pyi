@@ -1,0 +1,67 @@
+"""
+densa's native kernels (private; use densa.native or densa.Network)
+"""
+from __future__ import annotations
+import collections.abc
+import numpy
+import numpy.typing
+import typing
+__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'dense_backward', 'dense_forward', 'eigen_version', 'loss_backward', 'loss_forward', 'mapped_address', 'sgd_step', 'simd']
+class Trainer_float32:
+    def __init__(self, Ws: list[numpy.typing.NDArray[numpy.float32]], bs: list[numpy.typing.NDArray[numpy.float32]], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.typing.NDArray[numpy.float32]]], state_b: list[list[numpy.typing.NDArray[numpy.float32]]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def run(self, X: numpy.typing.NDArray[numpy.float32], targets: numpy.typing.NDArray[numpy.float32], order: numpy.typing.NDArray[numpy.int64], batch_size: typing.SupportsInt | typing.SupportsIndex, first_batch: typing.SupportsInt | typing.SupportsIndex, n_batches: typing.SupportsInt | typing.SupportsIndex) -> tuple:
+        ...
+class Trainer_float64:
+    def __init__(self, Ws: list[numpy.typing.NDArray[numpy.float64]], bs: list[numpy.typing.NDArray[numpy.float64]], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.typing.NDArray[numpy.float64]]], state_b: list[list[numpy.typing.NDArray[numpy.float64]]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def run(self, X: numpy.typing.NDArray[numpy.float64], targets: numpy.typing.NDArray[numpy.float64], order: numpy.typing.NDArray[numpy.int64], batch_size: typing.SupportsInt | typing.SupportsIndex, first_batch: typing.SupportsInt | typing.SupportsIndex, n_batches: typing.SupportsInt | typing.SupportsIndex) -> tuple:
+        ...
+@typing.overload
+def adam_step(theta: numpy.typing.NDArray[numpy.float32], grad: numpy.typing.NDArray[numpy.float32], m: numpy.typing.NDArray[numpy.float32], v: numpy.typing.NDArray[numpy.float32], step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    ...
+@typing.overload
+def adam_step(theta: numpy.typing.NDArray[numpy.float64], grad: numpy.typing.NDArray[numpy.float64], m: numpy.typing.NDArray[numpy.float64], v: numpy.typing.NDArray[numpy.float64], step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    ...
+@typing.overload
+def dense_backward(W: numpy.typing.NDArray[numpy.float32], x: numpy.typing.NDArray[numpy.float32], z: numpy.typing.NDArray[numpy.float32], dy: numpy.typing.NDArray[numpy.float32], activation: str, return_dz: bool = False) -> tuple:
+    ...
+@typing.overload
+def dense_backward(W: numpy.typing.NDArray[numpy.float64], x: numpy.typing.NDArray[numpy.float64], z: numpy.typing.NDArray[numpy.float64], dy: numpy.typing.NDArray[numpy.float64], activation: str, return_dz: bool = False) -> tuple:
+    ...
+@typing.overload
+def dense_forward(W: numpy.typing.NDArray[numpy.float32], b: numpy.typing.NDArray[numpy.float32], x: numpy.typing.NDArray[numpy.float32], activation: str) -> tuple:
+    ...
+@typing.overload
+def dense_forward(W: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], x: numpy.typing.NDArray[numpy.float64], activation: str) -> tuple:
+    ...
+@typing.overload
+def loss_backward(name: str, output: numpy.typing.NDArray[numpy.float32], target: numpy.typing.NDArray[numpy.float32]) -> tuple:
+    ...
+@typing.overload
+def loss_backward(name: str, output: numpy.typing.NDArray[numpy.float64], target: numpy.typing.NDArray[numpy.float64]) -> tuple:
+    ...
+@typing.overload
+def loss_forward(name: str, output: numpy.typing.NDArray[numpy.float32], target: numpy.typing.NDArray[numpy.float32]) -> float:
+    ...
+@typing.overload
+def loss_forward(name: str, output: numpy.typing.NDArray[numpy.float64], target: numpy.typing.NDArray[numpy.float64]) -> float:
+    ...
+@typing.overload
+def mapped_address(x: numpy.typing.NDArray[numpy.float32]) -> int:
+    """
+    Address of the first element of the Eigen view the kernels use for x (tests check it equals x's own data pointer: no copy).
+    """
+@typing.overload
+def mapped_address(x: numpy.typing.NDArray[numpy.float64]) -> int:
+    """
+    Address of the first element of the Eigen view the kernels use for x (tests check it equals x's own data pointer: no copy).
+    """
+@typing.overload
+def sgd_step(theta: numpy.typing.NDArray[numpy.float32], grad: numpy.typing.NDArray[numpy.float32], velocity: numpy.typing.NDArray[numpy.float32], lr: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    ...
+@typing.overload
+def sgd_step(theta: numpy.typing.NDArray[numpy.float64], grad: numpy.typing.NDArray[numpy.float64], velocity: numpy.typing.NDArray[numpy.float64], lr: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    ...
+eigen_version: str
+simd: str

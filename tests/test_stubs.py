@@ -1,0 +1,76 @@
+"""The committed stubs of the compiled modules match what the build exposes
+(tools/stubs.py), and the package ships them with its py.typed marker."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOL = ROOT / "tools" / "stubs.py"
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("densa_stub_tool", TOOL)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_package_is_marked_typed_and_has_core_stub():
+    package = resources.files("densa")
+    assert package.joinpath("py.typed").is_file()
+    assert package.joinpath("_core.pyi").is_file()
+
+
+def test_committed_stubs_match_the_built_extension():
+    pytest.importorskip("pybind11_stubgen")
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), "--check"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "up to date for densa._core" in proc.stdout
+
+
+def test_check_reports_a_stale_stub_with_a_diff(tmp_path, monkeypatch):
+    pytest.importorskip("pybind11_stubgen")
+    tool = _load_tool()
+    stale = (ROOT / "python" / "densa" / "_core.pyi").read_text()
+    stale = stale.replace("def dense_forward(", "def dense_forward_old(", 1)
+    (tmp_path / "_core.pyi").write_text(stale)
+    monkeypatch.setattr(tool, "PACKAGE_DIR", tmp_path)
+    monkeypatch.setattr(tool, "ROOT", tmp_path.parent)
+    problems = tool.check(["densa._core"])
+    assert len(problems) == 1
+    assert "-def dense_forward_old(" in problems[0]
+    assert "+def dense_forward(" in problems[0]
+
+
+def test_check_refuses_a_stub_that_shadows_python_source(tmp_path, monkeypatch):
+    tool = _load_tool()
+    (tmp_path / "_thing.py").write_text("x = 1\n")
+    (tmp_path / "_thing.pyi").write_text("x: int\n")
+    monkeypatch.setattr(tool, "PACKAGE_DIR", tmp_path)
+    monkeypatch.setattr(tool, "ROOT", tmp_path.parent)
+    problems = tool.check([])
+    assert problems == [
+        f"{tmp_path.name}/_thing.pyi stands beside _thing.py, which type "
+        "checkers would then ignore: delete the stub"
+    ]
+
+
+def test_constant_values_are_dropped_from_stubs():
+    tool = _load_tool()
+    text = (
+        "eigen_version: str = '3.4.1'\nsimd: str = 'AVX2, FMA'\nn: int = 3\ndef f() -> int: ...\n"
+    )
+    assert tool._CONSTANT.sub(r"\1: \2", text) == (
+        "eigen_version: str\nsimd: str\nn: int\ndef f() -> int: ...\n"
+    )
