@@ -149,7 +149,7 @@ def _predict_labels(net: Any, points: np.ndarray) -> np.ndarray:
     pred = np.asarray(net.predict(points))
     if isinstance(loss, str):  # a densa Network trained with mse: read outputs as classes
         if pred.ndim == 2 and pred.shape[1] > 1:
-            return np.argmax(pred, axis=1)  # one-hot targets
+            return np.asarray(np.argmax(pred, axis=1))  # one-hot targets
         return (pred.reshape(-1) > 0.5).astype(np.int64)  # 0/1 targets
     return pred.reshape(-1) if pred.ndim == 2 and pred.shape[1] == 1 else pred
 
@@ -211,7 +211,7 @@ def decision_boundary(
     from matplotlib.lines import Line2D
 
     if classes.size <= 10:  # tab10's first colours: blue, orange, green, ...
-        cmap: Colormap = ListedColormap(mpl.colormaps["tab10"].colors[: classes.size])
+        cmap: Colormap = ListedColormap(mpl.color_sequences["tab10"][: classes.size])
     else:
         cmap = mpl.colormaps["viridis"].resampled(classes.size)
     fig = _new_figure(6.0, 5.0)

@@ -737,7 +737,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
         """``log(predict_proba(X))``, shape (n_samples, n_classes)."""
         proba = self.predict_proba(X)
         with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer
-            return np.log(proba)
+            return np.asarray(np.log(proba))
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
