@@ -9,28 +9,32 @@ bytes (an AVX-512 register), making results independent of allocation luck.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 ALIGNMENT = 64
 
 
-def aligned_empty(shape, dtype) -> np.ndarray:
+def aligned_empty(shape: int | Sequence[int], dtype: DTypeLike) -> np.ndarray:
     """An uninitialised C-contiguous array whose first element is 64-byte aligned."""
     dtype = np.dtype(dtype)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
     offset = (-raw.ctypes.data) % ALIGNMENT
-    return raw[offset : offset + nbytes].view(dtype).reshape(shape)
+    arr: np.ndarray = raw[offset : offset + nbytes].view(dtype).reshape(shape)
+    return arr
 
 
-def aligned_zeros(shape, dtype) -> np.ndarray:
+def aligned_zeros(shape: int | Sequence[int], dtype: DTypeLike) -> np.ndarray:
     arr = aligned_empty(shape, dtype)
     arr[...] = 0
     return arr
 
 
-def aligned_copy(values, dtype) -> np.ndarray:
+def aligned_copy(values: ArrayLike, dtype: DTypeLike) -> np.ndarray:
     """``values`` converted to ``dtype`` in a fresh aligned array."""
     values = np.asarray(values)
     arr = aligned_empty(values.shape, dtype)
@@ -42,7 +46,7 @@ def is_aligned(arr: np.ndarray) -> bool:
     return arr.flags.c_contiguous and arr.ctypes.data % ALIGNMENT == 0
 
 
-def aligned(arr: np.ndarray, dtype) -> np.ndarray:
+def aligned(arr: np.ndarray, dtype: DTypeLike) -> np.ndarray:
     """``arr`` itself when already aligned, C-contiguous and of ``dtype``; else a copy."""
     if arr.dtype == np.dtype(dtype) and is_aligned(arr) and arr.flags.writeable:
         return arr

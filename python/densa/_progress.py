@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 import sys
+from typing import Protocol
+
+
+class Bar(Protocol):
+    """What training uses of a progress bar (tqdm's methods of these names)."""
+
+    def update(self, n: int = 1) -> object: ...
+
+    def set_postfix_str(self, s: str, refresh: bool = True) -> object: ...
+
+    def close(self) -> object: ...
 
 
 def _in_notebook() -> bool:
@@ -21,7 +32,7 @@ class _Silent:
         pass
 
 
-def bar(enabled: bool, total: int, desc: str):
+def bar(enabled: bool, total: int, desc: str) -> Bar:
     """A tqdm bar when ``enabled`` and output is interactive, else a silent stand-in."""
     if not enabled:
         return _Silent()
@@ -29,7 +40,8 @@ def bar(enabled: bool, total: int, desc: str):
         try:
             from tqdm.notebook import tqdm as notebook_tqdm
 
-            return notebook_tqdm(total=total, desc=desc, unit="sample", leave=False)
+            widget: Bar = notebook_tqdm(total=total, desc=desc, unit="sample", leave=False)
+            return widget
         except ImportError:  # ipywidgets missing: fall back to text
             pass
     stream = sys.stderr
@@ -37,4 +49,7 @@ def bar(enabled: bool, total: int, desc: str):
         return _Silent()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="sample", leave=False, file=stream, dynamic_ncols=True)
+    text: Bar = tqdm(
+        total=total, desc=desc, unit="sample", leave=False, file=stream, dynamic_ncols=True
+    )
+    return text

@@ -35,7 +35,7 @@ class History:
     def epochs(self) -> int:
         return len(self.loss)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, list[float]]:
         return {
             "loss": list(self.loss),
             "val_loss": list(self.val_loss),

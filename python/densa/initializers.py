@@ -13,6 +13,7 @@ Biases start at zero. The default follows the activation: He for the relu family
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 _RELU_LIKE = ("relu", "leaky_relu", "elu", "gelu")
@@ -31,7 +32,9 @@ def check_name(init: object) -> str:
     return init
 
 
-def draw(init: str, n_in: int, n_out: int, rng: np.random.Generator, dtype) -> np.ndarray:
+def draw(
+    init: str, n_in: int, n_out: int, rng: np.random.Generator, dtype: DTypeLike
+) -> np.ndarray:
     """A fresh (n_out, n_in) weight matrix in ``dtype``, drawn in float64 then rounded."""
     shape = (n_out, n_in)
     if init == "glorot_uniform":

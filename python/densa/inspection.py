@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from .network import Network
 
-class LayerGradients(Mapping):
+
+class LayerGradients(Mapping[str, np.ndarray]):
     """One layer's quantities from NOTATION.md, under the exercise's names.
 
     Mapping (``g["dW"]``) and attributes (``g.dW``) give the same arrays, with
@@ -36,7 +40,8 @@ class LayerGradients(Mapping):
 
     def __getattr__(self, key: str) -> np.ndarray:
         try:
-            return self.__dict__["_arrays"][key]
+            arrays: dict[str, np.ndarray] = self.__dict__["_arrays"]
+            return arrays[key]
         except KeyError:
             raise AttributeError(key) from None
 
@@ -51,7 +56,7 @@ class LayerGradients(Mapping):
         return f"LayerGradients({shapes})"
 
 
-def gradients(net, X: np.ndarray, T: np.ndarray) -> tuple[float, list[LayerGradients]]:
+def gradients(net: Network, X: np.ndarray, T: np.ndarray) -> tuple[float, list[LayerGradients]]:
     """Loss and per-layer gradients of ``net`` on prepared (X, T), by its active backend."""
     be = net._backend
     inputs, zs = [], []
@@ -69,4 +74,4 @@ def gradients(net, X: np.ndarray, T: np.ndarray) -> tuple[float, list[LayerGradi
         )
         out[j] = LayerGradients(last_input=inputs[j], z=zs[j], dy=dy, dz=dz, dW=dW, db=db, dx=dx)
         dy = dx  # dy_{j-1} = dx_{j-1}
-    return float(value), out
+    return float(value), [g for g in out if g is not None]  # every layer is filled

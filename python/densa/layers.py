@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _checks, _memory, initializers
 
@@ -37,7 +40,9 @@ class Dense:
         Bias, zeros at initialization.
     """
 
-    def __init__(self, n_in: int, n_out: int, activation: str = "relu", init: str | None = None):
+    def __init__(
+        self, n_in: int, n_out: int, activation: str = "relu", init: str | None = None
+    ) -> None:
         self.n_in = _positive_int(n_in, "n_in")
         self.n_out = _positive_int(n_out, "n_out")
         self.activation = _checks.activation_name(activation)
@@ -58,7 +63,7 @@ class Dense:
         return self._W
 
     @W.setter
-    def W(self, value) -> None:
+    def W(self, value: ArrayLike) -> None:
         self._W = self._coerce(value, "W", (self.n_out, self.n_in))
 
     @property
@@ -68,7 +73,7 @@ class Dense:
         return self._b
 
     @b.setter
-    def b(self, value) -> None:
+    def b(self, value: ArrayLike) -> None:
         self._b = self._coerce(value, "b", (self.n_out,))
 
     @property
@@ -76,14 +81,14 @@ class Dense:
         return self._W is not None and self._b is not None
 
     @property
-    def dtype(self) -> np.dtype | None:
+    def dtype(self) -> np.dtype[Any] | None:
         return None if self._W is None else self._W.dtype
 
     @property
     def n_params(self) -> int:
         return self.n_out * self.n_in + self.n_out
 
-    def _coerce(self, value, name: str, shape: tuple) -> np.ndarray:
+    def _coerce(self, value: ArrayLike, name: str, shape: tuple[int, ...]) -> np.ndarray:
         arr = np.asarray(value)
         if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
             raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
@@ -101,7 +106,7 @@ class Dense:
         )
         return _memory.aligned_copy(arr, dtype)
 
-    def initialize(self, rng: np.random.Generator, dtype) -> None:
+    def initialize(self, rng: np.random.Generator, dtype: DTypeLike) -> None:
         """Draw W (and zero b) if unset; otherwise convert existing values to ``dtype``."""
         dtype = np.dtype(dtype)
         if self._W is None:
@@ -110,12 +115,12 @@ class Dense:
             self._b = np.zeros(self.n_out, dtype=dtype)
         self.realign(dtype)
 
-    def realign(self, dtype=None) -> None:
+    def realign(self, dtype: DTypeLike | None = None) -> None:
         """Keep W and b C-contiguous, 64-byte aligned and in ``dtype`` (see densa._memory);
         called after unpickling and loading, which hand back arrays placed anywhere."""
-        dtype = self.dtype if dtype is None else np.dtype(dtype)
-        self._W = _memory.aligned(self._W, dtype)
-        self._b = _memory.aligned(self._b, dtype)
+        target = self.W.dtype if dtype is None else np.dtype(dtype)
+        self._W = _memory.aligned(self.W, target)
+        self._b = _memory.aligned(self.b, target)
 
     def __repr__(self) -> str:
         return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r})"

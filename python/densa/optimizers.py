@@ -10,10 +10,15 @@ kept in the optimizer object, which the network keeps as ``net.optimizer``: call
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _memory
+
+if TYPE_CHECKING:
+    from .layers import Dense
 
 
 def _check_lr(lr: object) -> float:
@@ -41,19 +46,22 @@ class Optimizer:
 
     kind = ""
     n_state = 0  # state arrays per parameter tensor
+    lr: float  # set by every optimizer
+    weight_decay: float
 
     def __init__(self) -> None:
         self.state_W: list[list[np.ndarray]] = []
         self.state_b: list[list[np.ndarray]] = []
         self.step = np.zeros(1, dtype=np.int64)  # updates applied so far
 
-    def hyper(self) -> dict:
+    def hyper(self) -> dict[str, float]:
+        """The hyperparameters the update rules take, by name."""
         raise NotImplementedError
 
     def _uses_state(self) -> bool:
         return self.n_state > 0
 
-    def prepare(self, layers) -> None:
+    def prepare(self, layers: Sequence[Dense]) -> None:
         """Create zero state for ``layers`` unless state of the right shapes exists."""
         shapes = [(layer.W.shape, layer.b.shape, layer.W.dtype) for layer in layers]
         have = [
@@ -116,7 +124,7 @@ class SGD(Optimizer):
     def _uses_state(self) -> bool:
         return self.momentum > 0.0
 
-    def hyper(self) -> dict:
+    def hyper(self) -> dict[str, float]:
         return {
             "lr": self.lr,
             "momentum": self.momentum,
@@ -157,7 +165,7 @@ class Adam(Optimizer):
             raise ValueError("eps must be > 0 (it keeps the update finite where v = 0)")
         self.weight_decay = _check_range(weight_decay, "weight_decay", 0.0, math.inf, False)
 
-    def hyper(self) -> dict:
+    def hyper(self) -> dict[str, float]:
         return {
             "lr": self.lr,
             "beta1": self.betas[0],
