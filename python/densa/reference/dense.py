@@ -8,12 +8,15 @@ way in (``Y = x.T``) and back on the way out; the transposes are views, not copi
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _checks
 from .activations import Activation
 
 
-def dense_forward(W, b, x, activation):
+def dense_forward(
+    W: ArrayLike, b: ArrayLike, x: ArrayLike, activation: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Forward through one dense layer.
 
     Parameters
@@ -40,7 +43,14 @@ def dense_forward(W, b, x, activation):
     return np.ascontiguousarray(Z.T), np.ascontiguousarray(Yj.T)
 
 
-def dense_backward(W, x, z, dy, activation, return_dz=False):
+def dense_backward(
+    W: ArrayLike,
+    x: ArrayLike,
+    z: ArrayLike,
+    dy: ArrayLike,
+    activation: str,
+    return_dz: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Backward through one dense layer (NOTATION.md's recursion, one step).
 
     Parameters

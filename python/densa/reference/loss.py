@@ -13,12 +13,15 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _checks
 from .activations import _sigmoid
 
 
-def _loss_args(name, output, target):
+def _loss_args(
+    name: object, output: ArrayLike, target: ArrayLike
+) -> tuple[str, np.ndarray, np.ndarray]:
     name = _checks.loss_name(name)
     output = _checks.float_array(output, "output", 2)
     target = _checks.float_array(target, "target", 2)
@@ -29,7 +32,7 @@ def _loss_args(name, output, target):
     return name, output, target
 
 
-def _value_and_grad(name, y, t):
+def _value_and_grad(name: str, y: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
     n = y.shape[0]
     if name == "mse":
         diff = y - t
@@ -48,7 +51,7 @@ def _value_and_grad(name, y, t):
     raise AssertionError(name)
 
 
-def loss_forward(name, output, target):
+def loss_forward(name: str, output: ArrayLike, target: ArrayLike) -> float:
     """The batch cost J (a Python float).
 
     Parameters
@@ -64,7 +67,7 @@ def loss_forward(name, output, target):
     return float(_value_and_grad(name, output, target)[0])
 
 
-def loss_backward(name, output, target):
+def loss_backward(name: str, output: ArrayLike, target: ArrayLike) -> tuple[float, np.ndarray]:
     """``(J, dy)`` with dy = dJ/dy_K of shape (N, m_K), in the output's dtype."""
     name, output, target = _loss_args(name, output, target)
     value, dy = _value_and_grad(name, output, target)
