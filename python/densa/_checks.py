@@ -143,3 +143,60 @@ def loss_name(loss: object) -> str:
     if loss not in LOSSES:
         raise ValueError(f"loss: unknown name {loss!r}; expected one of {', '.join(LOSSES)}")
     return loss
+
+
+def _index(value: object, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}: {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+def batch_window(first_batch: object, n_batches: object) -> tuple[int, int]:
+    """``first_batch`` and ``n_batches`` of ``Trainer.run``: integers >= 0.
+
+    The C++ trainer takes them as raw indices into ``order``; a negative one would read
+    before the array, so it is refused here for both backends.
+    """
+    return _index(first_batch, "first_batch"), _index(n_batches, "n_batches")
+
+
+def trainer_run_args(order, n_samples, batch_size, max_batch, first_batch, n_batches):
+    """The checks the native ``Trainer.run`` makes in C++, for the reference trainer:
+    the same refusals, with the same messages."""
+    batch_window(first_batch, n_batches)
+    if not isinstance(order, np.ndarray) or order.ndim != 1 or order.dtype.kind not in "iu":
+        raise TypeError("Trainer.run: order must be a 1-D array of integer sample indices")
+    if not 0 < batch_size <= max_batch:
+        raise ValueError(
+            f"trainer: batch size out of range: {batch_size} not in [1, {max_batch}] (max_batch)"
+        )
+    if order.size and (order.min() < 0 or order.max() >= n_samples):
+        raise ValueError(f"trainer: order holds an index out of range [0, {n_samples})")
+
+
+def update_args(kind: str, theta, grad, **state) -> None:
+    """Refuse, for the reference ``sgd_step`` / ``adam_step``, what the native ones refuse.
+
+    ``theta`` and the ``state`` arrays (velocity, or m and v) are updated in place, so
+    they must be C-contiguous float32/float64 arrays (a converted copy would be updated
+    instead, and the caller's array silently left as it was); all arrays share one dtype
+    and one size.
+    """
+    for name, a in {"theta": theta, "grad": grad, **state}.items():
+        if a is None and name in state:  # as the native kernel: an empty state array
+            raise ValueError(f"{kind}: {name} and parameter sizes differ (no {name} given)")
+        if not isinstance(a, np.ndarray) or a.dtype not in FLOAT_DTYPES:
+            found = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+            raise TypeError(f"{kind}_step: {name} must be a float32 or float64 array, got {found}")
+        if name != "grad" and not a.flags.c_contiguous:
+            raise TypeError(f"{kind}_step: {name} must be C-contiguous (it is updated in place)")
+    same_dtype(theta=theta, grad=grad, **state)
+    if grad.size != theta.size:
+        raise ValueError(f"{kind}_step: grad has {grad.size} entries, the parameter {theta.size}")
+    for name, a in state.items():
+        if a.size != theta.size:
+            raise ValueError(
+                f"{kind}: {name} and parameter sizes differ ({a.size} vs {theta.size})"
+            )

@@ -23,6 +23,10 @@ def encode_targets(loss: str, y, n_out: int, n_samples: int, dtype, name: str = 
     * softmax_cross_entropy: integer labels (N,) in [0, n_out), or (N, n_out) rows of
       class probabilities (one-hot).
     * binary_cross_entropy: (N,) when n_out == 1, or (N, n_out), values in [0, 1].
+
+    Real targets are not checked for NaN or inf here: the network does that, unless
+    it was built with ``check_finite=False`` (values beyond float32's range become inf
+    in a float32 network). Class labels are always checked: NaN is no class.
     """
     arr = np.asarray(y)
     if arr.dtype.kind not in "biuf":
@@ -31,17 +35,16 @@ def encode_targets(loss: str, y, n_out: int, n_samples: int, dtype, name: str = 
         raise ValueError(f"{name} must be 1-D or 2-D, got shape {arr.shape}")
     if arr.shape[0] != n_samples:
         raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_samples} samples")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf")
     if loss == "softmax_cross_entropy" and arr.ndim == 1:
-        if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+        if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):  # NaN too
             raise ValueError(f"{name}: class labels must be whole numbers, got {arr[:5]}...")
-        labels = arr.astype(np.int64)
-        if labels.size and (labels.min() < 0 or labels.max() >= n_out):
+        # The range is checked before the cast: 1e20 or a huge uint64 would wrap.
+        if arr.size and (arr.min() < 0 or arr.max() >= n_out):
             raise ValueError(
                 f"{name}: labels must lie in [0, {n_out}) for {n_out} outputs, "
-                f"found values from {labels.min()} to {labels.max()}"
+                f"found values from {arr.min()} to {arr.max()}"
             )
+        labels = arr.astype(np.int64)
         onehot = np.zeros((n_samples, n_out), dtype=dtype)
         onehot[np.arange(n_samples), labels] = 1
         return onehot
@@ -59,7 +62,8 @@ def encode_targets(loss: str, y, n_out: int, n_samples: int, dtype, name: str = 
             f"{name}: {loss} targets must lie in [0, 1], found values from "
             f"{arr.min()} to {arr.max()}"
         )
-    return np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, refused by the network
+        return np.ascontiguousarray(arr, dtype=dtype)
 
 
 def output_to_prediction(loss: str, out: np.ndarray) -> np.ndarray:

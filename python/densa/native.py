@@ -59,8 +59,28 @@ def adam_step(theta, grad, m, v, step, lr, beta1, beta2, eps, weight_decay):
     core.adam_step(theta, grad, m, v, int(step), lr, beta1, beta2, eps, weight_decay)
 
 
+def _checked(cls):
+    # The C++ run() takes first_batch as a raw offset into `order`: a negative one would
+    # read before the array. The extension checks everything else itself.
+    class Checked(cls):
+        __doc__ = cls.__doc__
+
+        def run(self, X, targets, order, batch_size, first_batch, n_batches):
+            _checks.batch_window(first_batch, n_batches)
+            return super().run(X, targets, order, batch_size, first_batch, n_batches)
+
+    Checked.__name__ = Checked.__qualname__ = cls.__name__
+    return Checked
+
+
+_TRAINERS = {}
+
+
 def Trainer(Ws, bs, activations, loss, optimizer, hyper, state_W, state_b, step, max_batch):
     """The fused C++ training loop over the caller's arrays; see ``densa.reference.Trainer``."""
     dtype = np.dtype(Ws[0].dtype)
-    cls = core.Trainer_float32 if dtype == np.float32 else core.Trainer_float64
+    if dtype not in _TRAINERS:
+        base = core.Trainer_float32 if dtype == np.float32 else core.Trainer_float64
+        _TRAINERS[dtype] = _checked(base)
+    cls = _TRAINERS[dtype]
     return cls(Ws, bs, activations, loss, optimizer, hyper, state_W, state_b, step, max_batch)

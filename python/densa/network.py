@@ -524,7 +524,7 @@ class Network:
                             epoch,
                             done - 1,
                             n_batches,
-                            "its update made the parameters NaN or inf",
+                            "the parameters became NaN or inf (an update overflowed)",
                         )
                     # Grow or shrink the chunk so that control returns ~10 times a second.
                     per_batch = (time.perf_counter() - tc) / max(r_batches, 1)
@@ -575,9 +575,10 @@ class Network:
         if guard.params_finite():
             kept = "the parameters are those before that batch"
         else:
+            # An update overflowed (at this batch, or earlier in the same chunk).
             label = guard.restore()
             if label is None:
-                kept = "no finite parameters were seen to restore"
+                kept = "the parameters are NaN or inf, and no finite ones were seen to restore"
             else:
                 e, done = label
                 point = (
@@ -587,7 +588,9 @@ class Network:
                     if done == n_batches
                     else f"those after batch {done} of epoch {e + 1}"
                 )
-                kept = f"the parameters and optimizer state were restored to {point}"
+                kept = f"they and the optimizer state were restored to {point}"
+                if what.startswith("the loss"):
+                    kept = "the parameters were NaN or inf (an update overflowed); " + kept
         err = TrainingDivergedError(
             f"training diverged at {where}: {what}; {kept} (try a smaller learning rate)"
         )

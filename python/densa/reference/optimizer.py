@@ -23,9 +23,12 @@ import math
 
 import numpy as np
 
+from .._checks import update_args
+
 
 def sgd_step(theta, grad, velocity, lr, momentum, nesterov, weight_decay):
     """One SGD update of ``theta`` in place (``velocity`` too, when momentum > 0)."""
+    update_args("sgd", theta, grad, **({"velocity": velocity} if momentum > 0.0 else {}))
     p = theta.reshape(-1)
     g = grad.reshape(-1)
     if weight_decay != 0.0:
@@ -42,6 +45,9 @@ def sgd_step(theta, grad, velocity, lr, momentum, nesterov, weight_decay):
 
 def adam_step(theta, grad, m, v, step, lr, beta1, beta2, eps, weight_decay):
     """One AdamW update of ``theta``, ``m`` and ``v`` in place; ``step`` is t after increment."""
+    update_args("adam", theta, grad, m=m, v=v)
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
+        raise ValueError(f"adam: step count must be at least 1, got {step!r}")
     p, g = theta.reshape(-1), grad.reshape(-1)
     mm, vv = m.reshape(-1), v.reshape(-1)
     step_size = lr / (1.0 - beta1**step)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from .._checks import trainer_run_args
 from .dense import dense_backward, dense_forward
 from .loss import loss_backward
 from .optimizer import adam_step, sgd_step
@@ -40,14 +43,24 @@ class Trainer:
         self.loss, self.optimizer, self.hyper = loss, optimizer, dict(hyper)
         self.state_W, self.state_b, self.step = state_W, state_b, step
         self.max_batch = max_batch
+        # True while an update is half applied: a KeyboardInterrupt arriving then leaves
+        # some tensors updated and others not, and the network restores its snapshot.
+        self.updating = False
 
     def run(self, X, targets, order, batch_size, first_batch, n_batches):
         """Batches [first_batch, first_batch + n_batches) of the epoch given by ``order``.
 
         Returns ``(loss_sum, samples, batches, diverged, diverged_batch)`` exactly as the
         native trainer does: loss_sum is Σ J_batch · batch size over completed batches; a
-        batch whose J is NaN or inf stops the run before its update.
+        batch whose J is NaN or inf stops the run before its update. Like the native
+        loop, it does not warn on overflow: divergence is reported by its result (a
+        RuntimeWarning turned into an error would stop it halfway through an update).
         """
+        trainer_run_args(order, X.shape[0], batch_size, self.max_batch, first_batch, n_batches)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            return self._run(X, targets, order, batch_size, first_batch, n_batches)
+
+    def _run(self, X, targets, order, batch_size, first_batch, n_batches):
         n_order = len(order)
         total = -(-n_order // batch_size)
         loss_sum, samples, batches = 0.0, 0, 0
@@ -79,6 +92,11 @@ class Trainer:
         return value
 
     def _update(self, grads):
+        self.updating = True
+        self._apply(grads)
+        self.updating = False
+
+    def _apply(self, grads):
         h = self.hyper
         if self.optimizer == "adam":
             self.step[0] += 1

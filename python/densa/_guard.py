@@ -1,0 +1,120 @@
+"""What keeps ``fit`` from losing work: the last finite training state (``LastFinite``)
+and Ctrl-C held back until a chunk of batches is fully accounted for
+(``DeferredInterrupt``).
+
+The trainers stop before the update of a batch whose loss is NaN or inf, but an
+update can itself overflow (a huge learning rate): the parameters are then NaN or inf
+although every loss seen so far was finite. ``fit`` therefore copies the parameters
+and the optimizer state between chunks of batches (about ten times a second), when
+they are finite, and puts the copy back if training diverges with parameters that are
+not. The reference backend also uses it after a KeyboardInterrupt that arrived in the
+middle of an update.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import numpy as np
+
+from . import _checks
+
+
+class LastFinite:
+    """Double-buffered copy of every W, b and optimizer state array of a network.
+
+    Parameters
+    ----------
+    layers : list of Dense
+    optimizer : Optimizer
+        Its state arrays (velocity, Adam's m and v, and step) are copied and restored
+        too, so that training continued after a restore is consistent.
+
+    Notes
+    -----
+    The copy goes into a spare buffer that replaces the saved one only once complete:
+    a KeyboardInterrupt in the middle of a copy leaves the previous copy intact.
+    Buffers are allocated once per ``fit``.
+    """
+
+    def __init__(self, layers, optimizer) -> None:
+        self._params = [p for layer in layers for p in (layer.W, layer.b)]
+        state = [a for per_layer in optimizer.state_W + optimizer.state_b for a in per_layer]
+        self._state = state
+        self._live = self._params + state + [optimizer.step]
+        self._spare: list[np.ndarray] | None = None
+        self.saved: tuple[tuple[int, int], list[np.ndarray]] | None = None
+
+    def params_finite(self) -> bool:
+        return all(_checks.all_finite(p) for p in self._params)
+
+    def capture(self, label: tuple[int, int]) -> bool:
+        """Copy the live arrays if they are all finite; ``label`` is (epoch, batches done).
+
+        Returns False when the parameters hold NaN or inf (nothing is copied then). A
+        non-finite optimizer state with finite parameters is not copied either, but is
+        not reported: the parameters are still usable.
+        """
+        if not self.params_finite():
+            return False
+        if not all(_checks.all_finite(a) for a in self._state):
+            return True
+        spare = self._spare
+        if spare is None:
+            spare = [np.empty_like(a) for a in self._live]
+        for dst, src in zip(spare, self._live):
+            np.copyto(dst, src)
+        previous = self.saved
+        self.saved = (label, spare)  # one assignment: the new copy is complete
+        self._spare = None if previous is None else previous[1]
+        return True
+
+    def restore(self) -> tuple[int, int] | None:
+        """Put the saved copy back in place (the arrays keep their identity, since the
+        trainers and the user may hold them); returns its label, or None if none."""
+        if self.saved is None:
+            return None
+        label, copies = self.saved
+        for dst, src in zip(self._live, copies):
+            np.copyto(dst, src)
+        return label
+
+
+class DeferredInterrupt:
+    """Hold Ctrl-C back for the duration of a block, then raise KeyboardInterrupt.
+
+    ``fit`` runs each chunk of batches and its bookkeeping (batches done, loss sums,
+    the finite copy) inside this block, so that a KeyboardInterrupt never separates
+    the parameters from the count of batches that produced them: without it, Ctrl-C
+    arriving as the native call returns would be raised before its result is read, and
+    in the reference loop it could land between two tensors' updates. A block lasts
+    about 0.1 s, so Ctrl-C is still answered within a fraction of a second.
+
+    Only the main thread receives SIGINT, and only Python's own handler is replaced:
+    elsewhere, or under a handler someone else installed, the block does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+        self._previous = None
+
+    def _handler(self, signum, frame) -> None:
+        self.pending = True
+
+    def __enter__(self) -> DeferredInterrupt:
+        self.pending = False
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        if self.pending and exc_type is None:
+            raise KeyboardInterrupt
+        return False
