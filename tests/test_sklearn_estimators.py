@@ -384,9 +384,6 @@ def test_grid_search_in_two_processes_equals_serial(iris, serial_search):
     assert parallel.best_score_ > 0.8
 
 
-# distributed's LocalCluster may leave a tornado/asyncio socket for the garbage collector
-# to close after the test; that ResourceWarning says nothing about densa.
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_grid_search_on_a_dask_cluster_equals_serial(iris, serial_search):
     pytest.importorskip("dask")
     distributed = pytest.importorskip("distributed")
