@@ -24,6 +24,12 @@ _PREDICT_CHUNK = 8192  # rows per forward pass in predict: bounds the memory of 
 _CHUNK_SECONDS = 0.1  # native batches run this long between returns to Python (Ctrl-C, bar)
 
 
+def _quiet() -> np.errstate:
+    """No NumPy floating-point warnings, as the native backend gives none: an overflow
+    shows in the results (inf or NaN), and fit reports it as TrainingDivergedError."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+
 class TrainingDivergedError(FloatingPointError):
     """The loss or the parameters became NaN or inf during ``fit``.
 
@@ -281,11 +287,12 @@ class Network:
     def _forward(self, X: np.ndarray) -> np.ndarray:
         be = self._backend
         parts = []
-        for start in range(0, X.shape[0], _PREDICT_CHUNK):
-            y = X[start : start + _PREDICT_CHUNK]
-            for layer in self.layers:
-                _, y = be.dense_forward(layer.W, layer.b, y, layer.activation)
-            parts.append(y)
+        with _quiet():
+            for start in range(0, X.shape[0], _PREDICT_CHUNK):
+                y = X[start : start + _PREDICT_CHUNK]
+                for layer in self.layers:
+                    _, y = be.dense_forward(layer.W, layer.b, y, layer.activation)
+                parts.append(y)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def predict_raw(self, X) -> np.ndarray:
@@ -295,7 +302,9 @@ class Network:
     def predict(self, X) -> np.ndarray:
         """Predictions, shape (N, n_out): class probabilities for the cross-entropy losses
         (softmax or sigmoid of the logits), raw outputs for mse."""
-        return losses.output_to_prediction(self.loss, self.predict_raw(X))
+        out = self.predict_raw(X)
+        with _quiet():
+            return losses.output_to_prediction(self.loss, out)
 
     def predict_classes(self, X) -> np.ndarray:
         """Labels: (N,) class indices for softmax cross-entropy; 0/1 per output for binary
@@ -309,7 +318,8 @@ class Network:
 
     def _evaluate_prepared(self, Xa: np.ndarray, T: np.ndarray) -> dict:
         out = self._forward(Xa)
-        result = {"loss": float(self._backend.loss_forward(self.loss, out, T))}
+        with _quiet():
+            result = {"loss": float(self._backend.loss_forward(self.loss, out, T))}
         if losses.is_classification(self.loss):
             result["accuracy"] = losses.accuracy(self.loss, out, T)
         return result
@@ -321,7 +331,8 @@ class Network:
         ``densa.inspection.LayerGradients``), computed by the active backend. The
         parameters are not changed."""
         Xa, T = self._prepare_xy(X, y)
-        return inspection.gradients(self, Xa, T)[1]
+        with _quiet():
+            return inspection.gradients(self, Xa, T)[1]
 
     def loss_value(self, X, y) -> float:
         """The loss J on (X, y) with the current parameters."""
