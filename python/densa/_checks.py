@@ -15,6 +15,8 @@ Conversion policy of the kernels (``densa.reference`` and ``densa.native``):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -77,7 +79,7 @@ def all_finite(arr: np.ndarray, rows_per_chunk: int = 4096) -> bool:
     )
 
 
-def same_dtype(**arrays: np.ndarray) -> np.dtype:
+def same_dtype(**arrays: np.ndarray) -> np.dtype[Any]:
     """The dtype all ``arrays`` share, or a TypeError listing each one's."""
     dtypes = {a.dtype for a in arrays.values()}
     if len(dtypes) != 1:
@@ -93,7 +95,9 @@ def non_empty(x: np.ndarray, name: str) -> None:
         )
 
 
-def dense_args(W: object, b: object, x: object, activation: object):
+def dense_args(
+    W: object, b: object, x: object, activation: object
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """Checked (W, b, x, activation) for dense_forward."""
     act = activation_name(activation)
     W = float_array(W, "W", 2)
@@ -112,7 +116,9 @@ def dense_args(W: object, b: object, x: object, activation: object):
     return W, b, x, act
 
 
-def dense_backward_args(W: object, x: object, z: object, dy: object, activation: object):
+def dense_backward_args(
+    W: object, x: object, z: object, dy: object, activation: object
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
     """Checked (W, x, z, dy, activation) for dense_backward."""
     act = activation_name(activation)
     W = float_array(W, "W", 2)
@@ -162,7 +168,14 @@ def batch_window(first_batch: object, n_batches: object) -> tuple[int, int]:
     return _index(first_batch, "first_batch"), _index(n_batches, "n_batches")
 
 
-def trainer_run_args(order, n_samples, batch_size, max_batch, first_batch, n_batches):
+def trainer_run_args(
+    order: object,
+    n_samples: int,
+    batch_size: int,
+    max_batch: int,
+    first_batch: object,
+    n_batches: object,
+) -> None:
     """The checks the native ``Trainer.run`` makes in C++, for the reference trainer:
     the same refusals, with the same messages."""
     batch_window(first_batch, n_batches)
@@ -176,7 +189,7 @@ def trainer_run_args(order, n_samples, batch_size, max_batch, first_batch, n_bat
         raise ValueError(f"trainer: order holds an index out of range [0, {n_samples})")
 
 
-def update_args(kind: str, theta, grad, **state) -> None:
+def update_args(kind: str, theta: Any, grad: Any, **state: Any) -> None:
     """Refuse, for the reference ``sgd_step`` / ``adam_step``, what the native ones refuse.
 
     ``theta`` and the ``state`` arrays (velocity, or m and v) are updated in place, so

@@ -15,10 +15,17 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Sequence
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from . import _checks
+
+if TYPE_CHECKING:
+    from .layers import Dense
+    from .optimizers import Optimizer
 
 
 class LastFinite:
@@ -38,7 +45,7 @@ class LastFinite:
     Buffers are allocated once per ``fit``.
     """
 
-    def __init__(self, layers, optimizer) -> None:
+    def __init__(self, layers: Sequence[Dense], optimizer: Optimizer) -> None:
         self._params = [p for layer in layers for p in (layer.W, layer.b)]
         state = [a for per_layer in optimizer.state_W + optimizer.state_b for a in per_layer]
         self._state = state
@@ -97,9 +104,9 @@ class DeferredInterrupt:
 
     def __init__(self) -> None:
         self.pending = False
-        self._previous = None
+        self._previous: Any = None  # the SIGINT handler to put back
 
-    def _handler(self, signum, frame) -> None:
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
         self.pending = True
 
     def __enter__(self) -> DeferredInterrupt:
@@ -111,7 +118,12 @@ class DeferredInterrupt:
             self._previous = signal.signal(signal.SIGINT, self._handler)
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None

@@ -6,6 +6,7 @@ computed by the backends (``densa.reference.loss`` and ``cpp/densa/loss.hpp``).
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _checks
 
@@ -16,7 +17,9 @@ def is_classification(loss: str) -> bool:
     return loss in CLASSIFICATION
 
 
-def encode_targets(loss: str, y, n_out: int, n_samples: int, dtype, name: str = "y") -> np.ndarray:
+def encode_targets(
+    loss: str, y: ArrayLike, n_out: int, n_samples: int, dtype: DTypeLike, name: str = "y"
+) -> np.ndarray:
     """Targets as the (N, n_out) float array the kernels take.
 
     * mse: (N,) when n_out == 1, or (N, n_out); any real dtype.
@@ -69,18 +72,19 @@ def encode_targets(loss: str, y, n_out: int, n_samples: int, dtype, name: str = 
 def output_to_prediction(loss: str, out: np.ndarray) -> np.ndarray:
     """Probabilities for the cross-entropy losses (softmax / sigmoid of the logits)."""
     if loss == "softmax_cross_entropy":
-        e = np.exp(out - out.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        e: np.ndarray = np.exp(out - out.max(axis=1, keepdims=True))
+        return np.asarray(e / e.sum(axis=1, keepdims=True))
     if loss == "binary_cross_entropy":
         e = np.exp(-np.abs(out))
-        return np.where(out >= 0, 1 / (1 + e), e / (1 + e))
+        probabilities: np.ndarray = np.where(out >= 0, 1 / (1 + e), e / (1 + e))
+        return probabilities
     return out
 
 
 def classes_from_output(loss: str, out: np.ndarray) -> np.ndarray:
     """Labels: argmax for softmax cross-entropy, (logit > 0) per output for binary."""
     if loss == "softmax_cross_entropy":
-        return np.argmax(out, axis=1)
+        return np.asarray(np.argmax(out, axis=1))
     if loss == "binary_cross_entropy":
         labels = (out > 0).astype(np.int64)
         return labels[:, 0] if labels.shape[1] == 1 else labels

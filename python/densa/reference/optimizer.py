@@ -26,7 +26,15 @@ import numpy as np
 from .._checks import update_args
 
 
-def sgd_step(theta, grad, velocity, lr, momentum, nesterov, weight_decay):
+def sgd_step(
+    theta: np.ndarray,
+    grad: np.ndarray,
+    velocity: np.ndarray | None,
+    lr: float,
+    momentum: float,
+    nesterov: bool,
+    weight_decay: float,
+) -> None:
     """One SGD update of ``theta`` in place (``velocity`` too, when momentum > 0)."""
     update_args("sgd", theta, grad, **({"velocity": velocity} if momentum > 0.0 else {}))
     p = theta.reshape(-1)
@@ -34,6 +42,7 @@ def sgd_step(theta, grad, velocity, lr, momentum, nesterov, weight_decay):
     if weight_decay != 0.0:
         g = g + weight_decay * p  # g = dθ + weight_decay · θ
     if momentum > 0.0:
+        assert velocity is not None  # update_args refuses a missing velocity
         v = velocity.reshape(-1)
         v *= momentum  # v = momentum · v + g
         v += g
@@ -43,7 +52,18 @@ def sgd_step(theta, grad, velocity, lr, momentum, nesterov, weight_decay):
     p -= lr * step  # θ ← θ − lr · step
 
 
-def adam_step(theta, grad, m, v, step, lr, beta1, beta2, eps, weight_decay):
+def adam_step(
+    theta: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
     """One AdamW update of ``theta``, ``m`` and ``v`` in place; ``step`` is t after increment."""
     update_args("adam", theta, grad, m=m, v=v)
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:

@@ -8,6 +8,8 @@ order, so that both backends train to the same parameters.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +39,18 @@ class Trainer:
     """
 
     def __init__(
-        self, Ws, bs, activations, loss, optimizer, hyper, state_W, state_b, step, max_batch
-    ):
+        self,
+        Ws: Sequence[np.ndarray],
+        bs: Sequence[np.ndarray],
+        activations: Sequence[str],
+        loss: str,
+        optimizer: str,
+        hyper: dict[str, float],
+        state_W: list[list[np.ndarray]],
+        state_b: list[list[np.ndarray]],
+        step: np.ndarray | None,
+        max_batch: int,
+    ) -> None:
         self.Ws, self.bs, self.activations = list(Ws), list(bs), list(activations)
         self.loss, self.optimizer, self.hyper = loss, optimizer, dict(hyper)
         self.state_W, self.state_b, self.step = state_W, state_b, step
@@ -47,7 +59,15 @@ class Trainer:
         # some tensors updated and others not, and the network restores its snapshot.
         self.updating = False
 
-    def run(self, X, targets, order, batch_size, first_batch, n_batches):
+    def run(
+        self,
+        X: np.ndarray,
+        targets: np.ndarray,
+        order: np.ndarray,
+        batch_size: int,
+        first_batch: int,
+        n_batches: int,
+    ) -> tuple[float, int, int, bool, int]:
         """Batches [first_batch, first_batch + n_batches) of the epoch given by ``order``.
 
         Returns ``(loss_sum, samples, batches, diverged, diverged_batch)`` exactly as the
@@ -60,7 +80,15 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             return self._run(X, targets, order, batch_size, first_batch, n_batches)
 
-    def _run(self, X, targets, order, batch_size, first_batch, n_batches):
+    def _run(
+        self,
+        X: np.ndarray,
+        targets: np.ndarray,
+        order: np.ndarray,
+        batch_size: int,
+        first_batch: int,
+        n_batches: int,
+    ) -> tuple[float, int, int, bool, int]:
         n_order = len(order)
         total = -(-n_order // batch_size)
         loss_sum, samples, batches = 0.0, 0, 0
@@ -74,7 +102,7 @@ class Trainer:
             batches += 1
         return loss_sum, samples, batches, False, -1
 
-    def _step(self, x, t):
+    def _step(self, x: np.ndarray, t: np.ndarray) -> float:
         inputs, zs = [], []
         y = x
         for W, b, act in zip(self.Ws, self.bs, self.activations):
@@ -84,21 +112,22 @@ class Trainer:
         value, dy = loss_backward(self.loss, y, t)  # dy_K = dJ/dy_K
         if not math.isfinite(value):
             return value
-        grads = [None] * len(self.Ws)
+        grads: list[Any] = [None] * len(self.Ws)  # (dW, db) per layer, filled below
         for j in reversed(range(len(self.Ws))):
             dy, dW, db = dense_backward(self.Ws[j], inputs[j], zs[j], dy, self.activations[j])
             grads[j] = (dW, db)  # dy of the layer below is this layer's dx
         self._update(grads)
         return value
 
-    def _update(self, grads):
+    def _update(self, grads: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
         self.updating = True
         self._apply(grads)
         self.updating = False
 
-    def _apply(self, grads):
+    def _apply(self, grads: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
         h = self.hyper
         if self.optimizer == "adam":
+            assert self.step is not None  # Adam counts its steps
             self.step[0] += 1
             t = int(self.step[0])
         for j, (dW, db) in enumerate(grads):
@@ -109,7 +138,13 @@ class Trainer:
                 if self.optimizer == "sgd":
                     velocity = state[0] if h["momentum"] > 0 else None
                     sgd_step(
-                        theta, g, velocity, h["lr"], h["momentum"], h["nesterov"], h["weight_decay"]
+                        theta,
+                        g,
+                        velocity,
+                        h["lr"],
+                        h["momentum"],
+                        bool(h["nesterov"]),
+                        h["weight_decay"],
                     )
                 else:
                     adam_step(
