@@ -8,25 +8,39 @@ C-contiguous array of the right dtype is always read in place.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _checks
 from . import _core as core
 
 
-def dense_forward(W, b, x, activation):
+def dense_forward(
+    W: ArrayLike, b: ArrayLike, x: ArrayLike, activation: str
+) -> tuple[np.ndarray, np.ndarray]:
     """``(z, y)`` of one dense layer; see ``densa.reference.dense_forward``."""
     W, b, x, act = _checks.dense_args(W, b, x, activation)
     return core.dense_forward(W, b, x, act)
 
 
-def dense_backward(W, x, z, dy, activation, return_dz=False):
+def dense_backward(
+    W: ArrayLike,
+    x: ArrayLike,
+    z: ArrayLike,
+    dy: ArrayLike,
+    activation: str,
+    return_dz: bool = False,
+) -> tuple[np.ndarray, ...]:
     """``(dx, dW, db[, dz])`` of one dense layer; see ``densa.reference.dense_backward``."""
     W, x, z, dy, act = _checks.dense_backward_args(W, x, z, dy, activation)
     return core.dense_backward(W, x, z, dy, act, bool(return_dz))
 
 
-def _loss_args(name, output, target):
+def _loss_args(
+    name: object, output: ArrayLike, target: ArrayLike
+) -> tuple[str, np.ndarray, np.ndarray]:
     name = _checks.loss_name(name)
     output = _checks.float_array(output, "output", 2)
     target = _checks.float_array(target, "target", 2)
@@ -37,46 +51,87 @@ def _loss_args(name, output, target):
     return name, output, target
 
 
-def loss_forward(name, output, target):
+def loss_forward(name: str, output: ArrayLike, target: ArrayLike) -> float:
     """The batch cost J; see ``densa.reference.loss_forward``."""
     return core.loss_forward(*_loss_args(name, output, target))
 
 
-def loss_backward(name, output, target):
+def loss_backward(name: str, output: ArrayLike, target: ArrayLike) -> tuple[float, np.ndarray]:
     """``(J, dy)``; see ``densa.reference.loss_backward``."""
     return core.loss_backward(*_loss_args(name, output, target))
 
 
-def sgd_step(theta, grad, velocity, lr, momentum, nesterov, weight_decay):
+def sgd_step(
+    theta: np.ndarray,
+    grad: np.ndarray,
+    velocity: np.ndarray | None,
+    lr: float,
+    momentum: float,
+    nesterov: bool,
+    weight_decay: float,
+) -> None:
     """One SGD update in place; see ``densa.reference.sgd_step``."""
     if velocity is None:
         velocity = np.empty(0, dtype=theta.dtype)
     core.sgd_step(theta, grad, velocity, lr, momentum, nesterov, weight_decay)
 
 
-def adam_step(theta, grad, m, v, step, lr, beta1, beta2, eps, weight_decay):
+def adam_step(
+    theta: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
     """One AdamW update in place; see ``densa.reference.adam_step``."""
     core.adam_step(theta, grad, m, v, int(step), lr, beta1, beta2, eps, weight_decay)
 
 
-def _checked(cls):
+def _checked(cls: type[Any]) -> type[Any]:
     # The C++ run() takes first_batch as a raw offset into `order`: a negative one would
     # read before the array. The extension checks everything else itself.
-    class Checked(cls):
+    class Checked(cls):  # type: ignore[misc]  # a base chosen at run time
         __doc__ = cls.__doc__
 
-        def run(self, X, targets, order, batch_size, first_batch, n_batches):
+        def run(
+            self,
+            X: np.ndarray,
+            targets: np.ndarray,
+            order: np.ndarray,
+            batch_size: int,
+            first_batch: int,
+            n_batches: int,
+        ) -> tuple[float, int, int, bool, int]:
             _checks.batch_window(first_batch, n_batches)
-            return super().run(X, targets, order, batch_size, first_batch, n_batches)
+            result: tuple[float, int, int, bool, int] = super().run(
+                X, targets, order, batch_size, first_batch, n_batches
+            )
+            return result
 
     Checked.__name__ = Checked.__qualname__ = cls.__name__
     return Checked
 
 
-_TRAINERS = {}
+_TRAINERS: dict[np.dtype[Any], type[Any]] = {}
 
 
-def Trainer(Ws, bs, activations, loss, optimizer, hyper, state_W, state_b, step, max_batch):
+def Trainer(
+    Ws: list[np.ndarray],
+    bs: list[np.ndarray],
+    activations: list[str],
+    loss: str,
+    optimizer: str,
+    hyper: dict[str, float],
+    state_W: list[list[np.ndarray]],
+    state_b: list[list[np.ndarray]],
+    step: np.ndarray | None,
+    max_batch: int,
+) -> Any:
     """The fused C++ training loop over the caller's arrays; see ``densa.reference.Trainer``."""
     dtype = np.dtype(Ws[0].dtype)
     if dtype not in _TRAINERS:
