@@ -8,18 +8,27 @@ optimizer's state). Both backends compute on those same arrays in place, so swit
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _backends, _checks, _guard, _progress, inspection, losses
 from .history import History
 from .layers import Dense
 from .optimizers import OPTIMIZERS, SGD, Optimizer
 
-_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+_DTYPES: dict[str, np.dtype[Any]] = {
+    "float32": np.dtype(np.float32),
+    "float64": np.dtype(np.float64),
+}
+# What fit passes to on_epoch_end: that epoch's history entries, by name.
+EpochCallback = Callable[[int, dict[str, float]], None]
+PathLike = Union[str, "os.PathLike[str]"]
 _PREDICT_CHUNK = 8192  # rows per forward pass in predict: bounds the memory of z and y
 _CHUNK_SECONDS = 0.1  # native batches run this long between returns to Python (Ctrl-C, bar)
 
@@ -133,7 +142,7 @@ class Network:
         self,
         layers: Sequence[Dense],
         loss: str = "mse",
-        dtype: str = "float32",
+        dtype: str | np.dtype[Any] | type[np.floating[Any]] = "float32",
         backend: str = "native",
         seed: int | None = None,
         check_finite: bool = True,
@@ -191,7 +200,7 @@ class Network:
         self._backend_name = name
 
     @property
-    def dtype(self) -> np.dtype:
+    def dtype(self) -> np.dtype[Any]:
         return self._dtype
 
     @property
@@ -243,7 +252,7 @@ class Network:
         )
 
     # ----- input preparation --------------------------------------------------------------
-    def _prepare_X(self, X, name: str = "X") -> np.ndarray:
+    def _prepare_X(self, X: ArrayLike, name: str = "X") -> np.ndarray:
         """X as a C-contiguous (N, n_in) array in the network's dtype.
 
         Converted: integer, unsigned, bool and other float dtypes (once, here);
@@ -273,7 +282,9 @@ class Network:
             )
         return arr
 
-    def _prepare_xy(self, X, y, xname: str = "X", yname: str = "y"):
+    def _prepare_xy(
+        self, X: ArrayLike, y: ArrayLike, xname: str = "X", yname: str = "y"
+    ) -> tuple[np.ndarray, np.ndarray]:
         Xa = self._prepare_X(X, xname)
         T = losses.encode_targets(self.loss, y, self.n_out, Xa.shape[0], self._dtype, yname)
         if self.check_finite and not _checks.all_finite(T):
@@ -286,7 +297,7 @@ class Network:
     # ----- inference --------------------------------------------------------------------
     def _forward(self, X: np.ndarray) -> np.ndarray:
         be = self._backend
-        parts = []
+        parts: list[np.ndarray] = []
         with _quiet():
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
                 y = X[start : start + _PREDICT_CHUNK]
@@ -295,28 +306,28 @@ class Network:
                 parts.append(y)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def predict_raw(self, X) -> np.ndarray:
+    def predict_raw(self, X: ArrayLike) -> np.ndarray:
         """The last layer's output y_K, shape (N, n_out): logits for cross-entropy losses."""
         return self._forward(self._prepare_X(X))
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predictions, shape (N, n_out): class probabilities for the cross-entropy losses
         (softmax or sigmoid of the logits), raw outputs for mse."""
         out = self.predict_raw(X)
         with _quiet():
             return losses.output_to_prediction(self.loss, out)
 
-    def predict_classes(self, X) -> np.ndarray:
+    def predict_classes(self, X: ArrayLike) -> np.ndarray:
         """Labels: (N,) class indices for softmax cross-entropy; 0/1 per output for binary
         cross-entropy ((N,) with one output, else (N, n_out))."""
         return losses.classes_from_output(self.loss, self.predict_raw(X))
 
-    def evaluate(self, X, y) -> dict:
+    def evaluate(self, X: ArrayLike, y: ArrayLike) -> dict[str, float]:
         """``{"loss": J}``, plus ``"accuracy"`` for the classification losses."""
         Xa, T = self._prepare_xy(X, y)
         return self._evaluate_prepared(Xa, T)
 
-    def _evaluate_prepared(self, Xa: np.ndarray, T: np.ndarray) -> dict:
+    def _evaluate_prepared(self, Xa: np.ndarray, T: np.ndarray) -> dict[str, float]:
         out = self._forward(Xa)
         with _quiet():
             result = {"loss": float(self._backend.loss_forward(self.loss, out, T))}
@@ -325,7 +336,7 @@ class Network:
         return result
 
     # ----- inspection ---------------------------------------------------------------------
-    def gradients(self, X, y) -> list[inspection.LayerGradients]:
+    def gradients(self, X: ArrayLike, y: ArrayLike) -> list[inspection.LayerGradients]:
         """Per layer (input side first) the derivation's quantities for one batch:
         ``last_input``, ``z``, ``dy``, ``dz``, ``dW``, ``db``, ``dx`` (see
         ``densa.inspection.LayerGradients``), computed by the active backend. The
@@ -334,12 +345,12 @@ class Network:
         with _quiet():
             return inspection.gradients(self, Xa, T)[1]
 
-    def loss_value(self, X, y) -> float:
+    def loss_value(self, X: ArrayLike, y: ArrayLike) -> float:
         """The loss J on (X, y) with the current parameters."""
         return self.evaluate(X, y)["loss"]
 
     # ----- training -----------------------------------------------------------------------
-    def _resolve_optimizer(self, optimizer) -> Optimizer:
+    def _resolve_optimizer(self, optimizer: Optimizer | str | None) -> Optimizer:
         if optimizer is None:
             return self.optimizer if self.optimizer is not None else SGD(lr=0.01)
         if isinstance(optimizer, str):
@@ -355,7 +366,13 @@ class Network:
             )
         return optimizer
 
-    def _split_validation(self, Xa, T, validation_data, validation_split):
+    def _split_validation(
+        self,
+        Xa: np.ndarray,
+        T: np.ndarray,
+        validation_data: tuple[ArrayLike, ArrayLike] | None,
+        validation_split: float,
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         if validation_data is not None and validation_split:
             raise ValueError("give validation_data or validation_split, not both")
         if validation_data is not None:
@@ -384,7 +401,7 @@ class Network:
     def _snapshot(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(layer.W.copy(), layer.b.copy()) for layer in self.layers]
 
-    def _restore(self, snapshot) -> None:
+    def _restore(self, snapshot: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
         # In place: the arrays keep their identity (trainers and users may hold them).
         for layer, (W, b) in zip(self.layers, snapshot):
             layer.W[...] = W
@@ -392,17 +409,17 @@ class Network:
 
     def fit(
         self,
-        X,
-        y,
+        X: ArrayLike,
+        y: ArrayLike,
         epochs: int = 10,
         batch_size: int = 32,
-        optimizer=None,
+        optimizer: Optimizer | str | None = None,
         shuffle: bool = True,
-        validation_data=None,
+        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
         validation_split: float = 0.0,
-        early_stopping=None,
+        early_stopping: EarlyStopping | int | None = None,
         progress: bool = True,
-        on_epoch_end: Callable[[int, dict], None] | None = None,
+        on_epoch_end: EpochCallback | None = None,
     ) -> History:
         """Train with minibatch gradient descent.
 
@@ -472,7 +489,17 @@ class Network:
             self._fit_lock.release()
 
     def _fit_locked(
-        self, Xa, T, val, epochs, batch_size, opt, shuffle, early_stopping, progress, on_epoch_end
+        self,
+        Xa: np.ndarray,
+        T: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        epochs: int,
+        batch_size: int,
+        opt: Optimizer,
+        shuffle: bool,
+        early_stopping: EarlyStopping | None,
+        progress: bool,
+        on_epoch_end: EpochCallback | None,
     ) -> History:
         n = Xa.shape[0]
         batch_size = min(batch_size, n)
@@ -579,7 +606,9 @@ class Network:
             self._restore(best_params)
         return history
 
-    def _diverged(self, guard, epoch: int, batch: int, n_batches: int, what: str) -> None:
+    def _diverged(
+        self, guard: _guard.LastFinite, epoch: int, batch: int, n_batches: int, what: str
+    ) -> NoReturn:
         """Raise TrainingDivergedError for 0-based (epoch, batch), restoring the last finite
         parameters first if the current ones are not."""
         where = f"epoch {epoch + 1}, batch {batch + 1} of {n_batches}"
@@ -609,26 +638,26 @@ class Network:
         raise err
 
     # ----- persistence (densa.persistence holds the format) ---------------------------------
-    def save(self, path) -> None:
+    def save(self, path: PathLike) -> None:
         """Write the network to ``path`` (.npz; see ``densa.persistence``), atomically."""
         from . import persistence
 
         persistence.save(self, path)
 
     @classmethod
-    def load(cls, path) -> Network:
+    def load(cls, path: PathLike) -> Network:
         """Read a network written by ``save``."""
         from . import persistence
 
         return persistence.load(path)
 
     # ----- pickling and copying -------------------------------------------------------------
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_fit_lock"], state["_backend"]  # a lock and a module do not pickle
         return state
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._fit_lock = threading.Lock()
         self._backend = _backends.module(self._backend_name)
