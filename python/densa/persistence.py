@@ -67,7 +67,7 @@ import os
 import re
 import secrets
 import zipfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -76,10 +76,16 @@ from .history import History
 from .layers import Dense
 from .optimizers import SGD, Adam, Optimizer
 
+if TYPE_CHECKING:
+    from .network import Network
+
 FORMAT_NAME = "densa.network"
 FORMAT_VERSION = 1
 
-_FLOAT_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+_FLOAT_DTYPES: dict[str, np.dtype[Any]] = {
+    "float32": np.dtype(np.float32),
+    "float64": np.dtype(np.float64),
+}
 _HISTORY_KEYS = ("loss", "val_loss", "val_accuracy", "seconds")
 _PCG_STATE_KEYS = ("state", "inc")
 # Limits that only a damaged or hostile file reaches; they bound the work done and the
@@ -102,7 +108,7 @@ class ModelFileError(ValueError):
 
 
 # ----- saving ---------------------------------------------------------------------------
-def _rng_state(rng: object) -> dict | None:
+def _rng_state(rng: object) -> dict[str, Any] | None:
     # Only the PCG64 family (default_rng's) has a state of plain integers; another
     # generator is not saved and a loaded network starts a fresh one from its seed.
     if not isinstance(rng, np.random.Generator):
@@ -119,7 +125,9 @@ def _rng_state(rng: object) -> dict | None:
     }
 
 
-def _optimizer_entry(opt: Optimizer | None, layers: list[Dense], arrays: dict) -> dict | None:
+def _optimizer_entry(
+    opt: Optimizer | None, layers: list[Dense], arrays: dict[str, Any]
+) -> dict[str, Any] | None:
     if opt is None:
         return None
     n_state = len(opt.state_W[0]) if opt.state_W and len(opt.state_W) == len(layers) else 0
@@ -152,7 +160,7 @@ def _seed_entry(seed: object) -> int | None:
     return None  # None, or a SeedSequence / array seed JSON cannot hold; rng state suffices
 
 
-def _contents(net) -> dict[str, np.ndarray]:
+def _contents(net: Network) -> dict[str, np.ndarray]:
     """Every member of the archive, ``meta`` first."""
     from . import __version__
 
@@ -194,14 +202,14 @@ def _contents(net) -> dict[str, np.ndarray]:
     return {"meta": np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **arrays}
 
 
-def _fspath(path: object, name: str = "path") -> str:
+def _fspath(path: Any, name: str = "path") -> str:  # Any: checked here
     try:
         return os.fsdecode(os.fspath(path))
     except TypeError:
         raise TypeError(f"{name} must be a str or os.PathLike, got {type(path).__name__}") from None
 
 
-def save(net, path) -> None:
+def save(net: Network, path: str | os.PathLike[str]) -> None:
     """Write ``net`` to ``path`` atomically, in the format this module describes.
 
     Parameters
@@ -220,7 +228,7 @@ def save(net, path) -> None:
     if not isinstance(net, Network):
         raise TypeError(f"net must be a densa.Network, got {type(net).__name__}")
     path = _fspath(path)
-    members = _contents(net)
+    members: dict[str, Any] = _contents(net)  # Any: numpy types **kwds of savez loosely
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     # 0o666 through the umask: the file gets the permissions a plain open() would give.
@@ -263,7 +271,9 @@ class _Reader:
     def fail(self, problem: str) -> ModelFileError:
         return ModelFileError(f"{self.path}: not a valid densa model file: {problem}")
 
-    def field(self, obj: dict, key: str, kinds: tuple, where: str = "meta") -> Any:
+    def field(
+        self, obj: dict[str, Any], key: str, kinds: tuple[Any, ...], where: str = "meta"
+    ) -> Any:
         if key not in obj:
             raise self.fail(f"{where} lacks the field {key!r}")
         value = obj[key]
@@ -276,20 +286,24 @@ class _Reader:
             )
         return value
 
-    def int_field(self, obj: dict, key: str, low: int, high: int, where: str) -> int:
+    def int_field(self, obj: dict[str, Any], key: str, low: int, high: int, where: str) -> int:
         value = self.field(obj, key, (int,), where)
         if not low <= value <= high:
             raise self.fail(f"{where}.{key} = {value} is outside [{low}, {high}]")
-        return value
+        checked: int = value
+        return checked
 
-    def choice(self, obj: dict, key: str, allowed: tuple, where: str = "meta") -> str:
+    def choice(
+        self, obj: dict[str, Any], key: str, allowed: tuple[Any, ...], where: str = "meta"
+    ) -> str:
         value = self.field(obj, key, (str,), where)
         if value not in allowed:
             raise self.fail(f"{where}.{key} = {_short(value)} is not one of {', '.join(allowed)}")
-        return value
+        checked: str = value
+        return checked
 
 
-def _kind_names(kinds: tuple) -> str:
+def _kind_names(kinds: tuple[Any, ...]) -> str:
     names = {
         int: "an integer",
         float: "a number",
@@ -307,7 +321,7 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _read_headers(rd: _Reader, zf: zipfile.ZipFile) -> dict[str, tuple]:
+def _read_headers(rd: _Reader, zf: zipfile.ZipFile) -> dict[str, tuple[Any, ...]]:
     """``{name: (shape, dtype)}`` from every member's .npy header, data unread.
 
     Also checks that each member's stored size equals what its header declares, so an
@@ -316,7 +330,7 @@ def _read_headers(rd: _Reader, zf: zipfile.ZipFile) -> dict[str, tuple]:
     infos = zf.infolist()
     if len(infos) > _MAX_MEMBERS:
         raise rd.fail(f"{len(infos)} members (at most {_MAX_MEMBERS} expected)")
-    headers: dict[str, tuple] = {}
+    headers: dict[str, tuple[Any, ...]] = {}
     for info in infos:
         if not _MEMBER_RE.fullmatch(info.filename):
             raise rd.fail(f"unexpected member {_short(info.filename)}")
@@ -356,7 +370,7 @@ def _read_headers(rd: _Reader, zf: zipfile.ZipFile) -> dict[str, tuple]:
     return headers
 
 
-def _parse_meta(rd: _Reader, raw: np.ndarray) -> dict:
+def _parse_meta(rd: _Reader, raw: np.ndarray) -> dict[str, Any]:
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -375,11 +389,11 @@ def _parse_meta(rd: _Reader, raw: np.ndarray) -> dict:
     return meta
 
 
-def _check_layers(rd: _Reader, meta: dict) -> list[dict]:
+def _check_layers(rd: _Reader, meta: dict[str, Any]) -> list[dict[str, Any]]:
     layers = rd.field(meta, "layers", (list,))
     if not 1 <= len(layers) <= _MAX_LAYERS:
         raise rd.fail(f"meta.layers must hold 1 to {_MAX_LAYERS} layers, got {len(layers)}")
-    out = []
+    out: list[dict[str, Any]] = []
     for i, spec in enumerate(layers):
         where = f"meta.layers[{i}]"
         if not isinstance(spec, dict):
@@ -397,7 +411,9 @@ def _check_layers(rd: _Reader, meta: dict) -> list[dict]:
     return out
 
 
-def _expect(rd: _Reader, headers: dict, name: str, shape: tuple, dtype: np.dtype) -> None:
+def _expect(
+    rd: _Reader, headers: dict[str, Any], name: str, shape: tuple[Any, ...], dtype: np.dtype[Any]
+) -> None:
     if name not in headers:
         raise rd.fail(f"missing array {name!r}")
     have_shape, have_dtype = headers.pop(name)
@@ -407,7 +423,7 @@ def _expect(rd: _Reader, headers: dict, name: str, shape: tuple, dtype: np.dtype
         raise rd.fail(f"array {name!r} has dtype {have_dtype} but meta.dtype says {dtype}")
 
 
-def _check_optimizer(rd: _Reader, meta: dict) -> dict | None:
+def _check_optimizer(rd: _Reader, meta: dict[str, Any]) -> dict[str, Any] | None:
     spec = rd.field(meta, "optimizer", (dict, type(None)))
     if spec is None:
         return None
@@ -432,7 +448,7 @@ def _check_optimizer(rd: _Reader, meta: dict) -> dict | None:
     return {"kind": kind, "hyper": {k: hyper[k] for k in keys}, "step": step, "n_state": n_state}
 
 
-def _check_rng(rd: _Reader, meta: dict) -> dict | None:
+def _check_rng(rd: _Reader, meta: dict[str, Any]) -> dict[str, Any] | None:
     spec = rd.field(meta, "rng", (dict, type(None)))
     if spec is None:
         return None
@@ -454,7 +470,9 @@ def _check_rng(rd: _Reader, meta: dict) -> dict | None:
     }
 
 
-def _check_history(rd: _Reader, meta: dict, headers: dict) -> dict | None:
+def _check_history(
+    rd: _Reader, meta: dict[str, Any], headers: dict[str, Any]
+) -> dict[str, Any] | None:
     spec = rd.field(meta, "history", (dict, type(None)))
     if spec is None:
         return None
@@ -483,7 +501,7 @@ def _check_history(rd: _Reader, meta: dict, headers: dict) -> dict | None:
     return {"stopped_early": stopped, "best_epoch": best}
 
 
-def _validate(rd: _Reader, meta: dict, headers: dict) -> dict:
+def _validate(rd: _Reader, meta: dict[str, Any], headers: dict[str, Any]) -> dict[str, Any]:
     """Every field of ``meta`` checked against the headers; a plan for building."""
     plan = {
         "dtype": rd.choice(meta, "dtype", tuple(_FLOAT_DTYPES)),
@@ -513,7 +531,7 @@ def _validate(rd: _Reader, meta: dict, headers: dict) -> dict:
 
 
 # ----- loading ----------------------------------------------------------------------------
-def _array(rd: _Reader, npz, name: str, dtype: np.dtype) -> np.ndarray:
+def _array(rd: _Reader, npz: Any, name: str, dtype: np.dtype[Any]) -> np.ndarray:
     try:
         arr = npz[name]
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
@@ -524,7 +542,7 @@ def _array(rd: _Reader, npz, name: str, dtype: np.dtype) -> np.ndarray:
     return arr
 
 
-def _build(rd: _Reader, plan: dict, npz):
+def _build(rd: _Reader, plan: dict[str, Any], npz: Any) -> Network:
     from .network import Network
 
     dtype = _FLOAT_DTYPES[plan["dtype"]]
@@ -589,7 +607,7 @@ def _build(rd: _Reader, plan: dict, npz):
     return net
 
 
-def load(path):
+def load(path: str | os.PathLike[str]) -> Network:
     """Read a network written by ``save``; validated completely before it is built.
 
     Parameters
