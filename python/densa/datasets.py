@@ -27,7 +27,9 @@ def _noise(noise: object) -> float:
     return float(noise)
 
 
-def spirals(n: int = 1000, noise: float = 0.03, seed: int | None = 0, turns: float = 1.5):
+def spirals(
+    n: int = 1000, noise: float = 0.03, seed: int | None = 0, turns: float = 1.5
+) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaved spirals, a classic problem no linear model separates.
 
     Class c (0 or 1) follows r = 0.1 + 0.9·t, θ = 2π·turns·t + c·π for t in (0, 1], so
@@ -58,19 +60,20 @@ def spirals(n: int = 1000, noise: float = 0.03, seed: int | None = 0, turns: flo
         raise ValueError(f"turns must be a number > 0, got {turns!r}")
     rng = np.random.default_rng(seed)
     counts = (n // 2, n - n // 2)
-    X, y = [], []
+    arms: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
     for c, m in enumerate(counts):
         t = (np.arange(m) + 1) / m
         theta = 2 * np.pi * turns * t + c * np.pi
         r = 0.1 + 0.9 * t
-        X.append(np.column_stack([r * np.cos(theta), r * np.sin(theta)]))
-        y.append(np.full(m, c, dtype=np.int64))
-    X = np.concatenate(X)
+        arms.append(np.column_stack([r * np.cos(theta), r * np.sin(theta)]))
+        labels.append(np.full(m, c, dtype=np.int64))
+    X = np.concatenate(arms)
     X += noise * rng.standard_normal(X.shape)
-    return X, np.concatenate(y)
+    return X, np.concatenate(labels)
 
 
-def xor():
+def xor() -> tuple[np.ndarray, np.ndarray]:
     """The four points of XOR: the smallest problem a single layer cannot solve.
 
     Returns
@@ -84,7 +87,7 @@ def xor():
     return X, np.array([0, 1, 1, 0], dtype=np.int64)
 
 
-def sine(n: int = 256, noise: float = 0.0, seed: int | None = 0):
+def sine(n: int = 256, noise: float = 0.0, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """A 1-D regression: y = sin(x) on x evenly spaced over [-π, π].
 
     Parameters

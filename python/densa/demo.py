@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import TextIO
 
 import numpy as np
 
@@ -44,12 +45,12 @@ class DemoResult:
 
     accuracy: float
     test_accuracy: float
-    seconds: dict
+    seconds: dict[str, float]
     max_param_diff: float
     net: Network
     X: np.ndarray
     y: np.ndarray
-    curves: dict
+    curves: dict[str, list[float]]
 
 
 def build(seed: int, dtype: str, backend: str, hidden: int = 64) -> Network:
@@ -67,7 +68,7 @@ def run(
     seed: int = 0,
     dtype: str = "float64",
     progress: bool = True,
-    out=None,
+    out: TextIO | None = None,
 ) -> DemoResult:
     """Train on both backends and print the comparison to ``out`` (default stdout).
 
@@ -88,8 +89,14 @@ def run(
 
     X, y = datasets.spirals(samples, noise, seed=seed)
     X_test, y_test = datasets.spirals(samples, noise, seed=seed + 1)
-    nets, seconds = {}, {}
-    curves: dict = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+    nets: dict[str, Network] = {}
+    seconds: dict[str, float] = {}
+    curves: dict[str, list[float]] = {
+        "loss": [],
+        "accuracy": [],
+        "val_loss": [],
+        "val_accuracy": [],
+    }
     say(
         f"densa demo: two interleaved spirals, {samples} points ({noise} noise), "
         f"a 2-64-64-2 relu network, softmax cross-entropy, Adam(lr={lr}), {dtype}"
@@ -102,7 +109,9 @@ def run(
             + ("" if verbose else " (the same seed: it should end where native did)")
         )
 
-        def report(epoch: int, logs: dict, net=net, verbose=verbose) -> None:
+        def report(
+            epoch: int, logs: dict[str, float], net: Network = net, verbose: bool = verbose
+        ) -> None:
             if verbose:
                 acc = net.evaluate(X, y)["accuracy"]
                 fresh = net.evaluate(X_test, y_test)  # for the plotted curves

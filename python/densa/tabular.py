@@ -76,12 +76,12 @@ def _split_names(spec: str | None) -> list[str]:
     return names
 
 
-def _column_indices(spec: str | None, names: list[str], path: str, default_last: bool):
+def _column_indices(spec: str | None, names: list[str], path: str, default_last: bool) -> list[int]:
     """Indices of the target columns named (CSV) or numbered (NPY) by ``spec``."""
     wanted = _split_names(spec)
     if not wanted:
         return [len(names) - 1] if default_last else []
-    out = []
+    out: list[int] = []
     for w in wanted:
         if w in names:
             out.append(names.index(w))
@@ -173,7 +173,9 @@ def _read_npz(path: str) -> Table:
     return Table(X, y, [f"x{i}" for i in range(X.shape[1])], [f"y{i}" for i in range(n_t)])
 
 
-def read_table(path, target: str | None = None, *, require_target: bool = True) -> Table:
+def read_table(
+    path: str | os.PathLike[str], target: str | None = None, *, require_target: bool = True
+) -> Table:
     """Read ``path`` as features and targets.
 
     Parameters
@@ -213,7 +215,9 @@ def read_table(path, target: str | None = None, *, require_target: bool = True) 
     return Table(data[:, keep], y, [names[i] for i in keep], [names[i] for i in cols])
 
 
-def prediction_table(loss: str, probabilities: np.ndarray, labels: np.ndarray | None):
+def prediction_table(
+    loss: str, probabilities: np.ndarray, labels: np.ndarray | None
+) -> tuple[list[str], np.ndarray]:
     """Column names and (N, columns) float64 values for ``write_predictions``.
 
     Softmax cross-entropy: ``class`` then ``p0 .. p{K-1}``; binary cross-entropy with
@@ -222,9 +226,11 @@ def prediction_table(loss: str, probabilities: np.ndarray, labels: np.ndarray | 
     """
     out = np.asarray(probabilities, dtype=np.float64)
     if loss == "softmax_cross_entropy":
+        assert labels is not None  # classification callers pass the labels
         names = ["class"] + [f"p{k}" for k in range(out.shape[1])]
         return names, np.column_stack([labels, out])
     if loss == "binary_cross_entropy" and out.shape[1] == 1:
+        assert labels is not None
         return ["class", "p1"], np.column_stack([labels, out])
     names = ["prediction"] if out.shape[1] == 1 else [f"y{k}" for k in range(out.shape[1])]
     if loss == "binary_cross_entropy":
@@ -232,7 +238,9 @@ def prediction_table(loss: str, probabilities: np.ndarray, labels: np.ndarray | 
     return names, out
 
 
-def write_csv(names: list[str], values: np.ndarray, path=None) -> None:
+def write_csv(
+    names: list[str], values: np.ndarray, path: str | os.PathLike[str] | None = None
+) -> None:
     """Write a header and rows; floats with ``repr`` so they read back bit for bit.
 
     ``path`` None writes to standard output. The ``class`` column is written as an
