@@ -24,12 +24,17 @@ float64's unit roundoff): it matters only where gradients are tiny beside a larg
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import inspection
+
+if TYPE_CHECKING:
+    from .network import Network
 from .reference import dense_forward, loss_forward
 
 # Defaults per network dtype. float64: the finite difference is good to about
@@ -92,10 +97,11 @@ class LayerCheck:
     def __getitem__(self, key: str) -> QuantityCheck:
         if key not in ("dW", "db"):
             raise KeyError(f"{key!r}: a layer check holds 'dW' and 'db'")
-        return getattr(self, key)
+        check: QuantityCheck = getattr(self, key)
+        return check
 
 
-class GradientReport(Sequence):
+class GradientReport(Sequence["LayerCheck"]):
     """Per-layer results of ``check_gradients``, input side first.
 
     ``report[j]`` is layer j's ``LayerCheck``; ``report.ok`` is True when every tensor
@@ -121,7 +127,13 @@ class GradientReport(Sequence):
         self.loss, self.loss_name, self.dtype, self.backend = loss, loss_name, dtype, backend
         self.eps, self.rtol, self.atol, self.fd_noise = eps, rtol, atol, fd_noise
 
-    def __getitem__(self, index):
+    @overload
+    def __getitem__(self, index: int) -> LayerCheck: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[LayerCheck]: ...
+
+    def __getitem__(self, index: int | slice) -> LayerCheck | list[LayerCheck]:
         return self.layers[index]
 
     def __len__(self) -> int:
@@ -207,14 +219,24 @@ def _positive_float(value: object, name: str) -> float:
     return value
 
 
-def _forward_loss(Ws, bs, acts, loss_name, y, T, start: int) -> float:
+def _forward_loss(
+    Ws: Sequence[np.ndarray],
+    bs: Sequence[np.ndarray],
+    acts: Sequence[str],
+    loss_name: str,
+    y: np.ndarray,
+    T: np.ndarray,
+    start: int,
+) -> float:
     """J in float64, running layers ``start`` onwards from ``y`` (their input)."""
     for W, b, act in zip(Ws[start:], bs[start:], acts[start:]):
         _, y = dense_forward(W, b, y, act)
     return loss_forward(loss_name, y, T)
 
 
-def _numeric(theta, flat_indices, loss_at, eps: float) -> np.ndarray:
+def _numeric(
+    theta: np.ndarray, flat_indices: np.ndarray, loss_at: Callable[[], float], eps: float
+) -> np.ndarray:
     """Central differences of ``loss_at()`` along the chosen entries of ``theta``."""
     flat = theta.reshape(-1)  # a view: perturbing it perturbs theta
     out = np.empty(len(flat_indices))
@@ -229,7 +251,15 @@ def _numeric(theta, flat_indices, loss_at, eps: float) -> np.ndarray:
     return out
 
 
-def _compare(analytic: np.ndarray, theta: np.ndarray, flat_indices, loss_at, eps, rtol, atol):
+def _compare(
+    analytic: np.ndarray,
+    theta: np.ndarray,
+    flat_indices: np.ndarray,
+    loss_at: Callable[[], float],
+    eps: float,
+    rtol: float,
+    atol: float,
+) -> QuantityCheck:
     """A ``QuantityCheck`` of ``analytic`` against differences of ``loss_at`` along theta;
     ``atol`` already includes the finite difference's own rounding."""
     numeric = _numeric(theta, flat_indices, loss_at, eps)
@@ -251,9 +281,9 @@ def _compare(analytic: np.ndarray, theta: np.ndarray, flat_indices, loss_at, eps
 
 
 def check_gradients(
-    net,
-    X,
-    y,
+    net: Network,
+    X: ArrayLike,
+    y: ArrayLike,
     eps: float = 1e-6,
     *,
     max_entries: int | None = None,
@@ -318,7 +348,7 @@ def check_gradients(
     checks = []
     for j, layer in enumerate(net.layers):
 
-        def loss_at(j=j):
+        def loss_at(j: int = j) -> float:
             return _forward_loss(Ws, bs, acts, net.loss, inputs[j], T64, j)
 
         results = {}
