@@ -13,13 +13,16 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import NoReturn
 
 import numpy as np
 
 from . import __version__, _checks, demo, tabular
 from .layers import Dense
 from .network import Network, TrainingDivergedError
-from .optimizers import SGD, Adam
+from .optimizers import SGD, Adam, Optimizer
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -28,7 +31,7 @@ EXIT_USAGE = 2
 class _Parser(argparse.ArgumentParser):
     """argparse with errors on a single line (argparse prints usage and error on two)."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -233,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ----- commands -----------------------------------------------------------------------------
-def cmd_demo(args) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     result = demo.run(
         epochs=args.epochs,
         samples=args.samples,
@@ -297,14 +300,16 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     table = tabular.read_table(args.data, args.target, require_target=True)
+    assert table.y is not None  # require_target=True
     loss, n_out, why = _choose_loss(args.loss, table.y)
     sizes = [table.X.shape[1], *args.hidden, n_out]
     layers = [Dense(a, b, args.activation) for a, b in zip(sizes[:-2], sizes[1:-1])]
     # The output layer is linear: the cross-entropy losses apply softmax/sigmoid themselves.
     layers.append(Dense(sizes[-2], sizes[-1], "identity"))
     net = Network(layers, loss=loss, dtype=args.dtype, backend=args.backend, seed=args.seed)
+    opt: Optimizer
     if args.optimizer == "adam":
         opt = Adam(lr=args.lr or 1e-3)
     else:
@@ -320,7 +325,7 @@ def cmd_train(args) -> int:
         f"{args.backend} backend, {opt!r}"
     )
 
-    def report(epoch: int, logs: dict) -> None:
+    def report(epoch: int, logs: dict[str, float]) -> None:
         parts = [f"epoch {epoch + 1}/{args.epochs}", f"loss {logs['loss']:.5g}"]
         parts += [f"{k} {logs[k]:.5g}" for k in ("val_loss", "val_accuracy") if k in logs]
         _say("  ".join(parts))
@@ -342,7 +347,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_predict(args) -> int:
+def cmd_predict(args: argparse.Namespace) -> int:
     net = Network.load(args.model)
     if args.backend:
         net.backend = args.backend
@@ -372,7 +377,9 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def _gradcheck_data(loss: str, n: int, n_in: int, n_out: int, rng) -> tuple:
+def _gradcheck_data(
+    loss: str, n: int, n_in: int, n_out: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     X = rng.standard_normal((n, n_in))
     if loss == "mse":
         return X, rng.standard_normal((n, n_out))
@@ -381,7 +388,7 @@ def _gradcheck_data(loss: str, n: int, n_in: int, n_out: int, rng) -> tuple:
     return X, rng.integers(0, 2, size=(n, n_out)).astype(np.float64)
 
 
-def cmd_gradcheck(args) -> int:
+def cmd_gradcheck(args: argparse.Namespace) -> int:
     from .gradcheck import check_gradients
 
     if len(args.sizes) < 2:
@@ -420,7 +427,7 @@ def cmd_gradcheck(args) -> int:
     return 0 if all_ok else EXIT_ERROR
 
 
-def _best_ms(fn, repeat: int) -> float:
+def _best_ms(fn: Callable[[], object], repeat: int) -> float:
     fn()  # warm-up: first calls pay for imports and allocation
     best = math.inf
     for _ in range(repeat):
@@ -430,7 +437,7 @@ def _best_ms(fn, repeat: int) -> float:
     return best * 1e3
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args: argparse.Namespace) -> int:
     from . import datasets, native, reference
 
     rng = np.random.default_rng(0)
@@ -442,10 +449,10 @@ def cmd_bench(args) -> int:
     flops = 3 * 2 * args.batch * args.size * args.size  # three products
     _say(f"densa bench ({args.dtype}); best of {args.repeat}")
     _say(f"\none dense layer {args.size}->{args.size} relu, batch {args.batch}: forward + backward")
-    times = {}
+    times: dict[str, float] = {}
     for name, be in (("native", native), ("reference", reference)):
 
-        def step(be=be):
+        def step(be: ModuleType = be) -> None:
             z, _ = be.dense_forward(W, b, x, "relu")
             be.dense_backward(W, x, z, dy, "relu")
 
@@ -464,7 +471,7 @@ def cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "train": cmd_train,
     "predict": cmd_predict,
