@@ -263,6 +263,11 @@ def test_bad_optimizer_and_early_stopping_arguments(make, error, fragment):
         ({"validation_data": [1, 2, 3]}, TypeError, "validation_data must be a pair"),
         ({"early_stopping": -2}, ValueError, "patience"),
         ({"on_epoch_end": "print"}, TypeError, "on_epoch_end must be callable"),
+        (
+            {"early_stopping": densa.EarlyStopping(monitor="val_loss")},
+            ValueError,
+            "early stopping on val_loss needs validation data",
+        ),
     ],
 )
 def test_bad_fit_arguments_are_refused_before_training(kwargs, error, fragment):
@@ -273,6 +278,7 @@ def test_bad_fit_arguments_are_refused_before_training(kwargs, error, fragment):
     for layer, W in zip(net.layers, before):
         np.testing.assert_array_equal(layer.W, W)
     assert net.history is None
+    assert net.optimizer is None
 
 
 # ----- names and constructor arguments --------------------------------------------------
@@ -360,6 +366,9 @@ def test_a_batch_too_large_for_its_workspaces_raises_memory_error(backend):
         net.fit(X, y, epochs=1, batch_size=10**12, progress=False)
     for layer, W in zip(net.layers, before):
         np.testing.assert_array_equal(layer.W, W)
+    if backend == "native":  # refused before training: nothing was replaced
+        assert net.optimizer is None
+        assert net.history is None
     # The network is intact and usable.
     net.fit(X[:8], y[:8], epochs=1, batch_size=4, progress=False)
     assert np.isfinite(net.predict(X[:4])).all()

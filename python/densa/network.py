@@ -503,8 +503,16 @@ class Network:
     ) -> History:
         n = Xa.shape[0]
         batch_size = min(batch_size, n)
-        self.optimizer = opt
+        monitor = None
+        if early_stopping is not None:
+            monitor = early_stopping.monitor
+            if monitor == "auto":
+                monitor = "val_loss" if val is not None else "loss"
+            if monitor == "val_loss" and val is None:
+                raise ValueError("early stopping on val_loss needs validation data")
         opt.prepare(self.layers)
+        # Refusals (above) and a MemoryError for the workspaces (here) leave the
+        # network's optimizer and history as they were.
         trainer = self._backend.Trainer(
             [layer.W for layer in self.layers],
             [layer.b for layer in self.layers],
@@ -517,15 +525,9 @@ class Network:
             opt.step if opt.kind == "adam" else None,
             batch_size,
         )
+        self.optimizer = opt
         history = History()
         self.history = history
-        monitor = None
-        if early_stopping is not None:
-            monitor = early_stopping.monitor
-            if monitor == "auto":
-                monitor = "val_loss" if val is not None else "loss"
-            if monitor == "val_loss" and val is None:
-                raise ValueError("early stopping on val_loss needs validation data")
         best, best_params, waited = math.inf, None, 0
         n_batches = -(-n // batch_size)
         chunk = 1
