@@ -5,8 +5,17 @@ dx = Wᵀ·dz) is written twice: in C++ with Eigen (``densa.native``) and litera
 NumPy (``densa.reference``), and the two are tested equal.
 """
 
-from . import native, reference
-
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "native", "reference"]
+from . import native, reference
+from ._config import get_num_threads, set_num_threads, show_config, threads
+
+__all__ = [
+    "__version__",
+    "get_num_threads",
+    "native",
+    "reference",
+    "set_num_threads",
+    "show_config",
+    "threads",
+]
