@@ -40,8 +40,7 @@ def activation_name(activation: object) -> str:
         )
     if activation not in ACTIVATIONS:
         raise ValueError(
-            f"activation: unknown name {activation!r}; expected one of "
-            + ", ".join(ACTIVATIONS)
+            f"activation: unknown name {activation!r}; expected one of " + ", ".join(ACTIVATIONS)
         )
     return "identity" if activation == "linear" else activation
 
@@ -61,6 +60,23 @@ def float_array(value: object, name: str, ndim: int) -> np.ndarray:
     return arr
 
 
+def all_finite(arr: np.ndarray, rows_per_chunk: int = 4096) -> bool:
+    """True when ``arr`` holds no NaN or inf, without a full-size temporary.
+
+    A sum is finite exactly when no element is NaN or inf, unless finite values
+    overflow it; only then are the rows checked element-wise, a chunk at a time, so a
+    large training set never needs a bool array of its own size.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(arr, dtype=np.float64)):
+            return True
+    flat = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr.reshape(-1, 1)
+    return all(
+        np.isfinite(flat[i : i + rows_per_chunk]).all()
+        for i in range(0, flat.shape[0], rows_per_chunk)
+    )
+
+
 def same_dtype(**arrays: np.ndarray) -> np.dtype:
     """The dtype all ``arrays`` share, or a TypeError listing each one's."""
     dtypes = {a.dtype for a in arrays.values()}
@@ -72,7 +88,9 @@ def same_dtype(**arrays: np.ndarray) -> np.dtype:
 
 def non_empty(x: np.ndarray, name: str) -> None:
     if x.shape[0] == 0 or x.size == 0:
-        raise ValueError(f"{name} is empty (shape {x.shape}); need at least one sample and one feature")
+        raise ValueError(
+            f"{name} is empty (shape {x.shape}); need at least one sample and one feature"
+        )
 
 
 def dense_args(W: object, b: object, x: object, activation: object):
@@ -84,7 +102,9 @@ def dense_args(W: object, b: object, x: object, activation: object):
     same_dtype(W=W, b=b, x=x)
     non_empty(x, "x")
     if b.shape[0] != W.shape[0]:
-        raise ValueError(f"b has shape {b.shape} but W has shape {W.shape}; b needs W.shape[0] entries")
+        raise ValueError(
+            f"b has shape {b.shape} but W has shape {W.shape}; b needs W.shape[0] entries"
+        )
     if x.shape[1] != W.shape[1]:
         raise ValueError(
             f"x has shape {x.shape} but W has shape {W.shape}; x.shape[1] must equal W.shape[1]"

@@ -6,14 +6,19 @@ product is cut into slabs whose bounds depend on its shape only, one single-thre
 BLAS call per slab. Results are therefore bitwise identical whatever the thread count.
 The default count is ``DENSA_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the CPUs this
 process may run on. The setting is process-wide (not per Python thread).
+
+The extension is imported on first use, so that ``import densa`` stays fast.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 
-from . import _core
+
+def _core():
+    return importlib.import_module("densa._core")
 
 
 def set_num_threads(n: int) -> None:
@@ -22,12 +27,12 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
     if n < 1:
         raise ValueError(f"set_num_threads: n must be at least 1, got {n}")
-    _core.set_num_threads(n)
+    _core().set_num_threads(n)
 
 
 def get_num_threads() -> int:
     """The number of threads densa's products use (the calling thread included)."""
-    return int(_core.get_num_threads())
+    return int(_core().get_num_threads())
 
 
 @contextlib.contextmanager
@@ -45,16 +50,17 @@ def config() -> dict:
     """What ``show_config`` prints, as a dict."""
     from . import __version__
 
+    core = _core()
     return {
         "densa": __version__,
-        "isa": _core.picked,
-        "isa_built": list(_core.built_levels()),
-        "isa_supported": list(_core.supported_levels()),
-        "module": _core.module.__name__,
+        "isa": core.picked,
+        "isa_built": list(core.built_levels()),
+        "isa_supported": list(core.supported_levels()),
+        "module": core.module.__name__,
         "threads": get_num_threads(),
-        "eigen": _core.eigen_version,
-        "eigen_simd": _core.simd,
-        "blas": _core.blas() if _core.uses_blas else None,
+        "eigen": core.eigen_version,
+        "eigen_simd": core.simd,
+        "blas": core.blas() if core.uses_blas else None,
     }
 
 

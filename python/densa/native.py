@@ -59,7 +59,7 @@ def adam_step(theta, grad, m, v, step, lr, beta1, beta2, eps, weight_decay):
     core.adam_step(theta, grad, m, v, int(step), lr, beta1, beta2, eps, weight_decay)
 
 
-def Trainer(Ws, bs, activations, loss, optimizer, hyper, state_W, state_b, step, max_batch):  # noqa: N802
+def Trainer(Ws, bs, activations, loss, optimizer, hyper, state_W, state_b, step, max_batch):
     """The fused C++ training loop over the caller's arrays; see ``densa.reference.Trainer``."""
     dtype = np.dtype(Ws[0].dtype)
     cls = core.Trainer_float32 if dtype == np.float32 else core.Trainer_float64

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .dense import dense_backward, dense_forward
 from .loss import loss_backward
 from .optimizer import adam_step, sgd_step
@@ -35,8 +33,9 @@ class Trainer:
     max_batch : int
     """
 
-    def __init__(self, Ws, bs, activations, loss, optimizer, hyper, state_W, state_b, step,
-                 max_batch):
+    def __init__(
+        self, Ws, bs, activations, loss, optimizer, hyper, state_W, state_b, step, max_batch
+    ):
         self.Ws, self.bs, self.activations = list(Ws), list(bs), list(activations)
         self.loss, self.optimizer, self.hyper = loss, optimizer, dict(hyper)
         self.state_W, self.state_b, self.step = state_W, state_b, step
@@ -85,12 +84,25 @@ class Trainer:
             self.step[0] += 1
             t = int(self.step[0])
         for j, (dW, db) in enumerate(grads):
-            for theta, g, state in ((self.Ws[j], dW, self.state_W[j]),
-                                    (self.bs[j], db, self.state_b[j])):
+            for theta, g, state in (
+                (self.Ws[j], dW, self.state_W[j]),
+                (self.bs[j], db, self.state_b[j]),
+            ):
                 if self.optimizer == "sgd":
                     velocity = state[0] if h["momentum"] > 0 else None
-                    sgd_step(theta, g, velocity, h["lr"], h["momentum"], h["nesterov"],
-                             h["weight_decay"])
+                    sgd_step(
+                        theta, g, velocity, h["lr"], h["momentum"], h["nesterov"], h["weight_decay"]
+                    )
                 else:
-                    adam_step(theta, g, state[0], state[1], t, h["lr"], h["beta1"], h["beta2"],
-                              h["eps"], h["weight_decay"])
+                    adam_step(
+                        theta,
+                        g,
+                        state[0],
+                        state[1],
+                        t,
+                        h["lr"],
+                        h["beta1"],
+                        h["beta2"],
+                        h["eps"],
+                        h["weight_decay"],
+                    )

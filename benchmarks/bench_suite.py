@@ -1,0 +1,440 @@
+"""densa against a plain NumPy loop, PyTorch and scikit-learn, side by side in one run.
+
+Workloads (issue 4): W3 784-256-128-10 relu / softmax CE / SGD(0.05, momentum 0.9) /
+batch 64 / 60 000 samples; W4 2-16-16-1 tanh / mse / batch 8 / 2 000 samples; W5
+scikit-learn's digits 64-64-10, 30 epochs; K1, K2 one layer forward + backward;
+peak memory of a W3 fit; ``import densa`` time. float32 throughout.
+
+Implementations run interleaved (A B C A B C ...) after a warm-up, and the table shows
+medians, so that a noisy neighbour on the machine hurts every column alike. Ratios are
+"how many times faster densa native is" than each alternative, in the same run.
+
+    python benchmarks/bench_suite.py            # everything available
+    python benchmarks/bench_suite.py --quick    # fewer repetitions
+    python benchmarks/bench_suite.py --only W4 K2
+
+torch (``pip install torch==2.13.0``) and scikit-learn are optional: missing ones are
+reported as such and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+import densa
+
+
+def _median_times(fns: dict, repeats: int, warmup: int = 1) -> dict:
+    """Median seconds of each fn, calls interleaved across implementations."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _try_import(name):
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
+
+
+# ----- a plain NumPy training loop (what one writes by hand) ---------------------------------
+_ACT = {
+    "relu": (lambda z: np.maximum(z, 0), lambda z: (z > 0).astype(z.dtype)),
+    "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
+    "identity": (lambda z: z, lambda z: np.ones_like(z)),
+}
+
+
+def numpy_epoch(params, acts, loss, X, T, batch, lr, momentum, rng):
+    """One epoch of minibatch SGD with momentum; rows are samples (x @ W.T)."""
+    vel = params.setdefault("_vel", [(np.zeros_like(W), np.zeros_like(b)) for W, b in params["Wb"]])
+    order = rng.permutation(len(X))
+    for s in range(0, len(X), batch):
+        idx = order[s : s + batch]
+        x, t = X[idx], T[idx]
+        ins, zs = [], []
+        for (W, b), a in zip(params["Wb"], acts):
+            ins.append(x)
+            z = x @ W.T + b
+            zs.append(z)
+            x = _ACT[a][0](z)
+        n = len(idx)
+        if loss == "softmax_cross_entropy":
+            e = np.exp(x - x.max(axis=1, keepdims=True))
+            dy = (e / e.sum(axis=1, keepdims=True) - t) / n
+        else:
+            dy = (x - t) / n
+        for j in reversed(range(len(acts))):
+            W, b = params["Wb"][j]
+            dz = dy * _ACT[acts[j]][1](zs[j])
+            dW, db = dz.T @ ins[j], dz.sum(axis=0)
+            if j:
+                dy = dz @ W
+            vW, vb = vel[j]
+            vW *= momentum
+            vW += dW
+            vb *= momentum
+            vb += db
+            W -= lr * vW
+            b -= lr * vb
+
+
+def make_densa(sizes, acts, loss, backend, seed=0):
+    layers = [densa.Dense(a, b, act) for a, b, act in zip(sizes[:-1], sizes[1:], acts)]
+    return densa.Network(layers, loss=loss, dtype="float32", backend=backend, seed=seed)
+
+
+def make_torch(torch, net):
+    mods = []
+    for layer in net.layers:
+        lin = torch.nn.Linear(layer.n_in, layer.n_out)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(layer.W))  # same initial weights as densa
+            lin.bias.copy_(torch.from_numpy(layer.b))
+        mods.append(lin)
+        if layer.activation == "relu":
+            mods.append(torch.nn.ReLU())
+        elif layer.activation == "tanh":
+            mods.append(torch.nn.Tanh())
+    return torch.nn.Sequential(*mods)
+
+
+def torch_epoch(torch, model, opt, lossfn, Xt, Tt, batch, gen):
+    order = torch.randperm(len(Xt), generator=gen)
+    for s in range(0, len(Xt), batch):
+        idx = order[s : s + batch]
+        opt.zero_grad(set_to_none=True)
+        out = model(Xt[idx])
+        lossfn(out, Tt[idx]).backward()
+        opt.step()
+
+
+# ----- workloads -----------------------------------------------------------------------------
+def bench_mlp(name, sizes, acts, loss, n, batch, lr, momentum, repeats, epochs_per_call, torch, sk):
+    """Seconds per epoch of each implementation on one synthetic workload."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, sizes[0]), dtype=np.float32)
+    if loss == "softmax_cross_entropy":
+        y = rng.integers(0, sizes[-1], n)
+        T = np.eye(sizes[-1], dtype=np.float32)[y]
+    else:
+        y = np.sin(X.sum(axis=1, keepdims=True)).astype(np.float32)
+        T = y
+    nat = make_densa(sizes, acts, loss, "native")
+    ref = make_densa(sizes, acts, loss, "reference")
+    opt_n = densa.SGD(lr=lr, momentum=momentum)
+    opt_r = densa.SGD(lr=lr, momentum=momentum)
+    npp = {"Wb": [(layer.W.copy(), layer.b.copy()) for layer in nat.layers]}
+    np_rng = np.random.default_rng(1)
+    fns = {
+        "densa native": lambda: nat.fit(
+            X, y, epochs=epochs_per_call, batch_size=batch, optimizer=opt_n, progress=False
+        ),
+        "densa reference": lambda: ref.fit(
+            X, y, epochs=epochs_per_call, batch_size=batch, optimizer=opt_r, progress=False
+        ),
+        "NumPy loop": lambda: [
+            numpy_epoch(npp, acts, loss, X, T, batch, lr, momentum, np_rng)
+            for _ in range(epochs_per_call)
+        ],
+    }
+    if torch is not None:
+        model = make_torch(torch, nat)
+        topt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+        Xt = torch.from_numpy(X)
+        if loss == "softmax_cross_entropy":
+            lossfn, Tt = torch.nn.CrossEntropyLoss(), torch.from_numpy(y)
+        else:
+            # densa's mse is 1/(2N) Σ||.||²: half of torch's MSELoss for one output.
+            lossfn, Tt = (
+                (lambda o, t: 0.5 * torch.nn.functional.mse_loss(o, t)),
+                torch.from_numpy(T),
+            )
+        gen = torch.Generator().manual_seed(0)
+        fns["PyTorch"] = lambda: [
+            torch_epoch(torch, model, topt, lossfn, Xt, Tt, batch, gen)
+            for _ in range(epochs_per_call)
+        ]
+    if sk is not None:
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+        kind = MLPClassifier if loss == "softmax_cross_entropy" else MLPRegressor
+        est = kind(
+            hidden_layer_sizes=sizes[1:-1],
+            activation=acts[0],
+            solver="sgd",
+            learning_rate_init=lr,
+            momentum=momentum,
+            nesterovs_momentum=False,
+            batch_size=batch,
+            alpha=0.0,
+            shuffle=True,
+            random_state=0,
+        )
+        yk = y if loss == "softmax_cross_entropy" else y.ravel()
+        classes = np.arange(sizes[-1])
+
+        def sk_fit():
+            for _ in range(epochs_per_call):
+                if kind is MLPClassifier:
+                    est.partial_fit(X, yk, classes=classes)
+                else:
+                    est.partial_fit(X, yk)
+
+        fns["scikit-learn"] = sk_fit
+    med = _median_times(fns, repeats)
+    return {k: v / epochs_per_call for k, v in med.items()}
+
+
+def bench_digits(repeats, sk, torch):
+    """W5: fit seconds and test accuracy on scikit-learn's digits."""
+    if sk is None:
+        return None
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    acc = {}
+
+    def densa_fit():
+        net = make_densa([64, 64, 10], ["relu", "identity"], "softmax_cross_entropy", "native")
+        net.fit(
+            Xtr,
+            ytr,
+            epochs=30,
+            batch_size=32,
+            optimizer=densa.SGD(0.1, momentum=0.9),
+            progress=False,
+        )
+        acc["densa native"] = float(np.mean(net.predict_classes(Xte) == yte))
+
+    def sk_fit():
+        est = MLPClassifier(
+            hidden_layer_sizes=(64,),
+            solver="sgd",
+            learning_rate_init=0.1,
+            momentum=0.9,
+            nesterovs_momentum=False,
+            batch_size=32,
+            max_iter=30,
+            alpha=0.0,
+            tol=0.0,
+            n_iter_no_change=1000,
+            random_state=0,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning: 30 epochs is the workload
+            est.fit(Xtr, ytr)
+        acc["scikit-learn"] = float(np.mean(est.predict(Xte) == yte))
+
+    fns = {"densa native": densa_fit, "scikit-learn": sk_fit}
+    if torch is not None:
+
+        def torch_fit():
+            net = make_densa([64, 64, 10], ["relu", "identity"], "softmax_cross_entropy", "native")
+            model = make_torch(torch, net)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+            Xt, yt = torch.from_numpy(Xtr), torch.from_numpy(ytr)
+            gen = torch.Generator().manual_seed(0)
+            for _ in range(30):
+                torch_epoch(torch, model, opt, torch.nn.CrossEntropyLoss(), Xt, yt, 32, gen)
+            with torch.no_grad():
+                pred = model(torch.from_numpy(Xte)).argmax(1).numpy()
+            acc["PyTorch"] = float(np.mean(pred == yte))
+
+        fns["PyTorch"] = torch_fit
+    med = _median_times(fns, repeats)
+    return med, acc
+
+
+def bench_layer(m_in, m_out, n, repeats):
+    """K1/K2: one relu layer forward + backward, densa native vs NumPy doing the same."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((m_out, m_in), dtype=np.float32) * 0.05
+    b = rng.standard_normal(m_out, dtype=np.float32)
+    x = rng.standard_normal((n, m_in), dtype=np.float32)
+    dy = rng.standard_normal((n, m_out), dtype=np.float32)
+    nat = densa.native if hasattr(densa, "native") else __import__("densa.native").native
+
+    def native_fb():
+        z, _ = nat.dense_forward(W, b, x, "relu")
+        nat.dense_backward(W, x, z, dy, "relu")
+
+    def numpy_fb():
+        z = x @ W.T + b
+        np.maximum(z, 0)
+        dz = dy * (z > 0)
+        dz.T @ x
+        dz.sum(axis=0)
+        dz @ W
+
+    reps = max(repeats, int(2e9 / (6 * m_in * m_out * n)))  # enough calls to time small layers
+    fns = {"densa native": native_fb, "NumPy": numpy_fb}
+    for fn in fns.values():
+        fn()
+    times = {k: [] for k in fns}
+    inner = max(1, reps // 20)
+    for _ in range(20):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            times[k].append((time.perf_counter() - t0) / inner)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    flops = 6.0 * m_in * m_out * n
+    return {k: (v, flops / v / 1e9) for k, v in med.items()}
+
+
+_MEMORY_CHILD = r"""
+import json, numpy as np, densa
+rng = np.random.default_rng(0)
+def rss_mib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+base = rss_mib()
+X = rng.standard_normal((60000, 784), dtype=np.float32); y = rng.integers(0, 10, 60000)
+data = (X.nbytes + y.nbytes) / 2**20
+layers = [densa.Dense(784, 256), densa.Dense(256, 128), densa.Dense(128, 10, "identity")]
+net = densa.Network(layers, loss="softmax_cross_entropy", seed=0)
+net.fit(X, y, epochs=1, batch_size=64, optimizer=densa.SGD(0.05, momentum=0.9), progress=False)
+# VmHWM, not ru_maxrss: ru_maxrss survives fork + exec and would report the parent's peak.
+peak = int([l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]) / 1024
+print(json.dumps({"base": base, "data": data, "peak": peak}))
+"""
+
+
+def bench_memory():
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CHILD], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])  # last line: a dev build may log
+
+
+def bench_import(repeats=7):
+    code = "import time; t=time.perf_counter(); import densa; print(time.perf_counter()-t)"
+    times = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout.split()[-1]
+        )
+        for _ in range(repeats)
+    ]
+    return statistics.median(times)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer repetitions")
+    p.add_argument("--only", nargs="*", default=None, help="subset of W3 W4 W5 K1 K2 MEM IMPORT")
+    args = p.parse_args(argv)
+    want = set(args.only) if args.only else {"W3", "W4", "W5", "K1", "K2", "MEM", "IMPORT"}
+    torch, sk = _try_import("torch"), _try_import("sklearn")
+    if torch is not None:
+        torch.set_num_threads(os.cpu_count() or 1)
+    r = 3 if args.quick else 5
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, NumPy {np.__version__}, "
+        f"torch {getattr(torch, '__version__', 'absent')}, "
+        f"scikit-learn {getattr(sk, '__version__', 'absent')}, densa {densa.__version__}"
+    )
+    if hasattr(densa, "show_config"):
+        densa.show_config()
+    print()
+
+    def ratio_line(title, med, unit_scale=1.0, unit="s"):
+        base = med["densa native"]
+        print(title)
+        for k, v in med.items():
+            speed = v / base
+            print(
+                f"  {k:16s} {v * unit_scale:12.4f} {unit}   densa native is {speed:7.2f}x faster"
+                if k != "densa native"
+                else f"  {k:16s} {v * unit_scale:12.4f} {unit}"
+            )
+
+    if "W3" in want:
+        med = bench_mlp(
+            "W3",
+            [784, 256, 128, 10],
+            ["relu", "relu", "identity"],
+            "softmax_cross_entropy",
+            60000,
+            64,
+            0.05,
+            0.9,
+            max(r - 2, 3),
+            1,
+            torch,
+            sk,
+        )
+        ratio_line("W3 784-256-128-10 relu, batch 64, 60 000 samples: seconds per epoch", med)
+    if "W4" in want:
+        med = bench_mlp(
+            "W4",
+            [2, 16, 16, 1],
+            ["tanh", "tanh", "identity"],
+            "mse",
+            2000,
+            8,
+            0.05,
+            0.9,
+            r,
+            5,
+            torch,
+            sk,
+        )
+        ratio_line("W4 2-16-16-1 tanh, mse, batch 8, 2 000 samples: seconds per epoch", med)
+    if "W5" in want:
+        res = bench_digits(max(r - 2, 3), sk, torch)
+        if res is None:
+            print("W5 skipped: scikit-learn absent")
+        else:
+            med, acc = res
+            ratio_line("W5 digits 64-64-10, 30 epochs: fit seconds", med)
+            print("  test accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in acc.items()))
+    for key, shape in (("K1", (1024, 1024, 512)), ("K2", (64, 64, 32))):
+        if key in want:
+            res = bench_layer(*shape, r)
+            print(f"{key} one relu layer {shape[0]}->{shape[1]}, batch {shape[2]}, fwd+bwd:")
+            base = res["densa native"][0]
+            for k, (t, gf) in res.items():
+                extra = "" if k == "densa native" else f"   densa native is {t / base:.2f}x faster"
+                print(f"  {k:16s} {t * 1e6:10.1f} us {gf:8.1f} GFLOP/s{extra}")
+    if "MEM" in want:
+        m = bench_memory()
+        extra = m["peak"] - m["base"] - m["data"]
+        print(
+            f"MEM W3 fit: baseline {m['base']:.0f} MiB, data {m['data']:.0f} MiB, peak "
+            f"{m['peak']:.0f} MiB -> {extra:.0f} MiB beyond baseline + data (target <= 60)"
+        )
+    if "IMPORT" in want:
+        print(f"IMPORT `import densa` in a fresh process: {bench_import():.3f} s (median of 7)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""What ``fit`` records, one entry per completed epoch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class History:
+    """Per-epoch training record.
+
+    Attributes
+    ----------
+    loss : list of float
+        Mean training loss over the epoch's minibatches (each measured before its update).
+    val_loss, val_accuracy : list of float
+        On the validation data, after the epoch (empty without validation data;
+        accuracy only for classification losses).
+    seconds : list of float
+        Wall time of each epoch, validation included.
+    stopped_early : bool
+        Early stopping ended training.
+    best_epoch : int or None
+        Index of the epoch whose parameters early stopping restored.
+    """
+
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    stopped_early: bool = False
+    best_epoch: int | None = None
+
+    @property
+    def epochs(self) -> int:
+        return len(self.loss)
+
+    def as_dict(self) -> dict:
+        return {
+            "loss": list(self.loss),
+            "val_loss": list(self.val_loss),
+            "val_accuracy": list(self.val_accuracy),
+            "seconds": list(self.seconds),
+        }
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.as_dict()[key]
+
+    def __len__(self) -> int:
+        return self.epochs

@@ -1,0 +1,117 @@
+"""The dense layer a network is made of: its sizes, activation and parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks, initializers
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}: {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return int(value)
+
+
+class Dense:
+    """A fully connected layer: z = W x + b, y = f(z).
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output sizes (m_{j-1} and m_j in NOTATION.md).
+    activation : str
+        One of identity (alias linear), sigmoid, tanh, relu, leaky_relu, elu, softplus, gelu.
+    init : str, optional
+        glorot_uniform, glorot_normal, he_uniform or he_normal; by default He for the
+        relu family and Glorot otherwise. Drawn from the network's seed when the layer
+        joins a ``Network``.
+
+    Attributes
+    ----------
+    W : ndarray, shape (n_out, n_in)
+        Weights; assigning copies the new values into the layer's dtype.
+    b : ndarray, shape (n_out,)
+        Bias, zeros at initialization.
+    """
+
+    def __init__(self, n_in: int, n_out: int, activation: str = "relu", init: str | None = None):
+        self.n_in = _positive_int(n_in, "n_in")
+        self.n_out = _positive_int(n_out, "n_out")
+        self.activation = _checks.activation_name(activation)
+        self.init = (
+            initializers.default_for(self.activation)
+            if init is None
+            else (initializers.check_name(init))
+        )
+        self._W: np.ndarray | None = None
+        self._b: np.ndarray | None = None
+
+    # Parameters are stored C-contiguous in the network's dtype because the native
+    # backend updates them in place through a zero-copy view.
+    @property
+    def W(self) -> np.ndarray:
+        if self._W is None:
+            raise RuntimeError("this layer's W is not initialized yet: add it to a densa.Network")
+        return self._W
+
+    @W.setter
+    def W(self, value) -> None:
+        self._W = self._coerce(value, "W", (self.n_out, self.n_in))
+
+    @property
+    def b(self) -> np.ndarray:
+        if self._b is None:
+            raise RuntimeError("this layer's b is not initialized yet: add it to a densa.Network")
+        return self._b
+
+    @b.setter
+    def b(self, value) -> None:
+        self._b = self._coerce(value, "b", (self.n_out,))
+
+    @property
+    def initialized(self) -> bool:
+        return self._W is not None and self._b is not None
+
+    @property
+    def dtype(self) -> np.dtype | None:
+        return None if self._W is None else self._W.dtype
+
+    @property
+    def n_params(self) -> int:
+        return self.n_out * self.n_in + self.n_out
+
+    def _coerce(self, value, name: str, shape: tuple) -> np.ndarray:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
+            raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+        if arr.shape != shape:
+            raise ValueError(
+                f"{name} must have shape {shape} for a Dense({self.n_in}, "
+                f"{self.n_out}) layer, got {arr.shape}"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or inf")
+        dtype = (
+            self.dtype
+            if self.dtype is not None
+            else (arr.dtype if arr.dtype in _checks.FLOAT_DTYPES else np.dtype(np.float32))
+        )
+        return np.array(arr, dtype=dtype, order="C", copy=True)
+
+    def initialize(self, rng: np.random.Generator, dtype) -> None:
+        """Draw W (and zero b) if unset; otherwise convert existing values to ``dtype``."""
+        dtype = np.dtype(dtype)
+        if self._W is None:
+            self._W = initializers.draw(self.init, self.n_in, self.n_out, rng, dtype)
+        else:
+            self._W = np.array(self._W, dtype=dtype, order="C", copy=self._W.dtype != dtype)
+        if self._b is None:
+            self._b = np.zeros(self.n_out, dtype=dtype)
+        else:
+            self._b = np.array(self._b, dtype=dtype, order="C", copy=self._b.dtype != dtype)
+
+    def __repr__(self) -> str:
+        return f"Dense({self.n_in}, {self.n_out}, activation={self.activation!r})"

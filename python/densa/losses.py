@@ -1,0 +1,94 @@
+"""What each loss means to a network: how targets are encoded for the kernels, how raw
+outputs become predictions, and how accuracy is counted. The costs themselves are
+computed by the backends (``densa.reference.loss`` and ``cpp/densa/loss.hpp``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks
+
+CLASSIFICATION = ("softmax_cross_entropy", "binary_cross_entropy")
+
+
+def is_classification(loss: str) -> bool:
+    return loss in CLASSIFICATION
+
+
+def encode_targets(loss: str, y, n_out: int, n_samples: int, dtype, name: str = "y") -> np.ndarray:
+    """Targets as the (N, n_out) float array the kernels take.
+
+    * mse: (N,) when n_out == 1, or (N, n_out); any real dtype.
+    * softmax_cross_entropy: integer labels (N,) in [0, n_out), or (N, n_out) rows of
+      class probabilities (one-hot).
+    * binary_cross_entropy: (N,) when n_out == 1, or (N, n_out), values in [0, 1].
+    """
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has dtype {arr.dtype}; targets must be numbers")
+    if arr.ndim == 0 or arr.ndim > 2:
+        raise ValueError(f"{name} must be 1-D or 2-D, got shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_samples} samples")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf")
+    if loss == "softmax_cross_entropy" and arr.ndim == 1:
+        if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name}: class labels must be whole numbers, got {arr[:5]}...")
+        labels = arr.astype(np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= n_out):
+            raise ValueError(
+                f"{name}: labels must lie in [0, {n_out}) for {n_out} outputs, "
+                f"found values from {labels.min()} to {labels.max()}"
+            )
+        onehot = np.zeros((n_samples, n_out), dtype=dtype)
+        onehot[np.arange(n_samples), labels] = 1
+        return onehot
+    if arr.ndim == 1:
+        if n_out != 1:
+            raise ValueError(
+                f"{name} has shape {arr.shape} but the network has {n_out} "
+                f"outputs; pass ({n_samples}, {n_out}) targets"
+            )
+        arr = arr[:, None]
+    if arr.shape[1] != n_out:
+        raise ValueError(f"{name} has shape {arr.shape} but the network has {n_out} outputs")
+    if loss in CLASSIFICATION and arr.size and (arr.min() < 0 or arr.max() > 1):
+        raise ValueError(
+            f"{name}: {loss} targets must lie in [0, 1], found values from "
+            f"{arr.min()} to {arr.max()}"
+        )
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def output_to_prediction(loss: str, out: np.ndarray) -> np.ndarray:
+    """Probabilities for the cross-entropy losses (softmax / sigmoid of the logits)."""
+    if loss == "softmax_cross_entropy":
+        e = np.exp(out - out.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    if loss == "binary_cross_entropy":
+        e = np.exp(-np.abs(out))
+        return np.where(out >= 0, 1 / (1 + e), e / (1 + e))
+    return out
+
+
+def classes_from_output(loss: str, out: np.ndarray) -> np.ndarray:
+    """Labels: argmax for softmax cross-entropy, (logit > 0) per output for binary."""
+    if loss == "softmax_cross_entropy":
+        return np.argmax(out, axis=1)
+    if loss == "binary_cross_entropy":
+        labels = (out > 0).astype(np.int64)
+        return labels[:, 0] if labels.shape[1] == 1 else labels
+    raise ValueError(f"predict_classes needs a classification loss, not {loss!r}")
+
+
+def accuracy(loss: str, out: np.ndarray, targets: np.ndarray) -> float:
+    """Fraction of correct labels (of correct outputs, for multi-output binary)."""
+    if loss == "softmax_cross_entropy":
+        return float(np.mean(np.argmax(out, axis=1) == np.argmax(targets, axis=1)))
+    return float(np.mean((out > 0) == (targets > 0.5)))
+
+
+def check_name(loss: object) -> str:
+    return _checks.loss_name(loss)

@@ -1,0 +1,170 @@
+"""Optimizers: hyperparameters plus the state they carry between steps.
+
+The update rules are written once per backend (``densa.reference.optimizer`` and
+``cpp/densa/optimizer.hpp``); these classes hold what those rules need. The state
+(velocities, moments, Adam's step count) is created for a network on first use and
+kept in the optimizer object, which the network keeps as ``net.optimizer``: calling
+``fit`` again, with no optimizer or with the same object, continues from it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _check_lr(lr: object) -> float:
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)):
+        raise TypeError(f"lr must be a number, got {type(lr).__name__}: {lr!r}")
+    lr = float(lr)
+    if not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a finite number > 0, got {lr}")
+    return lr
+
+
+def _check_range(value: object, name: str, low: float, high: float, high_open: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}: {value!r}")
+    value = float(value)
+    ok = math.isfinite(value) and low <= value and (value < high if high_open else value <= high)
+    if not ok:
+        bracket = ")" if high_open else "]"
+        raise ValueError(f"{name} must lie in [{low}, {high}{bracket}, got {value}")
+    return value
+
+
+class Optimizer:
+    """Base class: state per network parameter, created on first use."""
+
+    kind = ""
+    n_state = 0  # state arrays per parameter tensor
+
+    def __init__(self) -> None:
+        self.state_W: list[list[np.ndarray]] = []
+        self.state_b: list[list[np.ndarray]] = []
+        self.step = np.zeros(1, dtype=np.int64)  # updates applied so far
+
+    def hyper(self) -> dict:
+        raise NotImplementedError
+
+    def _uses_state(self) -> bool:
+        return self.n_state > 0
+
+    def prepare(self, layers) -> None:
+        """Create zero state for ``layers`` unless state of the right shapes exists."""
+        shapes = [(layer.W.shape, layer.b.shape, layer.W.dtype) for layer in layers]
+        have = [
+            (s[0].shape, t[0].shape, s[0].dtype)
+            for s, t in zip(self.state_W, self.state_b)
+            if s and t
+        ]
+        n = self.n_state if self._uses_state() else 0
+        if n == 0:
+            self.state_W = [[] for _ in layers]
+            self.state_b = [[] for _ in layers]
+            return
+        if have == shapes and all(len(s) == n for s in self.state_W):
+            return
+        self.state_W = [[np.zeros_like(layer.W) for _ in range(n)] for layer in layers]
+        self.state_b = [[np.zeros_like(layer.b) for _ in range(n)] for layer in layers]
+        self.step[0] = 0
+
+    def reset(self) -> None:
+        """Forget all state: the next ``fit`` starts the optimizer afresh."""
+        self.state_W, self.state_b = [], []
+        self.step[0] = 0
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay.
+
+    θ ← θ − lr · step, with g = dθ + weight_decay·θ, v = momentum·v + g and
+    step = v (or g + momentum·v with Nesterov; g without momentum). PyTorch's convention.
+    """
+
+    kind = "sgd"
+    n_state = 1
+
+    def __init__(
+        self,
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.lr = _check_lr(lr)
+        self.momentum = _check_range(momentum, "momentum", 0.0, 1.0, high_open=True)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
+        if nesterov and self.momentum == 0.0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        self.nesterov = bool(nesterov)
+        self.weight_decay = _check_range(weight_decay, "weight_decay", 0.0, math.inf, False)
+
+    def _uses_state(self) -> bool:
+        return self.momentum > 0.0
+
+    def hyper(self) -> dict:
+        return {
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+        }
+
+
+class Adam(Optimizer):
+    """Adam with decoupled weight decay (AdamW when weight_decay > 0).
+
+    θ ← θ·(1 − lr·wd); m = β1 m + (1−β1) g; v = β2 v + (1−β2) g²;
+    θ ← θ − lr/(1−β1ᵗ) · m / (sqrt(v)/sqrt(1−β2ᵗ) + ε).
+    """
+
+    kind = "adam"
+    n_state = 2
+
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.lr = _check_lr(lr)
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError):
+            raise TypeError(f"betas must be a pair of numbers, got {betas!r}") from None
+        self.betas = (
+            _check_range(beta1, "betas[0]", 0.0, 1.0, True),
+            _check_range(beta2, "betas[1]", 0.0, 1.0, True),
+        )
+        self.eps = _check_range(eps, "eps", 0.0, math.inf, False)
+        if self.eps == 0.0:
+            raise ValueError("eps must be > 0 (it keeps the update finite where v = 0)")
+        self.weight_decay = _check_range(weight_decay, "weight_decay", 0.0, math.inf, False)
+
+    def hyper(self) -> dict:
+        return {
+            "lr": self.lr,
+            "beta1": self.betas[0],
+            "beta2": self.betas[1],
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"Adam(lr={self.lr!r}, betas={self.betas!r}, eps={self.eps!r}, "
+            f"weight_decay={self.weight_decay!r})"
+        )
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -1,0 +1,104 @@
+"""What the tests share: the one comparison helper, and inputs drawn under fixed seeds.
+
+``assert_matches`` is the only place where a native result meets its reference: it
+checks the shape, then the dtype, then the values, with the tolerances stated below.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from densa import native, reference
+
+DTYPES = (np.float32, np.float64)
+
+# Every name dense_forward / dense_backward accept ("linear" is an alias of "identity").
+ACTIVATIONS = (
+    "identity",
+    "linear",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "elu",
+    "softplus",
+    "gelu",
+)
+
+BACKENDS = {"native": native, "reference": reference}
+
+# Tolerances per dtype, for inputs of magnitude O(1) (``draw_layer`` scales them so).
+# Native and reference do not compute bit for bit alike, for two reasons, and each has
+# its own term in atol:
+#
+# * element-wise functions: Eigen's vectorised exp / tanh / log1p and NumPy's differ by
+#   a few ulp, and f' amplifies that where it cancels (gelu's 1 - tanh²u times z·u' is
+#   the worst: up to ~100 ulp of 1 measured in float32, ~40 in float64). Hence
+#   ``elem``: 2e-5 (~170 ulp of 1.0) in float32, 5e-14 (~225 ulp) in float64.
+# * reductions: GEMM and row sums add k terms in a different order in Eigen and in
+#   OpenBLAS (blocking, vector lanes, FMA). A sum of k O(1) terms reaches ~sqrt(k), and
+#   each of its k additions may round by an ulp of that, so the two orders differ by
+#   about k ulp: measured up to 1.2·k ulp at k = 1000 in both dtypes. Hence ``per_term``
+#   · k: 1e-6 (~8 ulp) per term in float32, 2e-15 (~9 ulp) per term in float64, which
+#   keeps a margin of about 7x at k = 1000.
+#
+# rtol covers elements far from zero: 1e-5 (~84 ulp) in float32, 1e-12 in float64.
+TOLERANCES = {
+    np.dtype(np.float32): {"rtol": 1e-5, "elem": 2e-5, "per_term": 1e-6},
+    np.dtype(np.float64): {"rtol": 1e-12, "elem": 5e-14, "per_term": 2e-15},
+}
+
+
+def tolerance(dtype, reduction: int = 1) -> tuple[float, float]:
+    """``(rtol, atol)`` for results of ``dtype`` whose elements sum ``reduction`` terms."""
+    t = TOLERANCES[np.dtype(dtype)]
+    return t["rtol"], t["elem"] + t["per_term"] * max(int(reduction), 1)
+
+
+def assert_matches(
+    actual, expected, name: str, *, reduction: int = 1, tol_dtype=None, rtol=None, atol=None
+):
+    """Assert ``actual`` equals ``expected``: same shape, same dtype, then values.
+
+    Parameters
+    ----------
+    actual, expected : array_like
+        The result under test (usually native) and the oracle (usually the reference).
+    name : str
+        The tensor's name (``dz``, ``dW``, ...), quoted in every failure message.
+    reduction : int
+        Length of the longest sum behind one element (m_in for z, N for dW and db,
+        m_out for dx, 1 for element-wise results); scales atol, see ``TOLERANCES``.
+    tol_dtype : dtype, optional
+        The precision the value was computed in, when it differs from its dtype (a loss
+        computed in float32 and returned as a Python float).
+    rtol, atol : float, optional
+        Explicit tolerances, replacing the per-dtype ones (stated where used).
+    """
+    a, e = np.asarray(actual), np.asarray(expected)
+    assert a.shape == e.shape, f"{name}: shape {a.shape}, expected {e.shape}"
+    assert a.dtype == e.dtype, f"{name}: dtype {a.dtype}, expected {e.dtype}"
+    d_rtol, d_atol = tolerance(tol_dtype if tol_dtype is not None else e.dtype, reduction)
+    rtol = d_rtol if rtol is None else rtol
+    atol = d_atol if atol is None else atol
+    np.testing.assert_allclose(
+        a, e, rtol=rtol, atol=atol, err_msg=f"{name} (rtol={rtol:g}, atol={atol:g})"
+    )
+
+
+def draw_layer(rng: np.random.Generator, m_in: int, m_out: int, n: int, dtype):
+    """``W, b, x, dy`` of a layer, O(1) in magnitude whatever its width.
+
+    W ~ N(0, 1/m_in) (LeCun scaling) keeps z = W x + b of unit variance, so that every
+    activation sees both its saturated and its curved parts.
+    """
+    W = rng.standard_normal((m_out, m_in)) / np.sqrt(m_in)
+    b = 0.5 * rng.standard_normal(m_out)
+    x = rng.standard_normal((n, m_in))
+    dy = rng.standard_normal((n, m_out))
+    return tuple(a.astype(dtype) for a in (W, b, x, dy))
+
+
+def copies(arrays):
+    """Independent copies of a list of arrays (or of a list of lists of arrays)."""
+    return [copies(a) if isinstance(a, list) else a.copy() for a in arrays]

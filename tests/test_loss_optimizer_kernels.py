@@ -1,0 +1,191 @@
+"""Losses and optimizer steps: native against the reference, the loss gradients against
+finite differences, and the losses at logits of ±1e4 (finite, at their known values).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from densa import native, reference
+from helpers import BACKENDS, DTYPES, assert_matches
+
+LOSSES = ("mse", "softmax_cross_entropy", "binary_cross_entropy")
+
+backends = pytest.mark.parametrize("backend", list(BACKENDS.values()), ids=list(BACKENDS))
+dtypes = pytest.mark.parametrize("dtype", DTYPES)
+
+
+def _targets(rng, name, n, m, dtype, soft=False):
+    """Targets of the kind each loss is meant for: one-hot rows for softmax
+    cross-entropy, 0/1 entries for binary cross-entropy (or probabilities when soft)."""
+    if name == "mse":
+        t = rng.standard_normal((n, m))
+    elif name == "softmax_cross_entropy":
+        t = rng.dirichlet(np.ones(m), size=n) if soft else np.eye(m)[rng.integers(0, m, n)]
+    else:
+        t = rng.uniform(size=(n, m)) if soft else rng.integers(0, 2, (n, m)).astype(float)
+    return t.astype(dtype)
+
+
+def _shape(seed):
+    rng = np.random.default_rng(seed)
+    return int(rng.integers(1, 40)), int(rng.integers(1, 12))
+
+
+SHAPES = [pytest.param(_shape(s), id=f"seed{s}") for s in range(4)] + [
+    pytest.param((1, 5), id="N=1"),
+    pytest.param((9, 1), id="m=1"),
+    pytest.param((300, 10), id="N=300"),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@dtypes
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_matches_reference(name, dtype, shape):
+    n, m = shape
+    rng = np.random.default_rng([n, m, LOSSES.index(name)])
+    out = (2 * rng.standard_normal((n, m))).astype(dtype)
+    t = _targets(rng, name, n, m, dtype)
+    value_n = native.loss_forward(name, out, t)
+    value_r = reference.loss_forward(name, out, t)
+    assert isinstance(value_n, float)
+    # J sums n·m terms (in the loss's own dtype), then divides by n.
+    assert_matches(value_n, value_r, "J", reduction=n * m, tol_dtype=dtype)
+    (value_bn, dy_n), (value_br, dy_r) = (
+        native.loss_backward(name, out, t),
+        reference.loss_backward(name, out, t),
+    )
+    assert value_bn == value_n  # the fused value is the forward's
+    assert_matches(value_bn, value_br, "J", reduction=n * m, tol_dtype=dtype)
+    # dy is element-wise but for softmax's normaliser, a sum over the m outputs.
+    assert_matches(dy_n, dy_r, "dy", reduction=m)
+
+
+@dtypes
+@backends
+def test_losses_at_huge_logits(backend, dtype):
+    # Logits of ±1e4 overflow a naive exp in both dtypes; the stable forms stay exact.
+    out = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4]], dtype=dtype)
+    # softmax CE, one-hot: row 0 targets class 1: lse = 1e4, J₀ = 1e4 − (−1e4) = 2e4;
+    # row 1 targets class 2: lse = 1e4 + ln 2, J₁ = ln 2. J = (2e4 + ln 2) / 2.
+    t = np.array([[0, 1, 0], [0, 0, 1]], dtype=dtype)
+    value, dy = backend.loss_backward("softmax_cross_entropy", out, t)
+    np.testing.assert_allclose(value, (2e4 + np.log(2)) / 2, rtol=4 * np.finfo(dtype).eps)
+    # dy = (softmax − t) / N: softmax rows are [1, 0, 0] and [0, ½, ½].
+    expected = np.array([[1, -1, 0], [0, 0.5, -0.5]], dtype=dtype) / 2
+    assert_matches(dy, expected, "dy (softmax_cross_entropy)")
+    # bce, per entry max(z, 0) − z t + log1p(exp(−|z|)): z = 1e4 costs 1e4 when t = 0 and
+    # nothing when t = 1; z = −1e4 the reverse; z = 0 costs ln 2 either way.
+    t = np.array([[0, 1, 1], [0, 1, 0]], dtype=dtype)
+    value, dy = backend.loss_backward("binary_cross_entropy", out, t)
+    np.testing.assert_allclose(
+        value, (1e4 + 1e4 + np.log(2) + 0 + 0 + 1e4) / 2, rtol=4 * np.finfo(dtype).eps
+    )
+    expected = (np.array([[1, 0, 0.5], [0, 1, 1]], dtype=dtype) - t) / 2  # (sigmoid(z) − t)/N
+    assert_matches(dy, expected, "dy (binary_cross_entropy)")
+    # mse at 1e4: ½ Σ (y − t)² / N, 1e8-sized terms, still far from float32's limit.
+    value, dy = backend.loss_backward("mse", out, np.zeros_like(out))
+    np.testing.assert_allclose(value, 5 * 1e8 / 2 / 2, rtol=4 * np.finfo(dtype).eps)
+    assert_matches(dy, out / 2, "dy (mse)")
+
+
+@dtypes
+@pytest.mark.parametrize("name", LOSSES)
+def test_losses_finite_and_matching_at_mixed_huge_logits(name, dtype):
+    rng = np.random.default_rng(5)
+    out = rng.choice(np.array([-1e4, -30.0, 0.0, 30.0, 1e4]), size=(40, 6)).astype(dtype)
+    t = _targets(rng, name, 40, 6, dtype)
+    results = {}
+    for key, backend in BACKENDS.items():
+        value, dy = backend.loss_backward(name, out, t)
+        assert np.isfinite(value), key
+        assert np.all(np.isfinite(dy)), key
+        results[key] = (value, dy)
+    assert_matches(
+        results["native"][0], results["reference"][0], "J", reduction=240, tol_dtype=dtype
+    )
+    assert_matches(results["native"][1], results["reference"][1], "dy", reduction=6)
+
+
+@pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_gradient_matches_finite_differences(name, soft):
+    rng = np.random.default_rng(11)
+    out = rng.standard_normal((6, 4))
+    t = _targets(rng, name, 6, 4, np.float64, soft=soft)
+    _, dy = reference.loss_backward(name, out, t)
+    h = 1e-6
+    numeric = np.empty_like(out)
+    for i in np.ndindex(out.shape):
+        saved = out[i]
+        out[i] = saved + h
+        up = reference.loss_forward(name, out, t)
+        out[i] = saved - h
+        down = reference.loss_forward(name, out, t)
+        out[i] = saved
+        numeric[i] = (up - down) / (2 * h)
+    # Central differences: h² truncation ~1e-12 plus eps·|J|/h ~1e-10 of rounding.
+    np.testing.assert_allclose(dy, numeric, rtol=1e-6, atol=1e-8, err_msg=f"dy of {name}")
+    # and the native gradient is that same gradient
+    assert_matches(native.loss_backward(name, out, t)[1], dy, "dy", reduction=4)
+
+
+# -- optimizers -----------------------------------------------------------------------
+
+SGD_CONFIGS = {
+    "plain": (0.0, False, 0.0),
+    "momentum": (0.9, False, 0.0),
+    "nesterov": (0.9, True, 0.0),
+    "plain+wd": (0.0, False, 1e-2),
+    "momentum+wd": (0.8, False, 5e-2),
+    "nesterov+wd": (0.9, True, 1e-2),
+}
+
+STEPS = 6
+
+
+def _param_and_grads(rng, shape, dtype):
+    theta = rng.standard_normal(shape).astype(dtype)
+    grads = [rng.standard_normal(shape).astype(dtype) for _ in range(STEPS)]
+    return theta, grads
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (5,)], ids=["W", "b"])
+@dtypes
+@pytest.mark.parametrize("config", list(SGD_CONFIGS))
+def test_sgd_matches_reference(config, dtype, shape):
+    momentum, nesterov, wd = SGD_CONFIGS[config]
+    theta, grads = _param_and_grads(np.random.default_rng(len(config)), shape, dtype)
+    start = theta.copy()
+    state = {
+        key: (theta.copy(), np.zeros_like(theta) if momentum > 0 else None) for key in BACKENDS
+    }
+    for step, g in enumerate(grads):
+        for key, backend in BACKENDS.items():
+            p, v = state[key]
+            backend.sgd_step(p, g, v, 0.05, momentum, nesterov, wd)
+        p_n, v_n = state["native"]
+        p_r, v_r = state["reference"]
+        # Element-wise updates: a few roundings per step, accumulated over the steps.
+        assert_matches(p_n, p_r, f"theta after step {step + 1}")
+        if momentum > 0:
+            assert_matches(v_n, v_r, f"velocity after step {step + 1}")
+    assert not np.allclose(state["native"][0], start)  # the steps did move theta
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (5,)], ids=["W", "b"])
+@dtypes
+@pytest.mark.parametrize("wd", [0.0, 1e-2], ids=["adam", "adamw"])
+def test_adam_matches_reference(wd, dtype, shape):
+    theta, grads = _param_and_grads(np.random.default_rng(3), shape, dtype)
+    start = theta.copy()
+    state = {key: (theta.copy(), np.zeros_like(theta), np.zeros_like(theta)) for key in BACKENDS}
+    for step, g in enumerate(grads, start=1):
+        for key, backend in BACKENDS.items():
+            p, m, v = state[key]
+            backend.adam_step(p, g, m, v, step, 1e-2, 0.9, 0.99, 1e-8, wd)
+        for i, name in enumerate(("theta", "m", "v")):
+            assert_matches(state["native"][i], state["reference"][i], f"{name} after step {step}")
+    assert not np.allclose(state["native"][0], start)
