@@ -14,6 +14,13 @@ after a warm-up), medians over the rounds:
 
 GFLOP/s counts the three products only (3 · 2·m_out·m_in·N flops), for every line.
 
+Each sample is preceded by a pause (``--pause``, 0.2 s): NumPy's OpenBLAS workers
+busy-wait for ~0.1 s after every call, and would take a core from whatever runs next
+(densa's pool sleeps instead, so it does not do the same to NumPy). ``--pause 0``
+measures that tight alternation. The share of CPU time used by other processes during
+the run is printed: on a shared 2-core machine, numbers taken under load are not the
+machine's.
+
 Run it with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (they may be set on this
 machine and slow NumPy's OpenBLAS):
 
@@ -86,7 +93,18 @@ def _check(W, b, x, dy):
         assert np.abs(got - want).max() / scale < 1e-4
 
 
-def bench(m_out, m_in, n, rounds, min_time, dtype=np.float32):
+def _cpu_times():
+    """(busy jiffies of the whole machine, this process's CPU time in jiffies)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+    except OSError:
+        return None
+    t = os.times()
+    return sum(v) - v[3] - v[4], (t.user + t.system) * os.sysconf("SC_CLK_TCK")
+
+
+def bench(m_out, m_in, n, rounds, min_time, pause, dtype=np.float32):
     W, b, x, dy = _workload(m_out, m_in, n, dtype)
     _check(W, b, x, dy)
     impls = _impls(W, b, x, dy)
@@ -102,12 +120,13 @@ def bench(m_out, m_in, n, rounds, min_time, dtype=np.float32):
     for _ in range(rounds):
         for name, f in impls.items():  # interleaved: one sample of each per round
             r = reps[name]
+            time.sleep(pause)
             t0 = time.perf_counter()
             for _ in range(r):
                 f()
             samples[name].append((time.perf_counter() - t0) / r)
     flops = 3 * 2.0 * m_out * m_in * n
-    return {name: statistics.median(s) for name, s in samples.items()}, flops
+    return samples, flops
 
 
 def _blas_info():
@@ -128,6 +147,7 @@ def main(argv=None):
     parser.add_argument("--min-time", type=float, default=0.05, help="seconds per sample")
     parser.add_argument("--threads", type=int, default=None, help="densa threads")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--pause", type=float, default=0.2, help="seconds before each sample")
     args = parser.parse_args(argv)
     if args.threads:
         densa.set_num_threads(args.threads)
@@ -137,19 +157,33 @@ def main(argv=None):
     for line in _blas_info():
         print("threadpoolctl:", line)
     print()
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    before = _cpu_times()
     for label, shape in (("K1", (1024, 1024, 512)), ("K2", (64, 64, 32))):
-        med, flops = bench(*shape, args.rounds, args.min_time, np.dtype(args.dtype))
+        samples, flops = bench(*shape, args.rounds, args.min_time, args.pause, np.dtype(args.dtype))
+        med = {name: statistics.median(s) for name, s in samples.items()}
         print(
             f"{label}: {shape[1]} -> {shape[0]}, batch {shape[2]}, {args.dtype}, relu; "
-            f"forward + backward; medians of {args.rounds} interleaved rounds"
+            f"forward + backward; {args.rounds} interleaved rounds, pause {args.pause} s"
         )
-        print(f"  {'':12s} {'time':>10s} {'GFLOP/s':>8s} {'vs numpy':>9s} {'vs np gemm':>10s}")
+        print(
+            f"  {'':12s} {'median':>10s} {'GFLOP/s':>8s} {'vs numpy':>9s} {'vs np gemm':>10s}"
+            f" {'best':>10s}"
+        )
         for name, t in med.items():
             print(
                 f"  {name:12s} {t * 1e6:8.1f}µs {flops / t / 1e9:8.1f} "
                 f"{med['numpy'] / t:8.2f}x {med['numpy gemm'] / t:9.2f}x"
+                f" {min(samples[name]) * 1e6:8.1f}µs"
             )
         print()
+    after = _cpu_times()
+    if before and after and after[0] > before[0]:
+        others = (after[0] - before[0]) - (after[1] - before[1])
+        print(
+            f"other processes used {100 * others / (after[0] - before[0]):.0f}% of the busy "
+            f"CPU time during the run"
+        )
 
 
 if __name__ == "__main__":
