@@ -31,8 +31,11 @@ void dense_forward(const ConstWeightRef<T>& W, const ConstVectorRef<T>& b,
   // W_{j-1} y_{j-1}: W's row-major bytes are Wᵀ column-major, hence Op::T.
   gemm<T>(Op::T, Op::N, W.rows(), x.cols(), W.cols(), W.data(), W.outerStride(), x.data(),
           x.outerStride(), z.data(), z.outerStride());
-  z.colwise() += b;        // + b_{j-1}
-  activation_f<T>(a, z, y);  // y_j = f_j(z_j)
+  for_column_blocks(z.cols(), z.size(), [&](Index lo, Index hi) {
+    BatchRef<T> zb = z.middleCols(lo, hi - lo);
+    zb.colwise() += b;                                          // + b_{j-1}
+    activation_f<T>(a, zb, BatchRef<T>(y.middleCols(lo, hi - lo)));  // y_j = f_j(z_j)
+  });
 }
 
 // Backward through one layer, given dy = dJ/dy_j:
@@ -59,7 +62,11 @@ void dense_backward(const ConstWeightRef<T>& W, const ConstBatchRef<T>& x,
   require(dz.rows() == z.rows() && dz.cols() == z.cols() && dW.rows() == W.rows() &&
               dW.cols() == W.cols() && db.size() == W.rows(),
           "dense_backward: output buffers have the wrong shape");
-  activation_backward<T>(a, z, dy, dz);  // dz_j = dy_j ⊙ f_j'(z_j)
+  for_column_blocks(z.cols(), z.size(), [&](Index lo, Index hi) {
+    // dz_j = dy_j ⊙ f_j'(z_j)
+    activation_backward<T>(a, z.middleCols(lo, hi - lo), dy.middleCols(lo, hi - lo),
+                           dz.middleCols(lo, hi - lo));
+  });
   // dW_{j-1} = dz_j · y_{j-1}ᵀ, written row-major, i.e. as dWᵀ = y_{j-1} · dz_jᵀ
   // column-major.
   gemm<T>(Op::N, Op::T, W.cols(), W.rows(), x.cols(), x.data(), x.outerStride(), dz.data(),
