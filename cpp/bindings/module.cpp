@@ -15,8 +15,10 @@
 
 #include "densa/activation.hpp"
 #include "densa/dense.hpp"
+#include "densa/gemm.hpp"
 #include "densa/loss.hpp"
 #include "densa/optimizer.hpp"
+#include "densa/parallel.hpp"
 #include "densa/trainer.hpp"
 
 namespace py = pybind11;
@@ -296,12 +298,61 @@ void bind_dtype(py::module_& m) {
   bind_trainer<T>(m);
 }
 
+// Instruction-set levels this CPU (and its OS) can run, for the loader
+// (python/densa/_core.py) to pick the fastest extension module built.
+py::dict cpu_features() {
+  py::dict d;
+  bool v3 = false, v4 = false;
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  v3 = __builtin_cpu_supports("avx") && __builtin_cpu_supports("avx2") &&
+       __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") &&
+       __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c") &&
+       __builtin_cpu_supports("popcnt");
+  v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+       __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+       __builtin_cpu_supports("avx512vl");
+#endif
+  d["x86-64-v3"] = v3;
+  d["x86-64-v4"] = v4;
+  return d;
+}
+
 }  // namespace
 
-PYBIND11_MODULE(_core, m) {
+#ifndef DENSA_MODULE_NAME
+#define DENSA_MODULE_NAME _core
+#endif
+#ifndef DENSA_ISA
+#define DENSA_ISA "baseline"
+#endif
+
+PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
   m.doc() = "densa's native kernels (private; use densa.native or densa.Network)";
   bind_dtype<float>(m);
   bind_dtype<double>(m);
   m.attr("eigen_version") = EIGEN_VERSION_STRING;
   m.attr("simd") = std::string(Eigen::SimdInstructionSetsInUse());
+  m.attr("isa") = DENSA_ISA;
+  m.attr("uses_blas") = densa::blas_enabled();
+  m.def("cpu_features", &cpu_features,
+        "Instruction-set levels the CPU and OS support: {'x86-64-v3': bool, 'x86-64-v4': bool}.");
+  m.def("blas", &densa::blas_description, "The library computing the GEMMs, and its kernel.");
+  m.def("set_num_threads", &densa::set_num_threads, py::arg("n"),
+        "Threads densa's products use (1 = the calling thread only). Results do not depend "
+        "on it.");
+  m.def("get_num_threads", &densa::get_num_threads);
+  m.def(
+      "_set_slab_policy",
+      [](double min_slab_flops, std::int64_t max_slabs, std::int64_t align) {
+        require(min_slab_flops > 0 && max_slabs >= 1 && align >= 1, "bad slab policy");
+        densa::slab_policy() = densa::SlabPolicy{min_slab_flops, max_slabs, align};
+      },
+      py::arg("min_slab_flops"), py::arg("max_slabs"), py::arg("align"),
+      "Tuning hook (benchmarks only): how products are cut into slabs.");
+  m.def("_slab_policy", [] {
+    const auto& p = densa::slab_policy();
+    return py::make_tuple(p.min_slab_flops, p.max_slabs, p.align);
+  });
+  densa::init_gemm_backend();
 }

@@ -5,9 +5,12 @@
 // formulas in NumPy, with their definitions in its docstrings.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
+#include "elementwise.hpp"
 #include "types.hpp"
 
 namespace densa {
@@ -34,19 +37,28 @@ inline Activation activation_from_name(const std::string& name) {
       "softplus, gelu");
 }
 
+// exp(x) for x <= 0, and exactly 0 where exp(x) is below the smallest normal number:
+// Eigen's SIMD exp clamps its argument (exp(-1e4) would come out as ~3e-39, not 0).
+template <class X>
+auto exp_nonpositive(const Eigen::ArrayBase<X>& x) {
+  using T = typename X::Scalar;
+  const T lowest = std::log(std::numeric_limits<T>::min());
+  return (x < lowest).select(T(0), x.exp());
+}
+
 // sigmoid(z) = 1 / (1 + exp(-z)), computed from e = exp(-|z|) <= 1 on both sides.
 template <class Z>
 auto stable_sigmoid(const Eigen::ArrayBase<Z>& z) {
   using T = typename Z::Scalar;
-  auto e = (-z.abs()).exp();
+  auto e = exp_nonpositive(-z.abs());
   return (z >= T(0)).select(T(1) / (T(1) + e), e / (T(1) + e));
 }
 
-// y = f(z), element-wise. y may alias z (in-place forward for identity-free layers).
-template <class T>
-void activation_f(Activation a, const ConstBatchRef<T>& z_in, BatchRef<T> y_out) {
-  auto z = z_in.array();
-  auto y = y_out.array();
+namespace detail {
+
+template <class ZA, class YA>
+void activation_f_array(Activation a, const ZA& z, YA& y) {
+  using T = typename ZA::Scalar;
   switch (a) {
     case Activation::identity: y = z; break;
     case Activation::sigmoid: y = stable_sigmoid(z); break;
@@ -56,7 +68,7 @@ void activation_f(Activation a, const ConstBatchRef<T>& z_in, BatchRef<T> y_out)
     // elu: alpha * (exp(z) - 1) below zero; min(z, 0) keeps exp away from overflow.
     case Activation::elu: y = (z > T(0)).select(z, T(kEluAlpha) * z.min(T(0)).expm1()); break;
     // softplus: log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)).
-    case Activation::softplus: y = z.max(T(0)) + (-z.abs()).exp().log1p(); break;
+    case Activation::softplus: y = z.max(T(0)) + exp_nonpositive(-z.abs()).log1p(); break;
     // gelu, tanh approximation: 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))).
     case Activation::gelu:
       y = T(0.5) * z * (T(1) + (T(kSqrt2OverPi) * (z + T(kGeluC) * z.cube())).tanh());
@@ -64,11 +76,9 @@ void activation_f(Activation a, const ConstBatchRef<T>& z_in, BatchRef<T> y_out)
   }
 }
 
-// df = f'(z), element-wise.
-template <class T>
-void activation_df(Activation a, const ConstBatchRef<T>& z_in, BatchRef<T> df_out) {
-  auto z = z_in.array();
-  auto df = df_out.array();
+template <class ZA, class DA>
+void activation_df_array(Activation a, const ZA& z, DA& df) {
+  using T = typename ZA::Scalar;
   switch (a) {
     case Activation::identity: df.setConstant(T(1)); break;
     case Activation::sigmoid: {
@@ -79,7 +89,7 @@ void activation_df(Activation a, const ConstBatchRef<T>& z_in, BatchRef<T> df_ou
     case Activation::tanh: df = T(1) - z.tanh().square(); break;
     case Activation::relu: df = (z > T(0)).select(T(1), T(0) * z); break;
     case Activation::leaky_relu: df = (z > T(0)).select(T(1), T(kLeakySlope) + T(0) * z); break;
-    case Activation::elu: df = (z > T(0)).select(T(1), T(kEluAlpha) * z.min(T(0)).exp()); break;
+    case Activation::elu: df = (z > T(0)).select(T(1), T(kEluAlpha) * exp_nonpositive(z.min(T(0)))); break;
     case Activation::softplus: df = stable_sigmoid(z); break;
     case Activation::gelu: {
       // d/dz: 0.5 (1 + t) + 0.5 z (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 z^2)
@@ -93,12 +103,33 @@ void activation_df(Activation a, const ConstBatchRef<T>& z_in, BatchRef<T> df_ou
   }
 }
 
+}  // namespace detail
+
+// y = f(z), element-wise. y may alias z.
+template <class T>
+void activation_f(Activation a, const ConstBatchRef<T>& z, BatchRef<T> y) {
+  detail::for_aligned_chunks<T>(z, nullptr, y, [a](const auto& zc, const auto&, auto& yc) {
+    detail::activation_f_array(a, zc, yc);  // y = f(z)
+  });
+}
+
+// df = f'(z), element-wise.
+template <class T>
+void activation_df(Activation a, const ConstBatchRef<T>& z, BatchRef<T> df) {
+  detail::for_aligned_chunks<T>(z, nullptr, df, [a](const auto& zc, const auto&, auto& dc) {
+    detail::activation_df_array(a, zc, dc);  // df = f'(z)
+  });
+}
+
 // dz = dy ⊙ f'(z), fused so that f'(z) never needs its own buffer.
 template <class T>
 void activation_backward(Activation a, const ConstBatchRef<T>& z, const ConstBatchRef<T>& dy,
                          BatchRef<T> dz) {
-  activation_df<T>(a, z, dz);
-  dz.array() *= dy.array();
+  const ConstBatchRef<T>* dyp = &dy;
+  detail::for_aligned_chunks<T>(z, dyp, dz, [a](const auto& zc, const auto& dyc, auto& dzc) {
+    detail::activation_df_array(a, zc, dzc);  // f'(z)
+    dzc *= dyc;                               // dz = dy ⊙ f'(z)
+  });
 }
 
 }  // namespace densa

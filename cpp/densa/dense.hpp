@@ -3,6 +3,7 @@
 #pragma once
 
 #include "activation.hpp"
+#include "gemm.hpp"
 #include "types.hpp"
 
 namespace densa {
@@ -27,9 +28,14 @@ void dense_forward(const ConstWeightRef<T>& W, const ConstVectorRef<T>& b,
   require(z.rows() == W.rows() && z.cols() == x.cols() && y.rows() == z.rows() &&
               y.cols() == z.cols(),
           "dense_forward: output buffers have the wrong shape");
-  z.noalias() = W * x;     // W_{j-1} y_{j-1}
-  z.colwise() += b;        // + b_{j-1}
-  activation_f<T>(a, z, y);  // y_j = f_j(z_j)
+  // W_{j-1} y_{j-1}: W's row-major bytes are Wᵀ column-major, hence Op::T.
+  gemm<T>(Op::T, Op::N, W.rows(), x.cols(), W.cols(), W.data(), W.outerStride(), x.data(),
+          x.outerStride(), z.data(), z.outerStride());
+  for_column_blocks(z.cols(), z.size(), [&](Index lo, Index hi) {
+    BatchRef<T> zb = z.middleCols(lo, hi - lo);
+    zb.colwise() += b;                                          // + b_{j-1}
+    activation_f<T>(a, zb, BatchRef<T>(y.middleCols(lo, hi - lo)));  // y_j = f_j(z_j)
+  });
 }
 
 // Backward through one layer, given dy = dJ/dy_j:
@@ -56,8 +62,15 @@ void dense_backward(const ConstWeightRef<T>& W, const ConstBatchRef<T>& x,
   require(dz.rows() == z.rows() && dz.cols() == z.cols() && dW.rows() == W.rows() &&
               dW.cols() == W.cols() && db.size() == W.rows(),
           "dense_backward: output buffers have the wrong shape");
-  activation_backward<T>(a, z, dy, dz);  // dz_j = dy_j ⊙ f_j'(z_j)
-  dW.noalias() = dz * x.transpose();     // dW_{j-1} = dz_j · y_{j-1}ᵀ
+  for_column_blocks(z.cols(), z.size(), [&](Index lo, Index hi) {
+    // dz_j = dy_j ⊙ f_j'(z_j)
+    activation_backward<T>(a, z.middleCols(lo, hi - lo), dy.middleCols(lo, hi - lo),
+                           dz.middleCols(lo, hi - lo));
+  });
+  // dW_{j-1} = dz_j · y_{j-1}ᵀ, written row-major, i.e. as dWᵀ = y_{j-1} · dz_jᵀ
+  // column-major.
+  gemm<T>(Op::N, Op::T, W.cols(), W.rows(), x.cols(), x.data(), x.outerStride(), dz.data(),
+          dz.outerStride(), dW.data(), dW.outerStride());
   if (db_tmp.size() < W.rows()) db_tmp.resize(W.rows());
   auto db_sum = db_tmp.head(W.rows());
   db_sum.noalias() = dz.rowwise().sum();  // db_{j-1} = sum(dz_j, axis=1)
@@ -65,7 +78,9 @@ void dense_backward(const ConstWeightRef<T>& W, const ConstBatchRef<T>& x,
   if (compute_dx) {
     require(dx.rows() == W.cols() && dx.cols() == x.cols(),
             "dense_backward: dx buffer has the wrong shape");
-    dx.noalias() = W.transpose() * dz;  // dx_{j-1} = W_{j-1}ᵀ · dz_j
+    // dx_{j-1} = W_{j-1}ᵀ · dz_j (W's row-major bytes are Wᵀ column-major: Op::N)
+    gemm<T>(Op::N, Op::N, W.cols(), x.cols(), W.rows(), W.data(), W.outerStride(), dz.data(),
+            dz.outerStride(), dx.data(), dx.outerStride());
   }
 }
 

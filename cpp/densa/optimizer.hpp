@@ -16,6 +16,7 @@
 
 #include <cmath>
 
+#include "elementwise.hpp"
 #include "types.hpp"
 
 namespace densa {
@@ -43,31 +44,40 @@ void sgd_step(const SgdHyper& h, VectorRef<T> theta, const ConstVectorRef<T>& gr
   const T lr = static_cast<T>(h.lr);
   const T mu = static_cast<T>(h.momentum);
   const T wd = static_cast<T>(h.weight_decay);
-  auto p = theta.array();
-  auto g = grad.array();
-  if (h.momentum > 0.0) {
+  const bool momentum = h.momentum > 0.0;
+  if (momentum) {
     require(velocity.size() == theta.size(), "sgd: velocity and parameter sizes differ");
-    auto v = velocity.array();
-    if (h.weight_decay != 0.0) {
-      v = mu * v + (g + wd * p);
-      if (h.nesterov) {
-        p -= lr * ((g + wd * p) + mu * v);
-      } else {
-        p -= lr * v;
-      }
-    } else {
-      v = mu * v + g;
-      if (h.nesterov) {
-        p -= lr * (g + mu * v);
-      } else {
-        p -= lr * v;
-      }
-    }
-  } else if (h.weight_decay != 0.0) {
-    p -= lr * (g + wd * p);
-  } else {
-    p -= lr * g;
   }
+  // Evaluated on aligned chunks (elementwise.hpp): same bits wherever the arrays sit.
+  T* vel = momentum ? velocity.data() : theta.data();  // unused without momentum
+  detail::for_aligned_chunks_k<T, 3>(
+      theta.size(), {theta.data(), const_cast<T*>(grad.data()), vel}, {true, false, momentum},
+      [&](auto& c) {
+        auto& p = c[0];
+        const auto& g = c[1];
+        auto& v = c[2];
+        if (momentum) {
+          if (h.weight_decay != 0.0) {
+            v = mu * v + (g + wd * p);  // v = μ v + (dθ + wd θ)
+            if (h.nesterov) {
+              p -= lr * ((g + wd * p) + mu * v);  // θ -= lr (g + μ v)
+            } else {
+              p -= lr * v;  // θ -= lr v
+            }
+          } else {
+            v = mu * v + g;  // v = μ v + dθ
+            if (h.nesterov) {
+              p -= lr * (g + mu * v);  // θ -= lr (g + μ v)
+            } else {
+              p -= lr * v;  // θ -= lr v
+            }
+          }
+        } else if (h.weight_decay != 0.0) {
+          p -= lr * (g + wd * p);  // θ -= lr (dθ + wd θ)
+        } else {
+          p -= lr * g;  // θ -= lr dθ
+        }
+      });
 }
 
 // `step` is the 1-based step count t after this update's increment.
@@ -83,12 +93,23 @@ void adam_step(const AdamHyper& h, long long step, VectorRef<T> theta,
   const T b1 = static_cast<T>(h.beta1), b2 = static_cast<T>(h.beta2);
   const T one_b1 = static_cast<T>(1.0 - h.beta1), one_b2 = static_cast<T>(1.0 - h.beta2);
   const T eps = static_cast<T>(h.eps);
-  auto p = theta.array();
-  auto g = grad.array();
-  if (h.weight_decay != 0.0) p *= static_cast<T>(1.0 - h.lr * h.weight_decay);
-  m.array() = b1 * m.array() + one_b1 * g;
-  v.array() = b2 * v.array() + one_b2 * g.square();
-  p -= step_size * m.array() / (v.array().sqrt() / sqrt_bc2 + eps);
+  const T decay = static_cast<T>(1.0 - h.lr * h.weight_decay);
+  const bool decoupled = h.weight_decay != 0.0;
+  // Evaluated on aligned chunks (elementwise.hpp): Eigen's packet sqrt is an
+  // approximation, so every element must take the packet path, wherever it sits.
+  detail::for_aligned_chunks_k<T, 4>(
+      theta.size(), {theta.data(), const_cast<T*>(grad.data()), m.data(), v.data()},
+      {true, false, true, true}, [&](auto& c) {
+        auto& p = c[0];
+        const auto& g = c[1];
+        auto& mc = c[2];
+        auto& vc = c[3];
+        if (decoupled) p *= decay;         // θ ← θ · (1 − lr · weight_decay)
+        mc = b1 * mc + one_b1 * g;         // m = β1 m + (1 − β1) dθ
+        vc = b2 * vc + one_b2 * g.square();  // v = β2 v + (1 − β2) dθ²
+        // θ ← θ − (lr / (1 − β1ᵗ)) · m / (sqrt(v) / sqrt(1 − β2ᵗ) + ε)
+        p -= step_size * mc / (vc.sqrt() / sqrt_bc2 + eps);
+      });
 }
 
 }  // namespace densa

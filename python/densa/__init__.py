@@ -6,6 +6,7 @@ NumPy (``densa.reference``), and the two are tested equal. ``Network`` trains on
 """
 
 from . import reference
+from ._config import get_num_threads, set_num_threads, show_config, threads
 from .gradcheck import GradientReport, check_gradients
 from .history import History
 from .inspection import LayerGradients
@@ -29,5 +30,9 @@ __all__ = [
     "TrainingDivergedError",
     "__version__",
     "check_gradients",
+    "get_num_threads",
     "reference",
+    "set_num_threads",
+    "show_config",
+    "threads",
 ]

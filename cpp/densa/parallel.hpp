@@ -1,0 +1,214 @@
+// densa's one thread pool. Pure C++ (std::thread); nothing here knows Python.
+//
+// Why densa owns its threads instead of letting OpenBLAS or Eigen+OpenMP thread each
+// product (DESIGN.md, "Facts measured on this machine"):
+//   * results: OpenBLAS's threading changes how it splits a product, and the sums it
+//     forms, with the thread count. densa splits each product into slabs whose bounds
+//     depend on the product's shape only (gemm.hpp), and each slab is one single-threaded
+//     BLAS call, so every output element is summed in the same order whatever the
+//     thread count: results are bitwise identical for 1, 2, ... threads;
+//   * latency: a small product runs on the calling thread, never through the pool;
+//   * coexistence: idle workers sleep on a condition variable (no spinning), so they do
+//     not steal the cores from NumPy's own OpenBLAS pool between calls.
+//
+// The pool holds num_threads() - 1 workers; the calling thread is the remaining one.
+// Workers start lazily, on the first product that is split. One caller uses the pool at
+// a time: a second caller (another Python thread with the GIL released, or a nested
+// call) runs its tasks inline, which gives the same results, only later.
+#pragma once
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace densa {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {}
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  ~ThreadPool() { stop_workers(); }
+
+  int num_threads() const { return n_threads_.load(); }
+
+  // Takes effect at once; waits for a product in flight on the pool to finish first.
+  void set_num_threads(int n) {
+    std::lock_guard<std::mutex> busy(busy_);
+    stop_workers();
+    n_threads_ = std::max(1, n);
+  }
+
+  // Runs task(i) for every i in [0, n_tasks), spread over the pool and the caller, and
+  // returns when all are done. Which thread runs which i varies; what each task(i)
+  // computes must not depend on it. The first exception thrown by a task is rethrown.
+  void run(std::int64_t n_tasks, const std::function<void(std::int64_t)>& task) {
+    if (n_tasks <= 0) return;
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (n_tasks == 1 || n_threads_ <= 1 || !busy.owns_lock()) {
+      for (std::int64_t i = 0; i < n_tasks; ++i) task(i);
+      return;
+    }
+    start_workers();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      task_ = &task;
+      n_tasks_ = n_tasks;
+      next_ = 0;
+      active_ = static_cast<int>(workers_.size());
+      error_ = nullptr;
+      ++generation_;
+    }
+    wake_.notify_all();
+    work();
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return active_ == 0; });
+    task_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  // Claims task indices until none is left; runs on the caller and on every worker.
+  void work() {
+    for (;;) {
+      const std::int64_t i = next_.fetch_add(1);
+      if (i >= n_tasks_) return;
+      try {
+        (*task_)(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+    }
+  }
+
+  void start_workers() {
+    const size_t want = static_cast<size_t>(n_threads_.load() - 1);
+    if (workers_.size() == want) return;
+    stop_workers();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = false;
+      // Workers wake up for generations after the one they were born in.
+      generation_seen_at_start_ = generation_;
+    }
+    workers_.reserve(want);
+    for (size_t w = 0; w < want; ++w) workers_.emplace_back([this] { worker_loop(); });
+  }
+
+  void worker_loop() {
+    std::uint64_t seen;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      seen = generation_seen_at_start_;
+    }
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+      }
+      work();
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--active_ == 0) done_.notify_one();
+    }
+  }
+
+  void stop_workers() {
+    if (workers_.empty()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+  }
+
+  std::atomic<int> n_threads_;
+  std::mutex busy_;  // held by the one caller using the pool
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> workers_;
+  bool stop_ = false;
+  std::uint64_t generation_ = 0;
+  std::uint64_t generation_seen_at_start_ = 0;
+  int active_ = 0;
+  const std::function<void(std::int64_t)>* task_ = nullptr;
+  std::int64_t n_tasks_ = 0;
+  std::atomic<std::int64_t> next_{0};
+  std::exception_ptr error_;
+};
+
+namespace detail {
+
+inline int default_num_threads() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+// The process-wide pool. Never deleted: joining threads while a process exits (or
+// unloads the extension) can hang. After fork() the child has none of the parent's
+// threads, and the pool's mutexes may be held by a thread that does not exist there:
+// the child drops (leaks) the pool and builds a fresh one on first use.
+struct PoolHolder {
+  std::atomic<ThreadPool*> pool{nullptr};
+  std::atomic<int> wanted{0};  // 0: not set yet (default_num_threads())
+  std::mutex create;
+};
+
+inline PoolHolder& pool_holder() {
+  static PoolHolder* holder = [] {
+    auto* h = new PoolHolder();
+    pthread_atfork(nullptr, nullptr, [] {
+      PoolHolder& hh = pool_holder();
+      // The old pool's memory and mutexes are left as they are (leaked), on purpose.
+      hh.pool.store(nullptr);
+      new (&hh.create) std::mutex();
+    });
+    return h;
+  }();
+  return *holder;
+}
+
+}  // namespace detail
+
+inline ThreadPool& thread_pool() {
+  detail::PoolHolder& h = detail::pool_holder();
+  ThreadPool* p = h.pool.load();
+  if (p) return *p;
+  std::lock_guard<std::mutex> lock(h.create);
+  p = h.pool.load();
+  if (!p) {
+    const int n = h.wanted.load();
+    p = new ThreadPool(n > 0 ? n : detail::default_num_threads());
+    h.pool.store(p);
+  }
+  return *p;
+}
+
+// Number of threads densa's products use (the caller's included).
+inline int get_num_threads() {
+  detail::PoolHolder& h = detail::pool_holder();
+  if (ThreadPool* p = h.pool.load()) return p->num_threads();
+  const int n = h.wanted.load();
+  return n > 0 ? n : detail::default_num_threads();
+}
+
+inline void set_num_threads(int n) {
+  n = std::max(1, n);
+  detail::PoolHolder& h = detail::pool_holder();
+  h.wanted.store(n);
+  thread_pool().set_num_threads(n);
+}
+
+}  // namespace densa

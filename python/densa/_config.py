@@ -1,0 +1,79 @@
+"""Threads and build configuration of densa's native core.
+
+densa runs its products on its own pool of threads (the caller's thread plus
+``get_num_threads() - 1`` workers) and tells OpenBLAS to use one thread per call: each
+product is cut into slabs whose bounds depend on its shape only, one single-threaded
+BLAS call per slab. Results are therefore bitwise identical whatever the thread count.
+The default count is ``DENSA_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the CPUs this
+process may run on. The setting is process-wide (not per Python thread).
+
+The extension is imported on first use, so that ``import densa`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+
+
+def _core():
+    return importlib.import_module("densa._core")
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads (n >= 1) for densa's products, from now on, process-wide."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be at least 1, got {n}")
+    _core().set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """The number of threads densa's products use (the calling thread included)."""
+    return int(_core().get_num_threads())
+
+
+@contextlib.contextmanager
+def threads(n: int):
+    """``with densa.threads(n): ...`` runs the block with ``n`` threads, then restores."""
+    previous = get_num_threads()
+    set_num_threads(n)
+    try:
+        yield
+    finally:
+        set_num_threads(previous)
+
+
+def config() -> dict:
+    """What ``show_config`` prints, as a dict."""
+    from . import __version__
+
+    core = _core()
+    return {
+        "densa": __version__,
+        "isa": core.picked,
+        "isa_built": list(core.built_levels()),
+        "isa_supported": list(core.supported_levels()),
+        "module": core.module.__name__,
+        "threads": get_num_threads(),
+        "eigen": core.eigen_version,
+        "eigen_simd": core.simd,
+        "blas": core.blas() if core.uses_blas else None,
+    }
+
+
+def show_config(file=None) -> None:
+    """Print the ISA build picked, thread count, Eigen version and the BLAS used."""
+    c = config()
+    out = file or sys.stdout
+    print(f"densa {c['densa']}", file=out)
+    print(
+        f"  isa:     {c['isa']} (module {c['module']}; built: {', '.join(c['isa_built'])}; "
+        f"CPU supports: {', '.join(c['isa_supported'])})",
+        file=out,
+    )
+    print(f"  threads: {c['threads']}", file=out)
+    print(f"  eigen:   {c['eigen']} ({c['eigen_simd']})", file=out)
+    print(f"  blas:    {c['blas'] or 'none (Eigen computes the products)'}", file=out)
