@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 
-def _core():
+def _core() -> Any:  # densa._core, imported on first use
     return importlib.import_module("densa._core")
 
 
@@ -36,7 +38,7 @@ def get_num_threads() -> int:
 
 
 @contextlib.contextmanager
-def threads(n: int):
+def threads(n: int) -> Iterator[None]:
     """``with densa.threads(n): ...`` runs the block with ``n`` threads, then restores."""
     previous = get_num_threads()
     set_num_threads(n)
@@ -46,7 +48,7 @@ def threads(n: int):
         set_num_threads(previous)
 
 
-def config() -> dict:
+def config() -> dict[str, Any]:
     """What ``show_config`` prints, as a dict."""
     from . import __version__
 
@@ -64,7 +66,7 @@ def config() -> dict:
     }
 
 
-def show_config(file=None) -> None:
+def show_config(file: TextIO | None = None) -> None:
     """Print the ISA build picked, thread count, Eigen version and the BLAS used."""
     c = config()
     out = file or sys.stdout

@@ -18,6 +18,7 @@ import contextlib
 import importlib
 import importlib.util
 import os
+from typing import TYPE_CHECKING
 
 # Loads libscipy_openblas (RTLD_GLOBAL) before the extension needs it; a build with
 # DENSA_USE_BLAS=OFF does not need it.
@@ -25,6 +26,10 @@ with contextlib.suppress(ImportError):
     import scipy_openblas32  # noqa: F401
 
 from . import _core_baseline
+
+if TYPE_CHECKING:
+    # Type checkers see the API every level shares (tools/stubs.py checks it is one).
+    from ._core_baseline import *  # noqa: F403
 
 LEVELS = ("baseline", "x86-64-v3", "x86-64-v4")
 MODULES = {

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'dense_backward', 'dense_forward', 'eigen_version', 'loss_backward', 'loss_forward', 'mapped_address', 'sgd_step', 'simd']
+__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'blas', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'set_num_threads', 'sgd_step', 'simd', 'uses_blas']
 class Trainer_float32:
     def __init__(self, Ws: list[numpy.typing.NDArray[numpy.float32]], bs: list[numpy.typing.NDArray[numpy.float32]], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.typing.NDArray[numpy.float32]]], state_b: list[list[numpy.typing.NDArray[numpy.float32]]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -17,12 +17,26 @@ class Trainer_float64:
         ...
     def run(self, X: numpy.typing.NDArray[numpy.float64], targets: numpy.typing.NDArray[numpy.float64], order: numpy.typing.NDArray[numpy.int64], batch_size: typing.SupportsInt | typing.SupportsIndex, first_batch: typing.SupportsInt | typing.SupportsIndex, n_batches: typing.SupportsInt | typing.SupportsIndex) -> tuple:
         ...
+def _set_slab_policy(min_slab_flops: typing.SupportsFloat | typing.SupportsIndex, max_slabs: typing.SupportsInt | typing.SupportsIndex, align: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Tuning hook (benchmarks only): how products are cut into slabs.
+    """
+def _slab_policy() -> tuple[float, int, int]:
+    ...
 @typing.overload
 def adam_step(theta: numpy.typing.NDArray[numpy.float32], grad: numpy.typing.NDArray[numpy.float32], m: numpy.typing.NDArray[numpy.float32], v: numpy.typing.NDArray[numpy.float32], step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
 @typing.overload
 def adam_step(theta: numpy.typing.NDArray[numpy.float64], grad: numpy.typing.NDArray[numpy.float64], m: numpy.typing.NDArray[numpy.float64], v: numpy.typing.NDArray[numpy.float64], step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
+def blas() -> str:
+    """
+    The library computing the GEMMs, and its kernel.
+    """
+def cpu_features() -> dict:
+    """
+    Instruction-set levels the CPU and OS support: {'x86-64-v3': bool, 'x86-64-v4': bool}.
+    """
 @typing.overload
 def dense_backward(W: numpy.typing.NDArray[numpy.float32], x: numpy.typing.NDArray[numpy.float32], z: numpy.typing.NDArray[numpy.float32], dy: numpy.typing.NDArray[numpy.float32], activation: str, return_dz: bool = False) -> tuple:
     ...
@@ -34,6 +48,8 @@ def dense_forward(W: numpy.typing.NDArray[numpy.float32], b: numpy.typing.NDArra
     ...
 @typing.overload
 def dense_forward(W: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], x: numpy.typing.NDArray[numpy.float64], activation: str) -> tuple:
+    ...
+def get_num_threads() -> int:
     ...
 @typing.overload
 def loss_backward(name: str, output: numpy.typing.NDArray[numpy.float32], target: numpy.typing.NDArray[numpy.float32]) -> tuple:
@@ -57,6 +73,10 @@ def mapped_address(x: numpy.typing.NDArray[numpy.float64]) -> int:
     """
     Address of the first element of the Eigen view the kernels use for x (tests check it equals x's own data pointer: no copy).
     """
+def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Threads densa's products use (1 = the calling thread only). Results do not depend on it.
+    """
 @typing.overload
 def sgd_step(theta: numpy.typing.NDArray[numpy.float32], grad: numpy.typing.NDArray[numpy.float32], velocity: numpy.typing.NDArray[numpy.float32], lr: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
@@ -64,4 +84,6 @@ def sgd_step(theta: numpy.typing.NDArray[numpy.float32], grad: numpy.typing.NDAr
 def sgd_step(theta: numpy.typing.NDArray[numpy.float64], grad: numpy.typing.NDArray[numpy.float64], velocity: numpy.typing.NDArray[numpy.float64], lr: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
 eigen_version: str
+isa: str
 simd: str
+uses_blas: bool
