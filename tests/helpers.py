@@ -49,15 +49,10 @@ TOLERANCES = {
 }
 
 
-# NONDETERMINISM: two native calls on equal inputs can differ in the last bit. Eigen
-# vectorises the aligned middle of a buffer and handles its ends one scalar at a time,
-# and the two paths round differently (FMA contraction; on this AVX-512 build the packet
-# sqrt is rsqrt14 + Newton under EIGEN_FAST_MATH, not correctly rounded, while the ends
-# use std::sqrt). Where a buffer starts decides which elements take which path, and
-# NumPy's heap promises 16-byte alignment only. Seen: dense_backward's dx for layers
-# with m_in + m_out + N < 20 (Eigen's coefficient-based product), and adam_step (so the
-# fused trainer with Adam). Tests compare two native runs within tolerance, never bit
-# for bit.
+# DETERMINISM: the native kernels run element-wise work on aligned chunks and build
+# with -ffp-contract=off, so equal inputs give bit-identical outputs wherever NumPy put
+# the buffers (tests/test_network_construction.py and tests/test_threads.py assert it).
+# Native and reference still differ in summation order, hence the tolerances below.
 
 
 def tolerance(dtype, reduction: int = 1) -> tuple[float, float]:

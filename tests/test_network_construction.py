@@ -28,19 +28,12 @@ def _train(seed, backend="native", opt=None, shuffle=True):
 
 
 # ----- seeds ------------------------------------------------------------------------------
-_NATIVE_ADAM_ULP = pytest.mark.xfail(
-    strict=False,
-    reason="native adam_step depends on memory alignment at the ulp level (Eigen's AVX-512 "
-    "fast-math sqrt); see test_native_adam_step_does_not_depend_on_alignment",
-)
-
-
 @pytest.mark.parametrize(
     ("backend", "make_opt"),
     [
         ("native", lambda: densa.SGD(lr=0.05, momentum=0.9)),
         ("reference", lambda: densa.SGD(lr=0.05, momentum=0.9)),
-        pytest.param("native", lambda: densa.Adam(lr=0.01), marks=_NATIVE_ADAM_ULP),
+        pytest.param("native", lambda: densa.Adam(lr=0.01)),
         ("reference", lambda: densa.Adam(lr=0.01)),
     ],
     ids=["native-sgd", "reference-sgd", "native-adam", "reference-adam"],
@@ -86,14 +79,6 @@ def test_no_seed_gives_fresh_randomness():
     assert not np.array_equal(a.layers[0].W, b.layers[0].W)
 
 
-# Not strict: whether it fails depends on the CPU the extension was built for (AVX-512
-# here; with AVX2 only float32 takes Eigen's approximate sqrt). Drop the marker once fixed.
-@pytest.mark.xfail(
-    strict=False,
-    reason="native adam_step rounds differently in Eigen's vector body and scalar head/tail: "
-    "EIGEN_FAST_MATH's psqrt (rsqrt + Newton) is not correctly rounded; fix in cpp/ "
-    "(e.g. compile with EIGEN_FAST_MATH=0)",
-)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_native_adam_step_does_not_depend_on_alignment(dtype):
     """The same numbers at different addresses must give the same update, or the same
@@ -123,22 +108,9 @@ def test_native_adam_step_does_not_depend_on_alignment(dtype):
 
 
 # ----- initializers -----------------------------------------------------------------------
-_SOFTPLUS_F32_ULP = pytest.mark.xfail(
-    strict=False,
-    reason="native float32 softplus rounds differently in Eigen's vector body and in the "
-    "scalar head/tail of a freshly allocated output, so its last bit follows the address",
-)
-
-
 @pytest.mark.parametrize(
     ("dtype", "activation"),
-    [
-        (dtype, act)
-        if (dtype, act) != ("float32", "softplus")
-        else pytest.param(dtype, act, marks=_SOFTPLUS_F32_ULP)
-        for dtype in ("float32", "float64")
-        for act in ACTIVATIONS
-    ],
+    [(dtype, act) for dtype in ("float32", "float64") for act in ACTIVATIONS],
 )
 def test_native_predictions_repeat_bit_for_bit(dtype, activation):
     """The same network on the same input gives the same bits, whatever addresses the
