@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import densa
-from densa import initializers
+from densa import initializers, native
 from network_cases import BACKENDS, make_net, params, spirals
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu")
@@ -101,7 +101,7 @@ def test_native_adam_step_does_not_depend_on_alignment(dtype):
         for offset in range(64 // itemsize):
             theta = at_offset(theta0, offset)
             m, v = at_offset(np.zeros(n), 0), at_offset(np.zeros(n), 0)
-            densa.native.adam_step(theta, at_offset(grad, 0), m, v, 1, 0.01, 0.9, 0.999, 1e-8, 0.0)
+            native.adam_step(theta, at_offset(grad, 0), m, v, 1, 0.01, 0.9, 0.999, 1e-8, 0.0)
             results.append(theta.copy())
         differing += any(not np.array_equal(r, results[0]) for r in results)
     assert differing == 0
