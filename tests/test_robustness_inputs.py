@@ -336,6 +336,10 @@ def test_kernels_refuse_the_same_bad_optimizer_and_trainer_arguments(backend):
     with _raises(ValueError, "batch size out of range"):
         trainer.run(X, T, order, 0, 0, 1)
     np.testing.assert_array_equal(W, 1.0)
+    # first_batch + n_batches beyond int64 would overflow in C++: clamped, nothing runs.
+    big = 2**63 - 1
+    assert trainer.run(X, T, order, 4, big, big)[1:3] == (0, 0)
+    assert trainer.run(X, T, order, 4, 1, big)[1:3] == (1, 1)  # the last, short batch
     assert trainer.run(X, T, order, 4, 0, 10)[1:3] == (5, 2)  # still usable
 
 

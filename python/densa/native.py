@@ -94,7 +94,9 @@ def adam_step(
 
 def _checked(cls: type[Any]) -> type[Any]:
     # The C++ run() takes first_batch as a raw offset into `order`: a negative one would
-    # read before the array. The extension checks everything else itself.
+    # read before the array, and first_batch + n_batches must not overflow its 64-bit
+    # Index. No run has more than len(order) + 1 batches, so clamping there changes
+    # nothing else. The extension checks everything else itself.
     class Checked(cls):  # type: ignore[misc]  # a base chosen at run time
         __doc__ = cls.__doc__
 
@@ -107,9 +109,10 @@ def _checked(cls: type[Any]) -> type[Any]:
             first_batch: int,
             n_batches: int,
         ) -> tuple[float, int, int, bool, int]:
-            _checks.batch_window(first_batch, n_batches)
+            first, count = _checks.batch_window(first_batch, n_batches)
+            limit = np.size(order) + 1
             result: tuple[float, int, int, bool, int] = super().run(
-                X, targets, order, batch_size, first_batch, n_batches
+                X, targets, order, batch_size, min(first, limit), min(count, limit)
             )
             return result
 
