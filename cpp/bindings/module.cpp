@@ -31,7 +31,7 @@ using Array = py::array_t<T, py::array::c_style>;
 
 template <class T>
 void require_ndim(const Array<T>& a, py::ssize_t ndim, const char* name) {
-  require(a.ndim() == ndim, std::string(name) + " must be " + std::to_string(ndim) +
+  DENSA_REQUIRE(a.ndim() == ndim, std::string(name) + " must be " + std::to_string(ndim) +
                                 "-D, got an array with ndim=" + std::to_string(a.ndim()));
 }
 
@@ -63,7 +63,7 @@ ConstVectorMap<T> as_vector(const Array<T>& a, const char* name) {
 // Any parameter or state tensor, viewed flat, written in place.
 template <class T>
 VectorMap<T> as_mutable_flat(Array<T>& a, const char* name) {
-  require(a.writeable(), std::string(name) + " is read-only; densa updates it in place");
+  DENSA_REQUIRE(a.writeable(), std::string(name) + " is read-only; densa updates it in place");
   return VectorMap<T>(a.mutable_data(), static_cast<Index>(a.size()));
 }
 
@@ -150,7 +150,7 @@ py::tuple loss_backward(const std::string& name, const Array<T>& out_arr, const 
 template <class T>
 void sgd_step(Array<T>& theta, const Array<T>& grad, Array<T>& velocity, double lr,
               double momentum, bool nesterov, double weight_decay) {
-  require(grad.size() == theta.size(), "sgd_step: grad has " + std::to_string(grad.size()) +
+  DENSA_REQUIRE(grad.size() == theta.size(), "sgd_step: grad has " + std::to_string(grad.size()) +
                                            " entries, the parameter " + std::to_string(theta.size()));
   SgdHyper h{lr, momentum, nesterov, weight_decay};
   auto p = as_mutable_flat(theta, "parameter");
@@ -188,12 +188,12 @@ class PyTrainer {
             std::vector<std::vector<Array<T>>> state_W, std::vector<std::vector<Array<T>>> state_b,
             py::object step, Index max_batch) {
     const size_t K = Ws.size();
-    require(K > 0 && bs.size() == K && activations.size() == K && state_W.size() == K &&
+    DENSA_REQUIRE(K > 0 && bs.size() == K && activations.size() == K && state_W.size() == K &&
                 state_b.size() == K,
             "Trainer: Ws, bs, activations and optimizer states must have one entry per layer");
     OptimizerConfig opt;
     const size_t n_state = optimizer == "sgd" ? 1 : optimizer == "adam" ? 2 : 0;
-    require(n_state > 0, "Trainer: unknown optimizer '" + optimizer + "' (expected sgd or adam)");
+    DENSA_REQUIRE(n_state > 0, "Trainer: unknown optimizer '" + optimizer + "' (expected sgd or adam)");
     if (optimizer == "sgd") {
       opt.kind = OptimizerKind::sgd;
       opt.sgd = SgdHyper{hyper["lr"].cast<double>(), hyper["momentum"].cast<double>(),
@@ -204,14 +204,14 @@ class PyTrainer {
                            hyper["beta2"].cast<double>(), hyper["eps"].cast<double>(),
                            hyper["weight_decay"].cast<double>()};
       step_ = step.cast<py::array_t<std::int64_t, py::array::c_style>>();
-      require(step_.size() == 1 && step_.writeable(), "Trainer: step must be a writable int64 array of one entry");
+      DENSA_REQUIRE(step_.size() == 1 && step_.writeable(), "Trainer: step must be a writable int64 array of one entry");
       opt.step = step_.mutable_data();
     }
     const bool need_state = opt.kind == OptimizerKind::adam || opt.sgd.momentum > 0.0;
     std::vector<LayerSlot<T>> slots(K);
     for (size_t j = 0; j < K; ++j) {
       const std::string where = "Trainer: layer " + std::to_string(j) + ": ";
-      require(Ws[j].ndim() == 2 && bs[j].ndim() == 1 && bs[j].shape(0) == Ws[j].shape(0),
+      DENSA_REQUIRE(Ws[j].ndim() == 2 && bs[j].ndim() == 1 && bs[j].shape(0) == Ws[j].shape(0),
               where + "W must be 2-D and b 1-D with W.shape[0] entries");
       LayerSlot<T>& s = slots[j];
       s.W = as_mutable_flat(Ws[j], "W").data();
@@ -220,10 +220,10 @@ class PyTrainer {
       s.n_in = static_cast<Index>(Ws[j].shape(1));
       s.activation = activation_from_name(activations[j]);
       if (need_state) {
-        require(state_W[j].size() >= n_state && state_b[j].size() >= n_state,
+        DENSA_REQUIRE(state_W[j].size() >= n_state && state_b[j].size() >= n_state,
                 where + "missing optimizer state arrays");
         for (size_t k = 0; k < n_state; ++k) {
-          require(state_W[j][k].size() == Ws[j].size() && state_b[j][k].size() == bs[j].size(),
+          DENSA_REQUIRE(state_W[j][k].size() == Ws[j].size() && state_b[j][k].size() == bs[j].size(),
                   where + "optimizer state has the wrong size");
           s.state_W[k] = as_mutable_flat(state_W[j][k], "optimizer state").data();
           s.state_b[k] = as_mutable_flat(state_b[j][k], "optimizer state").data();
@@ -240,7 +240,7 @@ class PyTrainer {
                 Index first_batch, Index n_batches) {
     auto X = as_batch(X_arr, "X");
     auto Tg = as_batch(T_arr, "targets");
-    require(order.ndim() == 1, "Trainer.run: order must be 1-D");
+    DENSA_REQUIRE(order.ndim() == 1, "Trainer.run: order must be 1-D");
     RunResult r;
     {
       py::gil_scoped_release release;
@@ -327,12 +327,40 @@ py::dict cpu_features() {
 #define DENSA_ISA "baseline"
 #endif
 
+// Eigen 3.4's SimdInstructionSetsInUse() says "AVX" for an AVX2 + FMA build; list what
+// this module was really compiled for.
+static std::string simd_in_use() {
+  std::string s;
+  auto add = [&s](bool on, const char* name) {
+    if (on) s += (s.empty() ? "" : ", ") + std::string(name);
+  };
+#ifdef EIGEN_VECTORIZE_AVX512
+  add(true, "AVX512");
+#endif
+#ifdef EIGEN_VECTORIZE_AVX2
+  add(true, "AVX2");
+#endif
+#ifdef EIGEN_VECTORIZE_FMA
+  add(true, "FMA");
+#endif
+#ifdef EIGEN_VECTORIZE_AVX
+  add(true, "AVX");
+#endif
+#ifdef EIGEN_VECTORIZE_SSE4_2
+  add(true, "SSE4.2");
+#endif
+#ifdef EIGEN_VECTORIZE_SSE2
+  add(true, "SSE2");
+#endif
+  return s.empty() ? "none" : s;
+}
+
 PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
   m.doc() = "densa's native kernels (private; use densa.native or densa.Network)";
   bind_dtype<float>(m);
   bind_dtype<double>(m);
   m.attr("eigen_version") = EIGEN_VERSION_STRING;
-  m.attr("simd") = std::string(Eigen::SimdInstructionSetsInUse());
+  m.attr("simd") = simd_in_use();
   m.attr("isa") = DENSA_ISA;
   m.attr("uses_blas") = densa::blas_enabled();
   m.def("cpu_features", &cpu_features,
@@ -345,7 +373,7 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
   m.def(
       "_set_slab_policy",
       [](double min_slab_flops, std::int64_t max_slabs, std::int64_t align) {
-        require(min_slab_flops > 0 && max_slabs >= 1 && align >= 1, "bad slab policy");
+        DENSA_REQUIRE(min_slab_flops > 0 && max_slabs >= 1 && align >= 1, "bad slab policy");
         densa::slab_policy() = densa::SlabPolicy{min_slab_flops, max_slabs, align};
       },
       py::arg("min_slab_flops"), py::arg("max_slabs"), py::arg("align"),

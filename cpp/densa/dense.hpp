@@ -11,10 +11,10 @@ namespace densa {
 template <class T>
 void check_dense_shapes(const ConstWeightRef<T>& W, Index b_size, Index x_rows, Index x_cols,
                         const char* x_name) {
-  require(b_size == W.rows(), "dense: b has " + std::to_string(b_size) +
+  DENSA_REQUIRE(b_size == W.rows(), "dense: b has " + std::to_string(b_size) +
                                   " entries but W has shape " + shape_str(W.rows(), W.cols()) +
                                   " (b needs W.shape[0] entries)");
-  require(x_rows == W.cols(), std::string("dense: ") + x_name + " has shape " +
+  DENSA_REQUIRE(x_rows == W.cols(), std::string("dense: ") + x_name + " has shape " +
                                   shape_str(x_cols, x_rows) + " but W has shape " +
                                   shape_str(W.rows(), W.cols()) + " (" + x_name +
                                   ".shape[1] must equal W.shape[1])");
@@ -25,7 +25,7 @@ template <class T>
 void dense_forward(const ConstWeightRef<T>& W, const ConstVectorRef<T>& b,
                    const ConstBatchRef<T>& x, Activation a, BatchRef<T> z, BatchRef<T> y) {
   check_dense_shapes<T>(W, b.size(), x.rows(), x.cols(), "x");
-  require(z.rows() == W.rows() && z.cols() == x.cols() && y.rows() == z.rows() &&
+  DENSA_REQUIRE(z.rows() == W.rows() && z.cols() == x.cols() && y.rows() == z.rows() &&
               y.cols() == z.cols(),
           "dense_forward: output buffers have the wrong shape");
   // W_{j-1} y_{j-1}: W's row-major bytes are Wᵀ column-major, hence Op::T.
@@ -53,13 +53,13 @@ void dense_backward(const ConstWeightRef<T>& W, const ConstBatchRef<T>& x,
                     BatchRef<T> dz, WeightRef<T> dW, VectorRef<T> db, Vector<T>& db_tmp,
                     BatchRef<T> dx, bool compute_dx = true) {
   check_dense_shapes<T>(W, W.rows(), x.rows(), x.cols(), "x");
-  require(z.rows() == W.rows() && z.cols() == x.cols(),
+  DENSA_REQUIRE(z.rows() == W.rows() && z.cols() == x.cols(),
           "dense_backward: z has shape " + shape_str(z.cols(), z.rows()) + " but expected " +
               shape_str(x.cols(), W.rows()) + " (N samples, W.shape[0] outputs)");
-  require(dy.rows() == z.rows() && dy.cols() == z.cols(),
+  DENSA_REQUIRE(dy.rows() == z.rows() && dy.cols() == z.cols(),
           "dense_backward: dy has shape " + shape_str(dy.cols(), dy.rows()) +
               " but z has shape " + shape_str(z.cols(), z.rows()));
-  require(dz.rows() == z.rows() && dz.cols() == z.cols() && dW.rows() == W.rows() &&
+  DENSA_REQUIRE(dz.rows() == z.rows() && dz.cols() == z.cols() && dW.rows() == W.rows() &&
               dW.cols() == W.cols() && db.size() == W.rows(),
           "dense_backward: output buffers have the wrong shape");
   for_column_blocks(z.cols(), z.size(), [&](Index lo, Index hi) {
@@ -76,7 +76,7 @@ void dense_backward(const ConstWeightRef<T>& W, const ConstBatchRef<T>& x,
   db_sum.noalias() = dz.rowwise().sum();  // db_{j-1} = sum(dz_j, axis=1)
   db = db_sum;
   if (compute_dx) {
-    require(dx.rows() == W.cols() && dx.cols() == x.cols(),
+    DENSA_REQUIRE(dx.rows() == W.cols() && dx.cols() == x.cols(),
             "dense_backward: dx buffer has the wrong shape");
     // dx_{j-1} = W_{j-1}ᵀ · dz_j (W's row-major bytes are Wᵀ column-major: Op::N)
     gemm<T>(Op::N, Op::N, W.cols(), x.cols(), W.rows(), W.data(), W.outerStride(), dz.data(),

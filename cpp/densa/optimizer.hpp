@@ -40,13 +40,13 @@ struct AdamHyper {
 template <class T>
 void sgd_step(const SgdHyper& h, VectorRef<T> theta, const ConstVectorRef<T>& grad,
               VectorRef<T> velocity) {
-  require(grad.size() == theta.size(), "sgd: gradient and parameter sizes differ");
+  DENSA_REQUIRE(grad.size() == theta.size(), "sgd: gradient and parameter sizes differ");
   const T lr = static_cast<T>(h.lr);
   const T mu = static_cast<T>(h.momentum);
   const T wd = static_cast<T>(h.weight_decay);
   const bool momentum = h.momentum > 0.0;
   if (momentum) {
-    require(velocity.size() == theta.size(), "sgd: velocity and parameter sizes differ");
+    DENSA_REQUIRE(velocity.size() == theta.size(), "sgd: velocity and parameter sizes differ");
   }
   // Evaluated on aligned chunks (elementwise.hpp): same bits wherever the arrays sit.
   T* vel = momentum ? velocity.data() : theta.data();  // unused without momentum
@@ -84,9 +84,9 @@ void sgd_step(const SgdHyper& h, VectorRef<T> theta, const ConstVectorRef<T>& gr
 template <class T>
 void adam_step(const AdamHyper& h, long long step, VectorRef<T> theta,
                const ConstVectorRef<T>& grad, VectorRef<T> m, VectorRef<T> v) {
-  require(grad.size() == theta.size() && m.size() == theta.size() && v.size() == theta.size(),
+  DENSA_REQUIRE(grad.size() == theta.size() && m.size() == theta.size() && v.size() == theta.size(),
           "adam: gradient, moment and parameter sizes differ");
-  require(step >= 1, "adam: step count must be at least 1");
+  DENSA_REQUIRE(step >= 1, "adam: step count must be at least 1");
   const double t = static_cast<double>(step);
   const T step_size = static_cast<T>(h.lr / (1.0 - std::pow(h.beta1, t)));
   const T sqrt_bc2 = static_cast<T>(std::sqrt(1.0 - std::pow(h.beta2, t)));

@@ -52,12 +52,12 @@ class Trainer {
  public:
   Trainer(std::vector<LayerSlot<T>> layers, Loss loss, OptimizerConfig opt, Index max_batch)
       : layers_(std::move(layers)), loss_(loss), opt_(opt), max_batch_(max_batch) {
-    require(!layers_.empty(), "trainer: the network has no layers");
-    require(max_batch_ > 0, "trainer: batch size must be positive");
+    DENSA_REQUIRE(!layers_.empty(), "trainer: the network has no layers");
+    DENSA_REQUIRE(max_batch_ > 0, "trainer: batch size must be positive");
     for (size_t j = 1; j < layers_.size(); ++j) {
-      require(layers_[j].n_in == layers_[j - 1].n_out, "trainer: layer sizes do not chain");
+      DENSA_REQUIRE(layers_[j].n_in == layers_[j - 1].n_out, "trainer: layer sizes do not chain");
     }
-    if (opt_.kind == OptimizerKind::adam) require(opt_.step != nullptr, "trainer: no Adam step");
+    if (opt_.kind == OptimizerKind::adam) DENSA_REQUIRE(opt_.step != nullptr, "trainer: no Adam step");
     const size_t K = layers_.size();
     x_.resize(layers_[0].n_in, max_batch_);
     t_.resize(layers_.back().n_out, max_batch_);
@@ -90,12 +90,12 @@ class Trainer {
   RunResult run(const ConstBatchRef<T>& X, const ConstBatchRef<T>& targets,
                 const std::int64_t* order, Index n_order, Index batch_size, Index first_batch,
                 Index n_batches) {
-    require(X.rows() == n_in(), "trainer: X has the wrong number of features");
-    require(targets.rows() == n_out() && targets.cols() == X.cols(),
+    DENSA_REQUIRE(X.rows() == n_in(), "trainer: X has the wrong number of features");
+    DENSA_REQUIRE(targets.rows() == n_out() && targets.cols() == X.cols(),
             "trainer: targets do not match X or the output layer");
-    require(batch_size > 0 && batch_size <= max_batch_, "trainer: batch size out of range");
+    DENSA_REQUIRE(batch_size > 0 && batch_size <= max_batch_, "trainer: batch size out of range");
     for (Index i = 0; i < n_order; ++i) {
-      require(order[i] >= 0 && order[i] < X.cols(), "trainer: order holds an index out of range");
+      DENSA_REQUIRE(order[i] >= 0 && order[i] < X.cols(), "trainer: order holds an index out of range");
     }
     RunResult r;
     const Index total_batches = (n_order + batch_size - 1) / batch_size;
