@@ -21,8 +21,26 @@ def dense_forward(
     W: ArrayLike, b: ArrayLike, x: ArrayLike, activation: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(z, y)`` of one dense layer; see ``densa.reference.dense_forward``."""
+    if _fast_path_ok(x):
+        try:
+            return core.dense_forward(W, b, x, activation)
+        except (TypeError, ValueError):
+            pass  # the checked path below raises the documented error
     W, b, x, act = _checks.dense_args(W, b, x, activation)
     return core.dense_forward(W, b, x, act)
+
+
+def _fast_path_ok(x: object) -> bool:
+    """Whether to try the extension before checking in Python.
+
+    The extension takes only what needs no conversion (C-contiguous float32/float64
+    arrays of one dtype, with shapes it checks itself) and raises TypeError or
+    ValueError for anything else; the Python checks then run, convert what the policy
+    converts, and raise the documented message. This saves the ~2-3 us of Python checks
+    on every well-formed call, a tenth of a 64x64 layer's forward + backward. Empty
+    batches never take it: the extension would accept them.
+    """
+    return type(x) is np.ndarray and x.size > 0
 
 
 def dense_backward(
@@ -34,6 +52,11 @@ def dense_backward(
     return_dz: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """``(dx, dW, db[, dz])`` of one dense layer; see ``densa.reference.dense_backward``."""
+    if _fast_path_ok(x) and type(return_dz) is bool:
+        try:
+            return core.dense_backward(W, x, z, dy, activation, return_dz)
+        except (TypeError, ValueError):
+            pass  # the checked path below raises the documented error
     W, x, z, dy, act = _checks.dense_backward_args(W, x, z, dy, activation)
     return core.dense_backward(W, x, z, dy, act, bool(return_dz))
 
