@@ -8,13 +8,17 @@ C-contiguous array of the right dtype is always read in place.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _checks
 from . import _core as core
+
+# The fast path (see _fast_path_ok) hands arguments over unchecked; the extension itself
+# refuses anything its typed signature does not take.
+_unchecked: Any = core
 
 
 def dense_forward(
@@ -23,7 +27,9 @@ def dense_forward(
     """``(z, y)`` of one dense layer; see ``densa.reference.dense_forward``."""
     if _fast_path_ok(x):
         try:
-            return core.dense_forward(W, b, x, activation)
+            return cast(
+                "tuple[np.ndarray, np.ndarray]", _unchecked.dense_forward(W, b, x, activation)
+            )
         except (TypeError, ValueError):
             pass  # the checked path below raises the documented error
     W, b, x, act = _checks.dense_args(W, b, x, activation)
@@ -54,7 +60,10 @@ def dense_backward(
     """``(dx, dW, db[, dz])`` of one dense layer; see ``densa.reference.dense_backward``."""
     if _fast_path_ok(x) and type(return_dz) is bool:
         try:
-            return core.dense_backward(W, x, z, dy, activation, return_dz)
+            return cast(
+                "tuple[np.ndarray, ...]",
+                _unchecked.dense_backward(W, x, z, dy, activation, return_dz),
+            )
         except (TypeError, ValueError):
             pass  # the checked path below raises the documented error
     W, x, z, dy, act = _checks.dense_backward_args(W, x, z, dy, activation)
