@@ -98,22 +98,32 @@ status=0
   echo "sanitizers: densa is not imported from the sanitized venv" >&2
   exit 1
 }
-(cd "$repo" && "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not slow" "${tests[@]}" "$@") ||
-  status=$?
+# --capture=sys: pytest's default fd capture would swallow what the sanitizers write
+# to file descriptor 2 (UBSan ignores log_path here) when the process dies with it.
+output="$work/pytest-output.txt"
+set +e
+(cd "$repo" && "$venv/bin/python" -m pytest -q -p no:cacheprovider --capture=sys -m "not slow" \
+  "${tests[@]}" "$@") 2>&1 | tee "$output"
+status=${PIPESTATUS[0]}
+set -e
 unset LD_PRELOAD
 echo "   tests ran in $((SECONDS - start)) s (pytest exit status $status)"
 
-# Reports go to the log files (abort_on_error also kills pytest, so its status shows
-# them too). A failed huge allocation may leave a warning there, which is expected.
-if compgen -G "$logs/*" >/dev/null; then
-  if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: (Address|UndefinedBehavior)Sanitizer' \
-    "$logs"/* >/dev/null; then
-    echo "sanitizers: reports found:" >&2
-    cat "$logs"/* >&2
-    exit 1
-  fi
+# ASan reports go to the log files, UBSan's to stderr (kept in $output); either also
+# kills pytest (abort_on_error / halt_on_error), so its status shows them too. A failed
+# huge allocation leaves a warning in the logs, which is expected.
+report='ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: (Address|UndefinedBehavior)Sanitizer'
+shopt -s nullglob
+logfiles=("$logs"/*)
+if grep -qE "$report" "$output" "${logfiles[@]}"; then
+  echo "sanitizers: reports found:" >&2
+  if [[ ${#logfiles[@]} -gt 0 ]]; then cat "${logfiles[@]}" >&2; fi
+  grep -E -A 12 "$report" "$output" >&2 || true
+  exit 1
+fi
+if [[ ${#logfiles[@]} -gt 0 ]]; then
   echo "   sanitizer notes (not errors):"
-  cat "$logs"/*
+  cat "${logfiles[@]}"
 fi
 if [[ $status -ne 0 ]]; then
   echo "sanitizers: pytest failed (exit status $status)" >&2
