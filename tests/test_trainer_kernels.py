@@ -246,8 +246,12 @@ def test_native_trainer_refuses_bad_runs():
         trainer.run(X[:, :4].copy(), T, order, BATCH, 0, 1)
     with pytest.raises(ValueError, match="targets do not match"):
         trainer.run(X, T[:10].copy(), order, BATCH, 0, 1)
+    # The visited part of the order is checked before any batch runs (order + 1 is bad
+    # only in its last entry, which a one-batch run never reads).
     with pytest.raises(ValueError, match="order holds an index out of range"):
-        trainer.run(X, T, order + 1, BATCH, 0, 1)
+        trainer.run(X, T, order + 1, BATCH, 0, N_BATCHES)
+    with pytest.raises(ValueError, match="order holds an index out of range"):
+        trainer.run(X, T, order - 1, BATCH, 0, 1)
     with pytest.raises(ValueError, match="batch size out of range"):
         trainer.run(X, T, order, BATCH + 1, 0, 1)
     with pytest.raises(TypeError, match="incompatible function arguments"):

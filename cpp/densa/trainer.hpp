@@ -94,12 +94,22 @@ class Trainer {
     DENSA_REQUIRE(targets.rows() == n_out() && targets.cols() == X.cols(),
             "trainer: targets do not match X or the output layer");
     DENSA_REQUIRE(batch_size > 0 && batch_size <= max_batch_, "trainer: batch size out of range");
-    for (Index i = 0; i < n_order; ++i) {
-      DENSA_REQUIRE(order[i] >= 0 && order[i] < X.cols(), "trainer: order holds an index out of range");
-    }
+    DENSA_REQUIRE(first_batch >= 0 && n_batches >= 0 && n_order >= 0,
+                  "trainer: first_batch, n_batches and the order length must be >= 0");
     RunResult r;
     const Index total_batches = (n_order + batch_size - 1) / batch_size;
-    const Index end_batch = std::min(total_batches, first_batch + n_batches);
+    if (first_batch >= total_batches) return r;  // nothing left of this epoch
+    // min before adding: first_batch + n_batches could overflow Index.
+    const Index end_batch = first_batch + std::min(n_batches, total_batches - first_batch);
+    // Only the samples this run visits need checking: a full scan per chunk would cost
+    // O(N) on every return to Python.
+    const Index visit_end = std::min(n_order, end_batch * batch_size);
+    for (Index i = first_batch * batch_size; i < visit_end; ++i) {
+      DENSA_REQUIRE(order[i] >= 0 && order[i] < X.cols(),
+                    "trainer: order holds an index out of range: order[" + std::to_string(i) +
+                        "] = " + std::to_string(order[i]) + " but X has " +
+                        std::to_string(X.cols()) + " samples");
+    }
     for (Index bi = first_batch; bi < end_batch; ++bi) {
       const Index start = bi * batch_size;
       const Index bs = std::min(batch_size, n_order - start);
