@@ -36,12 +36,14 @@ std::array<AlignedChunk<T>, K> make_chunks(T (&buf)[K][kChunk], Index len,
 }
 
 // out[i] = f(in0[i], in1[i]) for i < n, through aligned chunks; in1 may be null (f then
-// receives a chunk of zeros), out may alias in0 or in1.
+// receives a chunk of zeros), out may alias in0 or in1. f also receives a scratch chunk
+// of the same length: f(in0_chunk, in1_chunk, out_chunk, scratch_chunk).
 template <class T, class F>
 void for_aligned_chunks(Index n, const T* in0, const T* in1, T* out, F&& f) {
   alignas(64) T a[kChunk];
   alignas(64) T b[kChunk];
   alignas(64) T o[kChunk];
+  alignas(64) T s[kChunk];
   for (Index i = 0; i < n; i += kChunk) {
     const Index len = std::min(kChunk, n - i);
     const Index padded = (len + kPad - 1) / kPad * kPad;
@@ -53,8 +55,9 @@ void for_aligned_chunks(Index n, const T* in0, const T* in1, T* out, F&& f) {
     } else {
       std::fill(b, b + padded, T(0));
     }
-    AlignedChunk<T> oc(o, padded);
-    f(AlignedChunk<T>(a, padded), AlignedChunk<T>(b, padded), oc);
+    const AlignedChunk<T> ac(a, padded), bc(b, padded);
+    AlignedChunk<T> oc(o, padded), sc(s, padded);
+    f(ac, bc, oc, sc);
     std::copy(o, o + len, out + i);
   }
 }

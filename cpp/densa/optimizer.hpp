@@ -48,36 +48,34 @@ void sgd_step(const SgdHyper& h, VectorRef<T> theta, const ConstVectorRef<T>& gr
   if (momentum) {
     DENSA_REQUIRE(velocity.size() == theta.size(), "sgd: velocity and parameter sizes differ");
   }
-  // Evaluated on aligned chunks (elementwise.hpp): same bits wherever the arrays sit.
-  T* vel = momentum ? velocity.data() : theta.data();  // unused without momentum
-  detail::for_aligned_chunks_k<T, 3>(
-      theta.size(), {theta.data(), const_cast<T*>(grad.data()), vel}, {true, false, momentum},
-      [&](auto& c) {
-        auto& p = c[0];
-        const auto& g = c[1];
-        auto& v = c[2];
-        if (momentum) {
-          if (h.weight_decay != 0.0) {
-            v = mu * v + (g + wd * p);  // v = μ v + (dθ + wd θ)
-            if (h.nesterov) {
-              p -= lr * ((g + wd * p) + mu * v);  // θ -= lr (g + μ v)
-            } else {
-              p -= lr * v;  // θ -= lr v
-            }
-          } else {
-            v = mu * v + g;  // v = μ v + dθ
-            if (h.nesterov) {
-              p -= lr * (g + mu * v);  // θ -= lr (g + μ v)
-            } else {
-              p -= lr * v;  // θ -= lr v
-            }
-          }
-        } else if (h.weight_decay != 0.0) {
-          p -= lr * (g + wd * p);  // θ -= lr (dθ + wd θ)
-        } else {
-          p -= lr * g;  // θ -= lr dθ
-        }
-      });
+  // Straight on the caller's arrays, no aligned chunks (unlike Adam below): these are
+  // single multiplies and adds, which round the same in Eigen's SIMD body and scalar
+  // ends (the build has -ffp-contract=off), so results do not depend on alignment; and
+  // copying the parameters through chunks would double the memory traffic of a step.
+  auto p = theta.array();
+  auto g = grad.array();
+  if (momentum) {
+    auto v = velocity.array();
+    if (h.weight_decay != 0.0) {
+      v = mu * v + (g + wd * p);  // v = μ v + (dθ + wd θ)
+      if (h.nesterov) {
+        p -= lr * ((g + wd * p) + mu * v);  // θ -= lr (g + μ v)
+      } else {
+        p -= lr * v;  // θ -= lr v
+      }
+    } else {
+      v = mu * v + g;  // v = μ v + dθ
+      if (h.nesterov) {
+        p -= lr * (g + mu * v);  // θ -= lr (g + μ v)
+      } else {
+        p -= lr * v;  // θ -= lr v
+      }
+    }
+  } else if (h.weight_decay != 0.0) {
+    p -= lr * (g + wd * p);  // θ -= lr (dθ + wd θ)
+  } else {
+    p -= lr * g;  // θ -= lr dθ
+  }
 }
 
 // `step` is the 1-based step count t after this update's increment.
