@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -30,6 +31,24 @@
 #include <vector>
 
 namespace densa {
+
+// Waits up to ~50 us for pred() by polling before the caller falls back to a condition
+// variable. A training batch runs its parallel products a few hundred microseconds
+// apart; waking a sleeping thread through the kernel costs tens of microseconds each
+// time (more on a virtual machine), while a short poll keeps both threads ready. The
+// poll is bounded, so an idle pool still sleeps and takes no CPU.
+template <class Pred>
+bool spin_until(Pred pred) {
+  using clock = std::chrono::steady_clock;
+  const auto deadline = clock::now() + std::chrono::microseconds(50);
+  for (unsigned i = 1;; ++i) {
+    if (pred()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if ((i & 63) == 0 && clock::now() > deadline) return false;
+  }
+}
 
 class ThreadPool {
  public:
@@ -66,9 +85,11 @@ class ThreadPool {
       active_ = static_cast<int>(workers_.size());
       error_ = nullptr;
       ++generation_;
+      published_.store(generation_, std::memory_order_release);
     }
     wake_.notify_all();
     work();
+    spin_until([this] { return active_.load(std::memory_order_acquire) == 0; });
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [this] { return active_ == 0; });
     task_ = nullptr;
@@ -97,6 +118,7 @@ class ThreadPool {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stop_ = false;
+      stop_flag_.store(false, std::memory_order_release);
       // Workers wake up for generations after the one they were born in.
       generation_seen_at_start_ = generation_;
     }
@@ -111,6 +133,10 @@ class ThreadPool {
       seen = generation_seen_at_start_;
     }
     for (;;) {
+      spin_until([&] {
+        return stop_flag_.load(std::memory_order_acquire) ||
+               published_.load(std::memory_order_acquire) != seen;
+      });
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
@@ -128,6 +154,7 @@ class ThreadPool {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stop_ = true;
+      stop_flag_.store(true, std::memory_order_release);
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
@@ -142,7 +169,10 @@ class ThreadPool {
   bool stop_ = false;
   std::uint64_t generation_ = 0;
   std::uint64_t generation_seen_at_start_ = 0;
-  int active_ = 0;
+  std::atomic<int> active_{0};
+  // Mirrors of generation_ and stop_ readable without the mutex, for spin_until.
+  std::atomic<std::uint64_t> published_{0};
+  std::atomic<bool> stop_flag_{false};
   const std::function<void(std::int64_t)>* task_ = nullptr;
   std::int64_t n_tasks_ = 0;
   std::atomic<std::int64_t> next_{0};
