@@ -15,6 +15,9 @@ Conversion policy of the kernels (``densa.reference`` and ``densa.native``):
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 from typing import Any
 
 import numpy as np
@@ -70,13 +73,28 @@ def all_finite(arr: np.ndarray, rows_per_chunk: int = 4096) -> bool:
     large training set never needs a bool array of its own size.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.sum(arr, dtype=np.float64)):
+        if math.isfinite(arr.sum(dtype=np.float64)):
             return True
+    if arr.ndim == 0:
+        return False
     flat = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr.reshape(-1, 1)
     return all(
         np.isfinite(flat[i : i + rows_per_chunk]).all()
         for i in range(0, flat.shape[0], rows_per_chunk)
     )
+
+
+def all_finite_many(arrays: Sequence[np.ndarray]) -> bool:
+    """``all_finite`` for several arrays, with one float64 sum each and no temporaries:
+    ``fit`` checks the parameters after every chunk of batches, which for a small network
+    is every epoch, so this sits on its per-epoch cost."""
+    total = 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for a in arrays:
+            total += float(a.sum(dtype=np.float64))
+    if math.isfinite(total):
+        return True
+    return all(all_finite(a) for a in arrays)
 
 
 def same_dtype(**arrays: np.ndarray) -> np.dtype[Any]:

@@ -54,7 +54,7 @@ class LastFinite:
         self.saved: tuple[tuple[int, int], list[np.ndarray]] | None = None
 
     def params_finite(self) -> bool:
-        return all(_checks.all_finite(p) for p in self._params)
+        return _checks.all_finite_many(self._params)
 
     def capture(self, label: tuple[int, int]) -> bool:
         """Copy the live arrays if they are all finite; ``label`` is (epoch, batches done).
@@ -65,7 +65,7 @@ class LastFinite:
         """
         if not self.params_finite():
             return False
-        if not all(_checks.all_finite(a) for a in self._state):
+        if not _checks.all_finite_many(self._state):
             return True
         spare = self._spare
         if spare is None:
