@@ -268,7 +268,7 @@ def bench_digits(repeats, sk, torch):
     return med, acc
 
 
-def bench_layer(m_in, m_out, n, repeats):
+def bench_layer(m_in, m_out, n, repeats, pause=0.2):
     """K1/K2: one relu layer forward + backward, densa native vs NumPy doing the same."""
     rng = np.random.default_rng(0)
     W = rng.standard_normal((m_out, m_in), dtype=np.float32) * 0.05
@@ -297,6 +297,10 @@ def bench_layer(m_in, m_out, n, repeats):
     inner = max(1, reps // 20)
     for _ in range(20):
         for k, fn in fns.items():
+            # NumPy's OpenBLAS workers spin for a while after each call and take a core
+            # from whatever runs next (densa's pool sleeps instead); a pause before each
+            # sample lets both start on an idle machine (benchmarks/bench_gemm.py --pause).
+            time.sleep(pause)
             t0 = time.perf_counter()
             for _ in range(inner):
                 fn()
@@ -420,7 +424,10 @@ def main(argv=None):
     for key, shape in (("K1", (1024, 1024, 512)), ("K2", (64, 64, 32))):
         if key in want:
             res = bench_layer(*shape, r)
-            print(f"{key} one relu layer {shape[0]}->{shape[1]}, batch {shape[2]}, fwd+bwd:")
+            print(
+                f"{key} one relu layer {shape[0]}->{shape[1]}, batch {shape[2]}, fwd+bwd "
+                "(0.2 s pause before each sample):"
+            )
             base = res["densa native"][0]
             for k, (t, gf) in res.items():
                 extra = "" if k == "densa native" else f"   densa native is {t / base:.2f}x faster"
