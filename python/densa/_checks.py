@@ -230,3 +230,15 @@ def update_args(kind: str, theta: Any, grad: Any, **state: Any) -> None:
             raise ValueError(
                 f"{kind}: {name} and parameter sizes differ ({a.size} vs {theta.size})"
             )
+
+
+def loss_args(name: object, output: object, target: object) -> tuple[str, np.ndarray, np.ndarray]:
+    """Checked (name, output, target) for loss_forward / loss_backward (both backends)."""
+    name = loss_name(name)
+    output = float_array(output, "output", 2)
+    target = float_array(target, "target", 2)
+    same_dtype(output=output, target=target)
+    non_empty(output, "output")
+    if target.shape != output.shape:
+        raise ValueError(f"target has shape {target.shape} but the output has shape {output.shape}")
+    return name, output, target

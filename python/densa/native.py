@@ -70,27 +70,14 @@ def dense_backward(
     return core.dense_backward(W, x, z, dy, act, bool(return_dz))
 
 
-def _loss_args(
-    name: object, output: ArrayLike, target: ArrayLike
-) -> tuple[str, np.ndarray, np.ndarray]:
-    name = _checks.loss_name(name)
-    output = _checks.float_array(output, "output", 2)
-    target = _checks.float_array(target, "target", 2)
-    _checks.same_dtype(output=output, target=target)
-    _checks.non_empty(output, "output")
-    if target.shape != output.shape:
-        raise ValueError(f"target has shape {target.shape} but the output has shape {output.shape}")
-    return name, output, target
-
-
 def loss_forward(name: str, output: ArrayLike, target: ArrayLike) -> float:
     """The batch cost J; see ``densa.reference.loss_forward``."""
-    return core.loss_forward(*_loss_args(name, output, target))
+    return core.loss_forward(*_checks.loss_args(name, output, target))
 
 
 def loss_backward(name: str, output: ArrayLike, target: ArrayLike) -> tuple[float, np.ndarray]:
     """``(J, dy)``; see ``densa.reference.loss_backward``."""
-    return core.loss_backward(*_loss_args(name, output, target))
+    return core.loss_backward(*_checks.loss_args(name, output, target))
 
 
 def sgd_step(

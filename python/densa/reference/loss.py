@@ -19,19 +19,6 @@ from .. import _checks
 from .activations import _sigmoid
 
 
-def _loss_args(
-    name: object, output: ArrayLike, target: ArrayLike
-) -> tuple[str, np.ndarray, np.ndarray]:
-    name = _checks.loss_name(name)
-    output = _checks.float_array(output, "output", 2)
-    target = _checks.float_array(target, "target", 2)
-    _checks.same_dtype(output=output, target=target)
-    _checks.non_empty(output, "output")
-    if target.shape != output.shape:
-        raise ValueError(f"target has shape {target.shape} but the output has shape {output.shape}")
-    return name, output, target
-
-
 def _value_and_grad(name: str, y: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
     n = y.shape[0]
     if name == "mse":
@@ -63,12 +50,12 @@ def loss_forward(name: str, output: ArrayLike, target: ArrayLike) -> float:
     target : ndarray, shape (N, m_K)
         Targets; class-probability (one-hot) rows for softmax cross-entropy.
     """
-    name, output, target = _loss_args(name, output, target)
+    name, output, target = _checks.loss_args(name, output, target)
     return float(_value_and_grad(name, output, target)[0])
 
 
 def loss_backward(name: str, output: ArrayLike, target: ArrayLike) -> tuple[float, np.ndarray]:
     """``(J, dy)`` with dy = dJ/dy_K of shape (N, m_K), in the output's dtype."""
-    name, output, target = _loss_args(name, output, target)
+    name, output, target = _checks.loss_args(name, output, target)
     value, dy = _value_and_grad(name, output, target)
     return float(value), np.ascontiguousarray(dy, dtype=output.dtype)
