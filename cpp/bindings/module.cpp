@@ -10,8 +10,8 @@
 
 #include <cstdint>
 #include <memory>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "densa/activation.hpp"
 #include "densa/dense.hpp"
@@ -32,7 +32,7 @@ using Array = py::array_t<T, py::array::c_style>;
 template <class T>
 void require_ndim(const Array<T>& a, py::ssize_t ndim, const char* name) {
   DENSA_REQUIRE(a.ndim() == ndim, std::string(name) + " must be " + std::to_string(ndim) +
-                                "-D, got an array with ndim=" + std::to_string(a.ndim()));
+                                      "-D, got an array with ndim=" + std::to_string(a.ndim()));
 }
 
 // (N, m) C-contiguous -> column-major m x N: the same bytes, no copy.
@@ -45,13 +45,15 @@ ConstBatchMap<T> as_batch(const Array<T>& a, const char* name) {
 template <class T>
 BatchMap<T> as_mutable_batch(Array<T>& a, const char* name) {
   require_ndim(a, 2, name);
-  return BatchMap<T>(a.mutable_data(), static_cast<Index>(a.shape(1)), static_cast<Index>(a.shape(0)));
+  return BatchMap<T>(a.mutable_data(), static_cast<Index>(a.shape(1)),
+                     static_cast<Index>(a.shape(0)));
 }
 
 template <class T>
 ConstWeightMap<T> as_weight(const Array<T>& a, const char* name) {
   require_ndim(a, 2, name);
-  return ConstWeightMap<T>(a.data(), static_cast<Index>(a.shape(0)), static_cast<Index>(a.shape(1)));
+  return ConstWeightMap<T>(a.data(), static_cast<Index>(a.shape(0)),
+                           static_cast<Index>(a.shape(1)));
 }
 
 template <class T>
@@ -148,10 +150,11 @@ py::tuple loss_backward(const std::string& name, const Array<T>& out_arr, const 
 }
 
 template <class T>
-void sgd_step(Array<T>& theta, const Array<T>& grad, Array<T>& velocity, double lr,
-              double momentum, bool nesterov, double weight_decay) {
+void sgd_step(Array<T>& theta, const Array<T>& grad, Array<T>& velocity, double lr, double momentum,
+              bool nesterov, double weight_decay) {
   DENSA_REQUIRE(grad.size() == theta.size(), "sgd_step: grad has " + std::to_string(grad.size()) +
-                                           " entries, the parameter " + std::to_string(theta.size()));
+                                                 " entries, the parameter " +
+                                                 std::to_string(theta.size()));
   SgdHyper h{lr, momentum, nesterov, weight_decay};
   auto p = as_mutable_flat(theta, "parameter");
   auto v = as_mutable_flat(velocity, "velocity");
@@ -188,12 +191,14 @@ class PyTrainer {
             std::vector<std::vector<Array<T>>> state_W, std::vector<std::vector<Array<T>>> state_b,
             py::object step, Index max_batch) {
     const size_t K = Ws.size();
-    DENSA_REQUIRE(K > 0 && bs.size() == K && activations.size() == K && state_W.size() == K &&
-                state_b.size() == K,
-            "Trainer: Ws, bs, activations and optimizer states must have one entry per layer");
+    DENSA_REQUIRE(
+        K > 0 && bs.size() == K && activations.size() == K && state_W.size() == K &&
+            state_b.size() == K,
+        "Trainer: Ws, bs, activations and optimizer states must have one entry per layer");
     OptimizerConfig opt;
     const size_t n_state = optimizer == "sgd" ? 1 : optimizer == "adam" ? 2 : 0;
-    DENSA_REQUIRE(n_state > 0, "Trainer: unknown optimizer '" + optimizer + "' (expected sgd or adam)");
+    DENSA_REQUIRE(n_state > 0,
+                  "Trainer: unknown optimizer '" + optimizer + "' (expected sgd or adam)");
     if (optimizer == "sgd") {
       opt.kind = OptimizerKind::sgd;
       opt.sgd = SgdHyper{hyper["lr"].cast<double>(), hyper["momentum"].cast<double>(),
@@ -204,7 +209,8 @@ class PyTrainer {
                            hyper["beta2"].cast<double>(), hyper["eps"].cast<double>(),
                            hyper["weight_decay"].cast<double>()};
       step_ = step.cast<py::array_t<std::int64_t, py::array::c_style>>();
-      DENSA_REQUIRE(step_.size() == 1 && step_.writeable(), "Trainer: step must be a writable int64 array of one entry");
+      DENSA_REQUIRE(step_.size() == 1 && step_.writeable(),
+                    "Trainer: step must be a writable int64 array of one entry");
       opt.step = step_.mutable_data();
     }
     const bool need_state = opt.kind == OptimizerKind::adam || opt.sgd.momentum > 0.0;
@@ -212,7 +218,7 @@ class PyTrainer {
     for (size_t j = 0; j < K; ++j) {
       const std::string where = "Trainer: layer " + std::to_string(j) + ": ";
       DENSA_REQUIRE(Ws[j].ndim() == 2 && bs[j].ndim() == 1 && bs[j].shape(0) == Ws[j].shape(0),
-              where + "W must be 2-D and b 1-D with W.shape[0] entries");
+                    where + "W must be 2-D and b 1-D with W.shape[0] entries");
       LayerSlot<T>& s = slots[j];
       s.W = as_mutable_flat(Ws[j], "W").data();
       s.b = as_mutable_flat(bs[j], "b").data();
@@ -221,10 +227,11 @@ class PyTrainer {
       s.activation = activation_from_name(activations[j]);
       if (need_state) {
         DENSA_REQUIRE(state_W[j].size() >= n_state && state_b[j].size() >= n_state,
-                where + "missing optimizer state arrays");
+                      where + "missing optimizer state arrays");
         for (size_t k = 0; k < n_state; ++k) {
-          DENSA_REQUIRE(state_W[j][k].size() == Ws[j].size() && state_b[j][k].size() == bs[j].size(),
-                  where + "optimizer state has the wrong size");
+          DENSA_REQUIRE(
+              state_W[j][k].size() == Ws[j].size() && state_b[j][k].size() == bs[j].size(),
+              where + "optimizer state has the wrong size");
           s.state_W[k] = as_mutable_flat(state_W[j][k], "optimizer state").data();
           s.state_b[k] = as_mutable_flat(state_b[j][k], "optimizer state").data();
         }
@@ -267,9 +274,8 @@ void bind_trainer(py::module_& m) {
            // noconvert reaches into the lists: a converted copy would be trained instead
            // of the caller's parameters.
            py::arg("Ws").noconvert(), py::arg("bs").noconvert(), py::arg("activations"),
-           py::arg("loss"), py::arg("optimizer"), py::arg("hyper"),
-           py::arg("state_W").noconvert(), py::arg("state_b").noconvert(),
-           py::arg("step"), py::arg("max_batch"))
+           py::arg("loss"), py::arg("optimizer"), py::arg("hyper"), py::arg("state_W").noconvert(),
+           py::arg("state_b").noconvert(), py::arg("step"), py::arg("max_batch"))
       .def("run", &PyTrainer<T>::run, py::arg("X").noconvert(), py::arg("targets").noconvert(),
            py::arg("order").noconvert(), py::arg("batch_size"), py::arg("first_batch"),
            py::arg("n_batches"));
@@ -287,8 +293,8 @@ void bind_dtype(py::module_& m) {
   m.def("loss_backward", &loss_backward<T>, py::arg("name"), py::arg("output").noconvert(),
         py::arg("target").noconvert());
   m.def("sgd_step", &sgd_step<T>, py::arg("theta").noconvert(), py::arg("grad").noconvert(),
-        py::arg("velocity").noconvert(), py::arg("lr"), py::arg("momentum"),
-        py::arg("nesterov"), py::arg("weight_decay"));
+        py::arg("velocity").noconvert(), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"),
+        py::arg("weight_decay"));
   m.def("adam_step", &adam_step<T>, py::arg("theta").noconvert(), py::arg("grad").noconvert(),
         py::arg("m").noconvert(), py::arg("v").noconvert(), py::arg("step"), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"));

@@ -85,10 +85,18 @@ template <class ZA, class YA>
 void activation_f_array(Activation a, const ZA& z, YA& y, YA& tmp) {
   using T = typename ZA::Scalar;
   switch (a) {
-    case Activation::identity: y = z; break;
-    case Activation::sigmoid: sigmoid_to(z, y, tmp); break;
-    case Activation::tanh: y = z.tanh(); break;
-    case Activation::relu: y = z.max(T(0)); break;
+    case Activation::identity:
+      y = z;
+      break;
+    case Activation::sigmoid:
+      sigmoid_to(z, y, tmp);
+      break;
+    case Activation::tanh:
+      y = z.tanh();
+      break;
+    case Activation::relu:
+      y = z.max(T(0));
+      break;
     case Activation::leaky_relu:
       tmp = T(kLeakySlope) * z;
       y = (z > T(0)).select(z, tmp);
@@ -116,13 +124,19 @@ void activation_df_array(Activation a, const ZA& z, DA& df, DA& tmp) {
   using Plain = typename DA::PlainObject;
   const Index n = df.size();
   switch (a) {
-    case Activation::identity: df.setConstant(T(1)); break;
+    case Activation::identity:
+      df.setConstant(T(1));
+      break;
     case Activation::sigmoid:
       sigmoid_to(z, df, tmp);
       df = df * (T(1) - df);  // s (1 - s)
       break;
-    case Activation::tanh: df = T(1) - z.tanh().square(); break;
-    case Activation::relu: df = (z > T(0)).select(Plain::Ones(n), Plain::Zero(n)); break;
+    case Activation::tanh:
+      df = T(1) - z.tanh().square();
+      break;
+    case Activation::relu:
+      df = (z > T(0)).select(Plain::Ones(n), Plain::Zero(n));
+      break;
     case Activation::leaky_relu:
       df = (z > T(0)).select(Plain::Ones(n), Plain::Constant(n, T(kLeakySlope)));
       break;
@@ -131,7 +145,9 @@ void activation_df_array(Activation a, const ZA& z, DA& df, DA& tmp) {
       tmp *= T(kEluAlpha);
       df = (z > T(0)).select(Plain::Ones(n), tmp);
       break;
-    case Activation::softplus: sigmoid_to(z, df, tmp); break;
+    case Activation::softplus:
+      sigmoid_to(z, df, tmp);
+      break;
     case Activation::gelu: {
       // d/dz: 0.5 (1 + t) + 0.5 z (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 z^2)
       // with t = tanh(u). Where |z| is large, 1 - t^2 is exactly 0, so the product
@@ -149,17 +165,19 @@ void activation_df_array(Activation a, const ZA& z, DA& df, DA& tmp) {
 // y = f(z), element-wise. y may alias z.
 template <class T>
 void activation_f(Activation a, const ConstBatchRef<T>& z, BatchRef<T> y) {
-  detail::for_aligned_chunks<T>(z, nullptr, y, [a](const auto& zc, const auto&, auto& yc, auto& tmp) {
-    detail::activation_f_array(a, zc, yc, tmp);  // y = f(z)
-  });
+  detail::for_aligned_chunks<T>(z, nullptr, y,
+                                [a](const auto& zc, const auto&, auto& yc, auto& tmp) {
+                                  detail::activation_f_array(a, zc, yc, tmp);  // y = f(z)
+                                });
 }
 
 // df = f'(z), element-wise.
 template <class T>
 void activation_df(Activation a, const ConstBatchRef<T>& z, BatchRef<T> df) {
-  detail::for_aligned_chunks<T>(z, nullptr, df, [a](const auto& zc, const auto&, auto& dc, auto& tmp) {
-    detail::activation_df_array(a, zc, dc, tmp);  // df = f'(z)
-  });
+  detail::for_aligned_chunks<T>(z, nullptr, df,
+                                [a](const auto& zc, const auto&, auto& dc, auto& tmp) {
+                                  detail::activation_df_array(a, zc, dc, tmp);  // df = f'(z)
+                                });
 }
 
 // dz = dy ⊙ f'(z), fused so that f'(z) never needs its own buffer.
@@ -167,11 +185,11 @@ template <class T>
 void activation_backward(Activation a, const ConstBatchRef<T>& z, const ConstBatchRef<T>& dy,
                          BatchRef<T> dz) {
   const ConstBatchRef<T>* dyp = &dy;
-  detail::for_aligned_chunks<T>(z, dyp, dz, [a](const auto& zc, const auto& dyc, auto& dzc,
-                                                      auto& tmp) {
-    detail::activation_df_array(a, zc, dzc, tmp);  // f'(z)
-    dzc *= dyc;                                    // dz = dy ⊙ f'(z)
-  });
+  detail::for_aligned_chunks<T>(z, dyp, dz,
+                                [a](const auto& zc, const auto& dyc, auto& dzc, auto& tmp) {
+                                  detail::activation_df_array(a, zc, dzc, tmp);  // f'(z)
+                                  dzc *= dyc;                                    // dz = dy ⊙ f'(z)
+                                });
 }
 
 }  // namespace densa

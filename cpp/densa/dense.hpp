@@ -11,13 +11,13 @@ namespace densa {
 template <class T>
 void check_dense_shapes(const ConstWeightRef<T>& W, Index b_size, Index x_rows, Index x_cols,
                         const char* x_name) {
-  DENSA_REQUIRE(b_size == W.rows(), "dense: b has " + std::to_string(b_size) +
-                                  " entries but W has shape " + shape_str(W.rows(), W.cols()) +
-                                  " (b needs W.shape[0] entries)");
+  DENSA_REQUIRE(b_size == W.rows(),
+                "dense: b has " + std::to_string(b_size) + " entries but W has shape " +
+                    shape_str(W.rows(), W.cols()) + " (b needs W.shape[0] entries)");
   DENSA_REQUIRE(x_rows == W.cols(), std::string("dense: ") + x_name + " has shape " +
-                                  shape_str(x_cols, x_rows) + " but W has shape " +
-                                  shape_str(W.rows(), W.cols()) + " (" + x_name +
-                                  ".shape[1] must equal W.shape[1])");
+                                        shape_str(x_cols, x_rows) + " but W has shape " +
+                                        shape_str(W.rows(), W.cols()) + " (" + x_name +
+                                        ".shape[1] must equal W.shape[1])");
 }
 
 // z_j = W_{j-1} y_{j-1} + b_{j-1};  y_j = f_j(z_j)
@@ -25,15 +25,15 @@ template <class T>
 void dense_forward(const ConstWeightRef<T>& W, const ConstVectorRef<T>& b,
                    const ConstBatchRef<T>& x, Activation a, BatchRef<T> z, BatchRef<T> y) {
   check_dense_shapes<T>(W, b.size(), x.rows(), x.cols(), "x");
-  DENSA_REQUIRE(z.rows() == W.rows() && z.cols() == x.cols() && y.rows() == z.rows() &&
-              y.cols() == z.cols(),
-          "dense_forward: output buffers have the wrong shape");
+  DENSA_REQUIRE(
+      z.rows() == W.rows() && z.cols() == x.cols() && y.rows() == z.rows() && y.cols() == z.cols(),
+      "dense_forward: output buffers have the wrong shape");
   // W_{j-1} y_{j-1}: W's row-major bytes are Wᵀ column-major, hence Op::T.
   gemm<T>(Op::T, Op::N, W.rows(), x.cols(), W.cols(), W.data(), W.outerStride(), x.data(),
           x.outerStride(), z.data(), z.outerStride());
   for_column_blocks(z.cols(), z.size(), [&](Index lo, Index hi) {
     BatchRef<T> zb = z.middleCols(lo, hi - lo);
-    zb.colwise() += b;                                          // + b_{j-1}
+    zb.colwise() += b;                                               // + b_{j-1}
     activation_f<T>(a, zb, BatchRef<T>(y.middleCols(lo, hi - lo)));  // y_j = f_j(z_j)
   });
 }
@@ -45,8 +45,8 @@ void dense_forward(const ConstWeightRef<T>& W, const ConstVectorRef<T>& b,
 //   dx_{j-1} = W_{j-1}ᵀ · dz_j
 // db_tmp is an aligned scratch vector (grown here if it holds fewer than W.rows()
 // entries; the trainer sizes it once): reducing straight into a caller buffer of unknown
-// alignment can change Eigen's summation order (1 ulp differences from run to run). dx may be skipped (compute_dx = false) for the first
-// layer, whose input gradient nobody needs.
+// alignment can change Eigen's summation order (1 ulp differences from run to run). dx may be
+// skipped (compute_dx = false) for the first layer, whose input gradient nobody needs.
 template <class T>
 void dense_backward(const ConstWeightRef<T>& W, const ConstBatchRef<T>& x,
                     const ConstBatchRef<T>& z, const ConstBatchRef<T>& dy, Activation a,
@@ -54,14 +54,14 @@ void dense_backward(const ConstWeightRef<T>& W, const ConstBatchRef<T>& x,
                     BatchRef<T> dx, bool compute_dx = true) {
   check_dense_shapes<T>(W, W.rows(), x.rows(), x.cols(), "x");
   DENSA_REQUIRE(z.rows() == W.rows() && z.cols() == x.cols(),
-          "dense_backward: z has shape " + shape_str(z.cols(), z.rows()) + " but expected " +
-              shape_str(x.cols(), W.rows()) + " (N samples, W.shape[0] outputs)");
+                "dense_backward: z has shape " + shape_str(z.cols(), z.rows()) + " but expected " +
+                    shape_str(x.cols(), W.rows()) + " (N samples, W.shape[0] outputs)");
   DENSA_REQUIRE(dy.rows() == z.rows() && dy.cols() == z.cols(),
-          "dense_backward: dy has shape " + shape_str(dy.cols(), dy.rows()) +
-              " but z has shape " + shape_str(z.cols(), z.rows()));
+                "dense_backward: dy has shape " + shape_str(dy.cols(), dy.rows()) +
+                    " but z has shape " + shape_str(z.cols(), z.rows()));
   DENSA_REQUIRE(dz.rows() == z.rows() && dz.cols() == z.cols() && dW.rows() == W.rows() &&
-              dW.cols() == W.cols() && db.size() == W.rows(),
-          "dense_backward: output buffers have the wrong shape");
+                    dW.cols() == W.cols() && db.size() == W.rows(),
+                "dense_backward: output buffers have the wrong shape");
   for_column_blocks(z.cols(), z.size(), [&](Index lo, Index hi) {
     // dz_j = dy_j ⊙ f_j'(z_j)
     activation_backward<T>(a, z.middleCols(lo, hi - lo), dy.middleCols(lo, hi - lo),
@@ -77,7 +77,7 @@ void dense_backward(const ConstWeightRef<T>& W, const ConstBatchRef<T>& x,
   db = db_sum;
   if (compute_dx) {
     DENSA_REQUIRE(dx.rows() == W.cols() && dx.cols() == x.cols(),
-            "dense_backward: dx buffer has the wrong shape");
+                  "dense_backward: dx buffer has the wrong shape");
     // dx_{j-1} = W_{j-1}ᵀ · dz_j (W's row-major bytes are Wᵀ column-major: Op::N)
     gemm<T>(Op::N, Op::N, W.cols(), x.cols(), W.rows(), W.data(), W.outerStride(), dz.data(),
             dz.outerStride(), dx.data(), dx.outerStride());

@@ -65,8 +65,8 @@ void for_aligned_chunks(Index n, const T* in0, const T* in1, T* out, F&& f) {
 // Applies f to matching columns of (in0, in1) into out; a whole matrix at once when all
 // three are contiguous (the usual case: NumPy batches and the trainer's column blocks).
 template <class T, class F>
-void for_aligned_chunks(const ConstBatchRef<T>& in0, const ConstBatchRef<T>* in1,
-                        BatchRef<T>& out, F&& f) {
+void for_aligned_chunks(const ConstBatchRef<T>& in0, const ConstBatchRef<T>* in1, BatchRef<T>& out,
+                        F&& f) {
   const Index rows = in0.rows(), cols = in0.cols();
   const bool contiguous = (in0.outerStride() == rows || cols == 1) &&
                           (!in1 || in1->outerStride() == rows || cols == 1) &&
@@ -92,7 +92,8 @@ void for_aligned_chunks_k(Index n, const std::array<T*, K>& arrays,
   for (Index i = 0; i < n; i += kChunk) {
     const Index len = std::min(kChunk, n - i);
     const Index padded = (len + kPad - 1) / kPad * kPad;
-    std::array<AlignedChunk<T>, K> chunks = make_chunks<T>(buf, padded, std::make_index_sequence<K>{});
+    std::array<AlignedChunk<T>, K> chunks =
+        make_chunks<T>(buf, padded, std::make_index_sequence<K>{});
     for (std::size_t k = 0; k < K; ++k) {
       std::copy(arrays[k] + i, arrays[k] + i + len, buf[k]);
       std::fill(buf[k] + len, buf[k] + padded, T(0));

@@ -134,12 +134,12 @@ void gemm_slab(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, c
   const auto opb = tb == Op::N ? CblasNoTrans : CblasTrans;
   if constexpr (sizeof(T) == 4) {
     scipy_cblas_sgemm(CblasColMajor, opa, opb, static_cast<int>(M), static_cast<int>(N),
-                      static_cast<int>(K), 1.0f, A, static_cast<int>(lda), B,
-                      static_cast<int>(ldb), 0.0f, C, static_cast<int>(ldc));
+                      static_cast<int>(K), 1.0f, A, static_cast<int>(lda), B, static_cast<int>(ldb),
+                      0.0f, C, static_cast<int>(ldc));
   } else {
     scipy_cblas_dgemm(CblasColMajor, opa, opb, static_cast<int>(M), static_cast<int>(N),
-                      static_cast<int>(K), 1.0, A, static_cast<int>(lda), B,
-                      static_cast<int>(ldb), 0.0, C, static_cast<int>(ldc));
+                      static_cast<int>(K), 1.0, A, static_cast<int>(lda), B, static_cast<int>(ldb),
+                      0.0, C, static_cast<int>(ldc));
   }
 #else
   using CMap = Eigen::Map<const Matrix<T>, 0, Stride>;
@@ -180,8 +180,8 @@ inline SlabPlan plan_slabs(Index M, Index N, Index K) {
   // smaller one.
   plan.split_cols = N >= M;
   plan.extent = plan.split_cols ? N : M;
-  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) *
-                       static_cast<double>(K);
+  const double flops =
+      2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   std::int64_t count = static_cast<std::int64_t>(flops / p.min_slab_flops);
   count = std::min(count, p.max_slabs);
   count = std::min<std::int64_t>(count, static_cast<std::int64_t>(plan.extent / p.align));
@@ -193,8 +193,8 @@ inline SlabPlan plan_slabs(Index M, Index N, Index K) {
 // (A stored column-major with leading dimension lda, K x M when ta = T) and op(B) is
 // K x N likewise. C must not overlap A or B.
 template <class T>
-void gemm(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, const T* B,
-          Index ldb, T* C, Index ldc) {
+void gemm(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, const T* B, Index ldb,
+          T* C, Index ldc) {
   if (M == 0 || N == 0) return;
 #if DENSA_USE_BLAS
   detail::blas_int(M, "M");

@@ -25,8 +25,8 @@ inline Loss loss_from_name(const std::string& name) {
 
 inline void check_loss_shapes(Index out_rows, Index out_cols, Index t_rows, Index t_cols) {
   DENSA_REQUIRE(out_rows == t_rows && out_cols == t_cols,
-          "loss: target has shape " + shape_str(t_cols, t_rows) + " but the output has shape " +
-              shape_str(out_cols, out_rows));
+                "loss: target has shape " + shape_str(t_cols, t_rows) +
+                    " but the output has shape " + shape_str(out_cols, out_rows));
 }
 
 // Returns J for the batch; when dy is given (non-null), also writes dy = dJ/dy_K.
@@ -45,7 +45,8 @@ T loss_forward_backward(Loss loss, const ConstBatchRef<T>& out, const ConstBatch
   const Index n = out.cols();
   DENSA_REQUIRE(n > 0, "loss: the batch has no samples");
   if (dy) {
-    DENSA_REQUIRE(dy->rows() == out.rows() && dy->cols() == n, "loss: dy buffer has the wrong shape");
+    DENSA_REQUIRE(dy->rows() == out.rows() && dy->cols() == n,
+                  "loss: dy buffer has the wrong shape");
   }
   const T inv_n = T(1) / static_cast<T>(n);
   switch (loss) {

@@ -83,7 +83,7 @@ template <class T>
 void adam_step(const AdamHyper& h, long long step, VectorRef<T> theta,
                const ConstVectorRef<T>& grad, VectorRef<T> m, VectorRef<T> v) {
   DENSA_REQUIRE(grad.size() == theta.size() && m.size() == theta.size() && v.size() == theta.size(),
-          "adam: gradient, moment and parameter sizes differ");
+                "adam: gradient, moment and parameter sizes differ");
   DENSA_REQUIRE(step >= 1, "adam: step count must be at least 1");
   const double t = static_cast<double>(step);
   const T step_size = static_cast<T>(h.lr / (1.0 - std::pow(h.beta1, t)));
@@ -102,8 +102,8 @@ void adam_step(const AdamHyper& h, long long step, VectorRef<T> theta,
         const auto& g = c[1];
         auto& mc = c[2];
         auto& vc = c[3];
-        if (decoupled) p *= decay;         // θ ← θ · (1 − lr · weight_decay)
-        mc = b1 * mc + one_b1 * g;         // m = β1 m + (1 − β1) dθ
+        if (decoupled) p *= decay;           // θ ← θ · (1 − lr · weight_decay)
+        mc = b1 * mc + one_b1 * g;           // m = β1 m + (1 − β1) dθ
         vc = b2 * vc + one_b2 * g.square();  // v = β2 v + (1 − β2) dθ²
         // θ ← θ − (lr / (1 − β1ᵗ)) · m / (sqrt(v) / sqrt(1 − β2ᵗ) + ε)
         p -= step_size * mc / (vc.sqrt() / sqrt_bc2 + eps);

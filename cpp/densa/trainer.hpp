@@ -4,8 +4,8 @@
 // for the largest batch: no allocation per batch.
 #pragma once
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -40,11 +40,11 @@ struct OptimizerConfig {
 };
 
 struct RunResult {
-  double loss_sum = 0.0;        // Σ over completed batches of J_batch · batch size
-  Index samples = 0;            // samples in completed batches
-  Index batches = 0;            // completed batches (each one updated the parameters)
-  bool diverged = false;        // a batch's loss was NaN or inf: stopped before its update
-  Index diverged_batch = -1;    // index (within the epoch) of that batch
+  double loss_sum = 0.0;      // Σ over completed batches of J_batch · batch size
+  Index samples = 0;          // samples in completed batches
+  Index batches = 0;          // completed batches (each one updated the parameters)
+  bool diverged = false;      // a batch's loss was NaN or inf: stopped before its update
+  Index diverged_batch = -1;  // index (within the epoch) of that batch
 };
 
 template <class T>
@@ -57,7 +57,8 @@ class Trainer {
     for (size_t j = 1; j < layers_.size(); ++j) {
       DENSA_REQUIRE(layers_[j].n_in == layers_[j - 1].n_out, "trainer: layer sizes do not chain");
     }
-    if (opt_.kind == OptimizerKind::adam) DENSA_REQUIRE(opt_.step != nullptr, "trainer: no Adam step");
+    if (opt_.kind == OptimizerKind::adam)
+      DENSA_REQUIRE(opt_.step != nullptr, "trainer: no Adam step");
     const size_t K = layers_.size();
     x_.resize(layers_[0].n_in, max_batch_);
     t_.resize(layers_.back().n_out, max_batch_);
@@ -92,7 +93,7 @@ class Trainer {
                 Index n_batches) {
     DENSA_REQUIRE(X.rows() == n_in(), "trainer: X has the wrong number of features");
     DENSA_REQUIRE(targets.rows() == n_out() && targets.cols() == X.cols(),
-            "trainer: targets do not match X or the output layer");
+                  "trainer: targets do not match X or the output layer");
     DENSA_REQUIRE(batch_size > 0 && batch_size <= max_batch_, "trainer: batch size out of range");
     DENSA_REQUIRE(first_batch >= 0 && n_batches >= 0 && n_order >= 0,
                   "trainer: first_batch, n_batches and the order length must be >= 0");
@@ -150,8 +151,11 @@ class Trainer {
     for (size_t jj = K; jj-- > 0;) {
       const auto& L = layers_[jj];
       ConstWeightMap<T> W(L.W, L.n_out, L.n_in);
+      // The first layer's dx is never needed (need_dx = false): its dz buffer only
+      // stands in for the argument and is not written as dx.
       const bool need_dx = jj > 0;
-      BatchRef<T> dx = need_dx ? BatchRef<T>(dy_[jj - 1].leftCols(bs)) : BatchRef<T>(dz_[jj].leftCols(bs));
+      BatchRef<T> dx =
+          need_dx ? BatchRef<T>(dy_[jj - 1].leftCols(bs)) : BatchRef<T>(dz_[jj].leftCols(bs));
       dense_backward<T>(W, input(jj, bs), z_[jj].leftCols(bs), dy_[jj].leftCols(bs), L.activation,
                         dz_[jj].leftCols(bs), dW_[jj], db_[jj], db_tmp_, dx, need_dx);
     }

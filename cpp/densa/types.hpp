@@ -7,7 +7,6 @@
 #pragma once
 
 #include <Eigen/Core>
-
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -59,8 +58,8 @@ using ConstVectorRef = Eigen::Ref<const Vector<T>>;
 
 // The message is an expression evaluated only on failure: building strings on every call
 // cost several microseconds per training batch of a small network.
-#define DENSA_REQUIRE(ok, message)   \
-  do {                               \
+#define DENSA_REQUIRE(ok, message)     \
+  do {                                 \
     if (!(ok)) ::densa::fail(message); \
   } while (false)
 
