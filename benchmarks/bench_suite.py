@@ -5,8 +5,9 @@ batch 64 / 60 000 samples; W4 2-16-16-1 tanh / mse / batch 8 / 2 000 samples; W5
 scikit-learn's digits 64-64-10, 30 epochs; K1, K2 one layer forward + backward;
 peak memory of a W3 fit; ``import densa`` time. float32 throughout.
 
-Implementations run interleaved (A B C A B C ...) after a warm-up, and the table shows
-medians, so that a noisy neighbour on the machine hurts every column alike. Ratios are
+Implementations run interleaved (A B C A B C ...) after a warm-up, each timed call after
+a 0.2 s pause (other libraries' worker threads keep spinning after they return), and the
+table shows medians, so that a noisy neighbour on the machine hurts every column alike. Ratios are
 "how many times faster densa native is" than each alternative, in the same run.
 
     python benchmarks/bench_suite.py            # everything available
@@ -34,14 +35,21 @@ import numpy as np
 import densa
 
 
-def _median_times(fns: dict, repeats: int, warmup: int = 1) -> dict:
-    """Median seconds of each fn, calls interleaved across implementations."""
+def _median_times(fns: dict, repeats: int, warmup: int = 1, pause: float = 0.2) -> dict:
+    """Median seconds of each fn, calls interleaved across implementations.
+
+    Each timed call starts after a short pause: NumPy's OpenBLAS (used by the NumPy
+    loop, densa's reference and scikit-learn) and PyTorch's OpenMP keep their worker
+    threads spinning for a while after returning, which takes a core from whatever runs
+    next in the process. The pause lets every implementation start on an idle machine.
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
+            time.sleep(pause)
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
