@@ -77,29 +77,18 @@ class Trainer:
         RuntimeWarning turned into an error would stop it halfway through an update).
         """
         trainer_run_args(order, X.shape[0], batch_size, self.max_batch, first_batch, n_batches)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            return self._run(X, targets, order, batch_size, first_batch, n_batches)
-
-    def _run(
-        self,
-        X: np.ndarray,
-        targets: np.ndarray,
-        order: np.ndarray,
-        batch_size: int,
-        first_batch: int,
-        n_batches: int,
-    ) -> tuple[float, int, int, bool, int]:
         n_order = len(order)
         total = -(-n_order // batch_size)
         loss_sum, samples, batches = 0.0, 0, 0
-        for bi in range(first_batch, min(total, first_batch + n_batches)):
-            idx = order[bi * batch_size : (bi + 1) * batch_size]
-            value = self._step(X[idx], targets[idx])
-            if not math.isfinite(value):
-                return loss_sum, samples, batches, True, bi
-            loss_sum += value * len(idx)
-            samples += len(idx)
-            batches += 1
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            for bi in range(first_batch, min(total, first_batch + n_batches)):
+                idx = order[bi * batch_size : (bi + 1) * batch_size]
+                value = self._step(X[idx], targets[idx])
+                if not math.isfinite(value):
+                    return loss_sum, samples, batches, True, bi
+                loss_sum += value * len(idx)
+                samples += len(idx)
+                batches += 1
         return loss_sum, samples, batches, False, -1
 
     def _step(self, x: np.ndarray, t: np.ndarray) -> float:
