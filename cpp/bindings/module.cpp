@@ -257,6 +257,24 @@ class PyTrainer {
     return py::make_tuple(r.loss_sum, r.samples, r.batches, r.diverged, r.diverged_batch);
   }
 
+  // Returns (loss_means, seconds, diverged, diverged_batch): one entry per completed
+  // epoch; orders is (n_epochs, N), one row per epoch.
+  py::tuple run_epochs(const Array<T>& X_arr, const Array<T>& T_arr,
+                       const py::array_t<std::int64_t, py::array::c_style>& orders,
+                       Index batch_size) {
+    auto X = as_batch(X_arr, "X");
+    auto Tg = as_batch(T_arr, "targets");
+    DENSA_REQUIRE(orders.ndim() == 2 && orders.shape(1) > 0,
+                  "Trainer.run_epochs: orders must be 2-D (epochs, samples) with samples > 0");
+    EpochsResult r;
+    {
+      py::gil_scoped_release release;
+      r = trainer_->run_epochs(X, Tg, orders.data(), static_cast<Index>(orders.shape(0)),
+                               static_cast<Index>(orders.shape(1)), batch_size);
+    }
+    return py::make_tuple(r.loss_mean, r.seconds, r.diverged, r.diverged_batch);
+  }
+
  private:
   std::unique_ptr<Trainer<T>> trainer_;
   py::object keep_;
@@ -278,7 +296,10 @@ void bind_trainer(py::module_& m) {
            py::arg("state_b").noconvert(), py::arg("step"), py::arg("max_batch"))
       .def("run", &PyTrainer<T>::run, py::arg("X").noconvert(), py::arg("targets").noconvert(),
            py::arg("order").noconvert(), py::arg("batch_size"), py::arg("first_batch"),
-           py::arg("n_batches"));
+           py::arg("n_batches"))
+      .def("run_epochs", &PyTrainer<T>::run_epochs, py::arg("X").noconvert(),
+           py::arg("targets").noconvert(), py::arg("orders").noconvert(),
+           py::arg("batch_size"));
 }
 
 template <class T>

@@ -43,7 +43,7 @@ enum class Op { N, T };  // op(A) = A or Aᵀ
 // it does not cut): on the 2-core development machine, K1 (1024², batch 512) at 2 threads
 // measured 156 GFLOP/s with 2 slabs against 139-143 with 4 or 8.
 struct SlabPolicy {
-  double min_slab_flops = 4.0e6;  // a product of fewer than 2x this flops is one slab
+  double min_slab_flops = 1.0e6;  // a product of fewer than 2x this flops is one slab
   std::int64_t max_slabs = 2;     // slabs of one product, at most
   std::int64_t align = 16;        // slab bounds are multiples of this (64 B of float)
 };
@@ -119,14 +119,19 @@ inline int blas_int(Index v, const char* what) {
   return static_cast<int>(v);
 }
 
-// One slab: C (M x N, ldc) = op(A) op(B), single-threaded.
+// One slab: C (M x N, ldc) = op(A) op(B) + beta C, single-threaded.
 template <class T>
 void gemm_slab(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, const T* B,
-               Index ldb, T* C, Index ldc) {
+               Index ldb, T* C, Index ldc, T beta) {
   if (M == 0 || N == 0) return;
   using Stride = Eigen::OuterStride<>;
   if (K == 0) {
-    Eigen::Map<Matrix<T>, 0, Stride>(C, M, N, Stride(ldc)).setZero();
+    Eigen::Map<Matrix<T>, 0, Stride> Cm(C, M, N, Stride(ldc));
+    if (beta == T(0)) {
+      Cm.setZero();  // not 0 · C: C may hold NaN before its first write
+    } else {
+      Cm *= beta;
+    }
     return;
   }
 #if DENSA_USE_BLAS
@@ -135,25 +140,30 @@ void gemm_slab(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, c
   if constexpr (sizeof(T) == 4) {
     scipy_cblas_sgemm(CblasColMajor, opa, opb, static_cast<int>(M), static_cast<int>(N),
                       static_cast<int>(K), 1.0f, A, static_cast<int>(lda), B, static_cast<int>(ldb),
-                      0.0f, C, static_cast<int>(ldc));
+                      static_cast<float>(beta), C, static_cast<int>(ldc));
   } else {
     scipy_cblas_dgemm(CblasColMajor, opa, opb, static_cast<int>(M), static_cast<int>(N),
                       static_cast<int>(K), 1.0, A, static_cast<int>(lda), B, static_cast<int>(ldb),
-                      0.0, C, static_cast<int>(ldc));
+                      static_cast<double>(beta), C, static_cast<int>(ldc));
   }
 #else
   using CMap = Eigen::Map<const Matrix<T>, 0, Stride>;
   Eigen::Map<Matrix<T>, 0, Stride> Cm(C, M, N, Stride(ldc));
   const CMap Am(A, ta == Op::N ? M : K, ta == Op::N ? K : M, Stride(lda));
   const CMap Bm(B, tb == Op::N ? K : N, tb == Op::N ? N : K, Stride(ldb));
-  if (ta == Op::N && tb == Op::N) {
-    Cm.noalias() = Am * Bm;
-  } else if (ta == Op::N) {
-    Cm.noalias() = Am * Bm.transpose();
-  } else if (tb == Op::N) {
-    Cm.noalias() = Am.transpose() * Bm;
+  if (beta == T(0)) {
+    Cm.setZero();
   } else {
-    Cm.noalias() = Am.transpose() * Bm.transpose();
+    Cm *= beta;
+  }
+  if (ta == Op::N && tb == Op::N) {
+    Cm.noalias() += Am * Bm;
+  } else if (ta == Op::N) {
+    Cm.noalias() += Am * Bm.transpose();
+  } else if (tb == Op::N) {
+    Cm.noalias() += Am.transpose() * Bm;
+  } else {
+    Cm.noalias() += Am.transpose() * Bm.transpose();
   }
 #endif
 }
@@ -189,12 +199,14 @@ inline SlabPlan plan_slabs(Index M, Index N, Index K) {
   return plan;
 }
 
-// C (M x N, column-major, leading dimension ldc) = op(A) · op(B), where op(A) is M x K
-// (A stored column-major with leading dimension lda, K x M when ta = T) and op(B) is
-// K x N likewise. C must not overlap A or B.
+// C (M x N, column-major, leading dimension ldc) = op(A) · op(B) + beta · C, where op(A)
+// is M x K (A stored column-major with leading dimension lda, K x M when ta = T) and
+// op(B) is K x N likewise. beta = 0 overwrites C (whatever it held, NaN included); the
+// trainer passes the momentum as beta to fold v = μ v + dθ into the product. C must not
+// overlap A or B.
 template <class T>
 void gemm(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, const T* B, Index ldb,
-          T* C, Index ldc) {
+          T* C, Index ldc, T beta = T(0)) {
   if (M == 0 || N == 0) return;
 #if DENSA_USE_BLAS
   detail::blas_int(M, "M");
@@ -207,7 +219,7 @@ void gemm(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, const 
 #endif
   const SlabPlan plan = plan_slabs(M, N, K);
   if (plan.count == 1) {
-    detail::gemm_slab<T>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+    detail::gemm_slab<T>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, beta);
     return;
   }
   const std::int64_t align = slab_policy().align;
@@ -217,11 +229,11 @@ void gemm(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, const 
     if (plan.split_cols) {
       // columns lo..hi of C = op(A) · (columns lo..hi of op(B))
       const T* Bs = tb == Op::N ? B + lo * ldb : B + lo;
-      detail::gemm_slab<T>(ta, tb, M, hi - lo, K, A, lda, Bs, ldb, C + lo * ldc, ldc);
+      detail::gemm_slab<T>(ta, tb, M, hi - lo, K, A, lda, Bs, ldb, C + lo * ldc, ldc, beta);
     } else {
       // rows lo..hi of C = (rows lo..hi of op(A)) · op(B)
       const T* As = ta == Op::N ? A + lo : A + lo * lda;
-      detail::gemm_slab<T>(ta, tb, hi - lo, N, K, As, lda, B, ldb, C + lo, ldc);
+      detail::gemm_slab<T>(ta, tb, hi - lo, N, K, As, lda, B, ldb, C + lo, ldc, beta);
     }
   });
 }

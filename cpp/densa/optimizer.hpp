@@ -78,6 +78,14 @@ void sgd_step(const SgdHyper& h, VectorRef<T> theta, const ConstVectorRef<T>& gr
   }
 }
 
+// θ -= lr v: the rest of a momentum step (no Nesterov, no weight decay) once the
+// velocity holds v = μ v + dθ (the trainer forms it inside the dW product).
+template <class T>
+void sgd_apply_velocity(const SgdHyper& h, VectorRef<T> theta, const ConstVectorRef<T>& velocity) {
+  DENSA_REQUIRE(velocity.size() == theta.size(), "sgd: velocity and parameter sizes differ");
+  theta.array() -= static_cast<T>(h.lr) * velocity.array();  // θ -= lr v
+}
+
 // `step` is the 1-based step count t after this update's increment.
 template <class T>
 void adam_step(const AdamHyper& h, long long step, VectorRef<T> theta,

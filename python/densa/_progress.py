@@ -32,9 +32,17 @@ class _Silent:
         pass
 
 
+def shown(enabled: bool) -> bool:
+    """Whether ``bar(enabled, ...)`` would show a bar."""
+    if not enabled:
+        return False
+    stream = sys.stderr
+    return _in_notebook() or (hasattr(stream, "isatty") and stream.isatty())
+
+
 def bar(enabled: bool, total: int, desc: str) -> Bar:
     """A tqdm bar when ``enabled`` and output is interactive, else a silent stand-in."""
-    if not enabled:
+    if not shown(enabled):
         return _Silent()
     if _in_notebook():
         try:
@@ -42,14 +50,13 @@ def bar(enabled: bool, total: int, desc: str) -> Bar:
 
             widget: Bar = notebook_tqdm(total=total, desc=desc, unit="sample", leave=False)
             return widget
-        except ImportError:  # ipywidgets missing: fall back to text
+        except ImportError:  # ipywidgets missing: fall back to text, on a terminal only
             pass
-    stream = sys.stderr
-    if not (hasattr(stream, "isatty") and stream.isatty()):
-        return _Silent()
+        if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+            return _Silent()
     from tqdm import tqdm
 
     text: Bar = tqdm(
-        total=total, desc=desc, unit="sample", leave=False, file=stream, dynamic_ncols=True
+        total=total, desc=desc, unit="sample", leave=False, file=sys.stderr, dynamic_ncols=True
     )
     return text

@@ -534,10 +534,26 @@ class Network:
         guard = _guard.LastFinite(self.layers, opt)
         guard.capture((0, 0))
         deferred = _guard.DeferredInterrupt()
-        for epoch in range(epochs):
+        # Nothing to do between epochs (no validation, callback, early stopping or bar):
+        # once an epoch is seen to take well under _CHUNK_SECONDS, several run in one
+        # call, which otherwise would cost more in bookkeeping than in training.
+        plain = (
+            val is None
+            and on_epoch_end is None
+            and early_stopping is None
+            and not _progress.shown(progress)
+        )
+        epoch = 0
+        while epoch < epochs:
+            if plain and history.seconds:
+                group = min(epochs - epoch, int(_CHUNK_SECONDS / max(history.seconds[-1], 1e-7)))
+                if group > 1:
+                    epoch += self._fit_epoch_group(
+                        trainer, Xa, T, batch_size, group, epoch, shuffle, guard, deferred
+                    )
+                    continue
             t0 = time.perf_counter()
-            order = self.rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
-            order = np.ascontiguousarray(order, dtype=np.int64)
+            order = self._epoch_order(n, shuffle)
             bar = _progress.bar(progress, n, f"epoch {epoch + 1}/{epochs}")
             loss_sum, samples, done = 0.0, 0, 0
             try:
@@ -604,9 +620,61 @@ class Network:
                     if waited > early_stopping.patience:
                         history.stopped_early = True
                         break
+            epoch += 1
         if best_params is not None:
             self._restore(best_params)
         return history
+
+    def _epoch_order(self, n: int, shuffle: bool) -> np.ndarray:
+        order = self.rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
+        return np.ascontiguousarray(order, dtype=np.int64)
+
+    def _fit_epoch_group(
+        self,
+        trainer: Any,
+        Xa: np.ndarray,
+        T: np.ndarray,
+        batch_size: int,
+        group: int,
+        first_epoch: int,
+        shuffle: bool,
+        guard: _guard.LastFinite,
+        deferred: _guard.DeferredInterrupt,
+    ) -> int:
+        """Run ``group`` whole epochs in one trainer call; returns how many completed.
+
+        The history gets each completed epoch, as one call per epoch would give it, and
+        the generator ends where epoch-by-epoch training would have left it.
+        """
+        n = Xa.shape[0]
+        n_batches = -(-n // batch_size)
+        rng_state = self.rng.bit_generator.state
+        orders = np.empty((group, n), dtype=np.int64)
+        for i in range(group):
+            orders[i] = self._epoch_order(n, shuffle)
+        with deferred, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            losses, seconds, diverged, bad = trainer.run_epochs(Xa, T, orders, batch_size)
+            done = len(losses)
+            self.history.loss.extend(losses)
+            self.history.seconds.extend(seconds)
+            if diverged and shuffle:
+                # Draw again only the orders of the epochs that ran (the last one diverged).
+                self.rng.bit_generator.state = rng_state
+                for _ in range(done + 1):
+                    self.rng.permutation(n)
+            last = first_epoch + done - 1  # the last completed epoch
+            finite = diverged or guard.capture((last, n_batches))
+        if diverged:
+            self._diverged(guard, first_epoch + done, bad, n_batches, "the loss became NaN or inf")
+        if not finite:
+            self._diverged(
+                guard,
+                last,
+                n_batches - 1,
+                n_batches,
+                "the parameters became NaN or inf (an update overflowed)",
+            )
+        return done
 
     def _diverged(
         self, guard: _guard.LastFinite, epoch: int, batch: int, n_batches: int, what: str

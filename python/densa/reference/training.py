@@ -8,6 +8,7 @@ order, so that both backends train to the same parameters.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,6 +91,33 @@ class Trainer:
                 samples += len(idx)
                 batches += 1
         return loss_sum, samples, batches, False, -1
+
+    def run_epochs(
+        self, X: np.ndarray, targets: np.ndarray, orders: np.ndarray, batch_size: int
+    ) -> tuple[list[float], list[float], bool, int]:
+        """Whole epochs, one per row of ``orders`` (epochs, N), as the native trainer does.
+
+        Returns ``(loss_means, seconds, diverged, diverged_batch)``: the mean loss and wall
+        time of each completed epoch; a divergence stops the run inside epoch
+        ``len(loss_means)``, at batch ``diverged_batch``, before that batch's update.
+        """
+        if not isinstance(orders, np.ndarray) or orders.ndim != 2 or orders.shape[1] == 0:
+            raise ValueError(
+                "Trainer.run_epochs: orders must be 2-D (epochs, samples) with samples > 0"
+            )
+        losses: list[float] = []
+        seconds: list[float] = []
+        per_epoch = -(-orders.shape[1] // batch_size) if batch_size > 0 else 0
+        for order in orders:
+            t0 = time.perf_counter()
+            loss_sum, samples, _, diverged, bad = self.run(
+                X, targets, order, batch_size, 0, per_epoch
+            )
+            if diverged:
+                return losses, seconds, True, bad
+            losses.append(loss_sum / samples)
+            seconds.append(time.perf_counter() - t0)
+        return losses, seconds, False, -1
 
     def _step(self, x: np.ndarray, t: np.ndarray) -> float:
         inputs, zs = [], []
