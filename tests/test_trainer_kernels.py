@@ -20,6 +20,8 @@ SIZES = (5, 16, 12, 3)
 
 SGD = {"lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
 SGD_NESTEROV = {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}
+# Plain momentum: the native loop folds v = μ v + dW into the dW product (its fast path).
+SGD_MOMENTUM = {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
 ADAM = {"lr": 1e-2, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
 ADAMW = {"lr": 1e-2, "beta1": 0.8, "beta2": 0.99, "eps": 1e-7, "weight_decay": 1e-2}
 
@@ -30,6 +32,12 @@ CONFIGS = {
         ("gelu", "leaky_relu", "linear"),
         "sgd",
         SGD_NESTEROV,
+    ),
+    "softmax-momentum": (
+        "softmax_cross_entropy",
+        ("relu", "tanh", "identity"),
+        "sgd",
+        SGD_MOMENTUM,
     ),
     "bce-adamw": ("binary_cross_entropy", ("elu", "softplus", "identity"), "adam", ADAMW),
     "mse-adam": ("mse", ("sigmoid", "tanh", "sigmoid"), "adam", ADAM),
@@ -258,3 +266,75 @@ def test_native_trainer_refuses_bad_runs():
         trainer.run(X, T, order.astype(np.int32), BATCH, 0, 1)
     # Refused runs did nothing: a valid run still reports a full, finite epoch.
     assert trainer.run(X, T, order, BATCH, 0, 100)[1:] == (N_SAMPLES, N_BATCHES, False, -1)
+
+
+def _orders(seed, epochs):
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(N_SAMPLES) for _ in range(epochs)]).astype(np.int64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_run_epochs_equals_one_run_per_epoch(config, dtype):
+    """run_epochs (several epochs in one call) trains exactly as one run() per epoch, on
+    both backends; and the backends agree with each other."""
+    loss, activations, optimizer, hyper = CONFIGS[config]
+    Ws, bs, X, T = make_problem(dtype, loss)
+    orders = _orders(5, EPOCHS)
+    grouped = {}
+    for key, backend in BACKENDS.items():
+        one_by_one = Run(backend, Ws, bs, activations, loss, optimizer, hyper)
+        means = [one_by_one.run(X, T, order)[0] / N_SAMPLES for order in orders]
+        group = Run(backend, Ws, bs, activations, loss, optimizer, hyper)
+        got_means, seconds, diverged, bad = group.trainer.run_epochs(X, T, orders, BATCH)
+        assert (diverged, bad) == (False, -1)
+        assert len(seconds) == EPOCHS
+        assert all(s >= 0 for s in seconds)
+        # The same operations in the same order: bit for bit.
+        np.testing.assert_array_equal(got_means, means)
+        for name, a in group.arrays().items():
+            np.testing.assert_array_equal(a, one_by_one.arrays()[name], err_msg=f"{key} {name}")
+        grouped[key] = group
+    assert_runs_agree(grouped, dtype, "after run_epochs")
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS.values()), ids=list(BACKENDS))
+def test_run_epochs_stops_inside_the_epoch_that_diverges(backend):
+    loss, activations, optimizer, hyper = CONFIGS["softmax-momentum"]
+    Ws, bs, X, T = make_problem(np.float64, loss)
+    orders = _orders(6, 4)
+    bad_sample = orders[2][3 * BATCH + 1]  # epoch 2, batch 3
+    X = X.copy()
+    X[bad_sample, 0] = np.inf
+    # Orders need not be permutations: epochs 0 and 1 visit another sample instead.
+    orders[:2][orders[:2] == bad_sample] = (bad_sample + 1) % N_SAMPLES
+    run = Run(backend, Ws, bs, activations, loss, optimizer, hyper)
+    with np.errstate(over="ignore", invalid="ignore"):
+        means, seconds, diverged, bad = run.trainer.run_epochs(X, T, orders, BATCH)
+    assert (len(means), len(seconds), diverged, bad) == (2, 2, True, 3)
+    # The parameters are those before that batch: as two epochs and three batches.
+    ref = Run(backend, Ws, bs, activations, loss, optimizer, hyper)
+    for order in orders[:2]:
+        ref.run(X, T, order)
+    ref.run(X, T, orders[2], 0, 3)
+    for name, a in run.arrays().items():
+        np.testing.assert_array_equal(a, ref.arrays()[name], err_msg=name)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS.values()), ids=list(BACKENDS))
+def test_run_epochs_refuses_bad_orders(backend):
+    loss, activations, optimizer, hyper = CONFIGS["mse-sgd"]
+    Ws, bs, X, T = make_problem(np.float64, loss)
+    run = Run(backend, Ws, bs, activations, loss, optimizer, hyper)
+    with pytest.raises(ValueError, match="orders must be 2-D"):
+        run.trainer.run_epochs(X, T, np.arange(N_SAMPLES, dtype=np.int64), BATCH)
+    with pytest.raises(ValueError, match="orders must be 2-D"):
+        run.trainer.run_epochs(X, T, np.zeros((2, 0), dtype=np.int64), BATCH)
+    with pytest.raises(ValueError, match="order holds an index out of range"):
+        run.trainer.run_epochs(X, T, _orders(1, 2) + N_SAMPLES, BATCH)
+    with pytest.raises(ValueError, match="batch size out of range"):
+        run.trainer.run_epochs(X, T, _orders(1, 2), 0)
+    # Nothing was trained by the refused calls.
+    for name, a in run.arrays().items():
+        fresh = Run(backend, Ws, bs, activations, loss, optimizer, hyper).arrays()[name]
+        np.testing.assert_array_equal(a, fresh, err_msg=name)

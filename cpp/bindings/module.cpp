@@ -298,8 +298,7 @@ void bind_trainer(py::module_& m) {
            py::arg("order").noconvert(), py::arg("batch_size"), py::arg("first_batch"),
            py::arg("n_batches"))
       .def("run_epochs", &PyTrainer<T>::run_epochs, py::arg("X").noconvert(),
-           py::arg("targets").noconvert(), py::arg("orders").noconvert(),
-           py::arg("batch_size"));
+           py::arg("targets").noconvert(), py::arg("orders").noconvert(), py::arg("batch_size"));
 }
 
 template <class T>

@@ -57,8 +57,8 @@ T softmax_cross_entropy(const ConstBatchRef<T>& z, const ConstBatchRef<T>& t, Ba
     for (Index k = 1; k < m; ++k) zmax = zj[k] > zmax ? zj[k] : zmax;
     T t_shifted = T(0);
     for (Index k = 0; k < m; ++k) {
-      ej[k] = zj[k] - zmax;           // z_k - max z
-      t_shifted += tj[k] * ej[k];     // Σ t_k (z_k - max z)
+      ej[k] = zj[k] - zmax;        // z_k - max z
+      t_shifted += tj[k] * ej[k];  // Σ t_k (z_k - max z)
     }
     total -= t_shifted;
   }

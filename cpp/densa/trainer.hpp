@@ -240,7 +240,8 @@ class Trainer {
     ConstVectorMap<T> grad((which == 0 ? dW_[j].data() : db_[j].data()) + lo, len);
     if (opt_.kind == OptimizerKind::sgd) {
       const bool mom = opt_.sgd.momentum > 0.0;
-      sgd_step<T>(opt_.sgd, theta, grad, VectorMap<T>(mom ? state[0] + lo : nullptr, mom ? len : 0));
+      sgd_step<T>(opt_.sgd, theta, grad,
+                  VectorMap<T>(mom ? state[0] + lo : nullptr, mom ? len : 0));
     } else {
       adam_step<T>(opt_.adam, *opt_.step, theta, grad, VectorMap<T>(state[0] + lo, len),
                    VectorMap<T>(state[1] + lo, len));

@@ -655,8 +655,10 @@ class Network:
         with deferred, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             losses, seconds, diverged, bad = trainer.run_epochs(Xa, T, orders, batch_size)
             done = len(losses)
-            self.history.loss.extend(losses)
-            self.history.seconds.extend(seconds)
+            history = self.history
+            assert history is not None  # fit made it before the first epoch
+            history.loss.extend(losses)
+            history.seconds.extend(seconds)
             if diverged and shuffle:
                 # Draw again only the orders of the epochs that ran (the last one diverged).
                 self.rng.bit_generator.state = rng_state

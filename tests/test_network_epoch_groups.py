@@ -1,0 +1,95 @@
+"""``fit`` runs several short epochs in one trainer call when nothing happens between
+them (no validation, callback, early stopping or progress bar). It must train exactly as
+epoch-by-epoch training: the same parameters bit for bit, the same history, the same
+generator state afterwards, and the same report when training diverges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import densa
+from densa.network import Network
+from network_cases import BACKENDS, make_data, make_net, optimizer_state, params
+
+
+@pytest.fixture
+def group_calls(monkeypatch):
+    """How many epoch groups fit ran (a list that grows by the group sizes)."""
+    calls: list[int] = []
+    original = Network._fit_epoch_group
+
+    def spy(self, trainer, Xa, T, batch_size, group, *rest):
+        calls.append(group)
+        return original(self, trainer, Xa, T, batch_size, group, *rest)
+
+    monkeypatch.setattr(Network, "_fit_epoch_group", spy)
+    return calls
+
+
+def _fit_twice(backend, dtype, shuffle, epochs, lr=0.05, X=None, y=None):
+    """The same fit, grouped (plain) and epoch by epoch (a no-op on_epoch_end)."""
+    if X is None:
+        X, y = make_data("labels", 90, 4, 3, seed=1)
+    nets = {}
+    outcome = {}
+    for mode in ("grouped", "one by one"):
+        net = make_net("softmax_cross_entropy", dtype=dtype, backend=backend, seed=3)
+        callback = None if mode == "grouped" else (lambda epoch, logs: None)
+        try:
+            net.fit(
+                X,
+                y,
+                epochs=epochs,
+                batch_size=16,
+                optimizer=densa.SGD(lr=lr, momentum=0.9),
+                shuffle=shuffle,
+                progress=False,
+                on_epoch_end=callback,
+            )
+            outcome[mode] = None
+        except densa.TrainingDivergedError as exc:
+            outcome[mode] = (str(exc), exc.epoch, exc.batch)
+        nets[mode] = net
+    return nets, outcome
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_grouped_epochs_train_exactly_as_one_by_one(backend, dtype, shuffle, group_calls):
+    nets, outcome = _fit_twice(backend, dtype, shuffle, epochs=25)
+    assert outcome == {"grouped": None, "one by one": None}
+    # Grouping did happen (after the first, timed, epoch), and only without the callback.
+    assert group_calls
+    assert sum(group_calls) <= 24
+    a, b = nets["grouped"], nets["one by one"]
+    for p, q in zip(
+        params(a) + optimizer_state(a.optimizer), params(b) + optimizer_state(b.optimizer)
+    ):
+        np.testing.assert_array_equal(p, q)
+    assert a.history.loss == b.history.loss
+    assert len(a.history.seconds) == len(b.history.seconds) == 25
+    assert all(s > 0 for s in a.history.seconds)
+    # The generator stands where epoch-by-epoch training left it.
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_divergence_inside_a_group_is_reported_as_one_by_one(backend, group_calls):
+    """A learning rate that makes the loss grow a little every epoch: training diverges
+    many epochs in, inside a group. Both ways name the same epoch and batch, keep the
+    same parameters and history, and leave the generator in the same state."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((90, 4))
+    y = rng.integers(0, 3, 90)
+    nets, outcome = _fit_twice(backend, "float32", True, epochs=400, lr=40.0, X=X, y=y)
+    assert outcome["grouped"] is not None, "expected this learning rate to diverge"
+    assert outcome["grouped"] == outcome["one by one"]
+    assert outcome["grouped"][1] > 2  # past the first epochs: inside a group
+    assert group_calls
+    a, b = nets["grouped"], nets["one by one"]
+    for p, q in zip(params(a), params(b)):
+        np.testing.assert_array_equal(p, q)
+    assert a.history.loss == b.history.loss
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
