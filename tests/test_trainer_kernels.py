@@ -318,7 +318,12 @@ def test_run_epochs_stops_inside_the_epoch_that_diverges(backend):
         ref.run(X, T, order)
     ref.run(X, T, orders[2], 0, 3)
     for name, a in run.arrays().items():
-        np.testing.assert_array_equal(a, ref.arrays()[name], err_msg=name)
+        if name.startswith("state"):
+            # The native loop keeps μ·v between the batches of a run and divides it back
+            # after a divergence: within one rounding of v.
+            assert_matches(a, ref.arrays()[name], name, rtol=1e-15, atol=0)
+        else:
+            np.testing.assert_array_equal(a, ref.arrays()[name], err_msg=name)
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS.values()), ids=list(BACKENDS))

@@ -129,7 +129,7 @@ void gemm_slab(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, c
     Eigen::Map<Matrix<T>, 0, Stride> Cm(C, M, N, Stride(ldc));
     if (beta == T(0)) {
       Cm.setZero();  // not 0 · C: C may hold NaN before its first write
-    } else {
+    } else if (beta != T(1)) {
       Cm *= beta;
     }
     return;
@@ -153,7 +153,7 @@ void gemm_slab(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, c
   const CMap Bm(B, tb == Op::N ? K : N, tb == Op::N ? N : K, Stride(ldb));
   if (beta == T(0)) {
     Cm.setZero();
-  } else {
+  } else if (beta != T(1)) {
     Cm *= beta;
   }
   if (ta == Op::N && tb == Op::N) {

@@ -14,6 +14,7 @@
 // update runs entirely in float32.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #include "elementwise.hpp"
@@ -79,11 +80,26 @@ void sgd_step(const SgdHyper& h, VectorRef<T> theta, const ConstVectorRef<T>& gr
 }
 
 // θ -= lr v: the rest of a momentum step (no Nesterov, no weight decay) once the
-// velocity holds v = μ v + dθ (the trainer forms it inside the dW product).
+// velocity holds v = μ v + dθ (the trainer forms it inside the dW product). prescale
+// then also leaves μ v in the velocity for the next product, in the same pass (blocks
+// small enough to stay in L1 between the two statements).
 template <class T>
-void sgd_apply_velocity(const SgdHyper& h, VectorRef<T> theta, const ConstVectorRef<T>& velocity) {
+void sgd_apply_velocity(const SgdHyper& h, VectorRef<T> theta, VectorRef<T> velocity,
+                        bool prescale) {
   DENSA_REQUIRE(velocity.size() == theta.size(), "sgd: velocity and parameter sizes differ");
-  theta.array() -= static_cast<T>(h.lr) * velocity.array();  // θ -= lr v
+  const T lr = static_cast<T>(h.lr);
+  const T mu = static_cast<T>(h.momentum);
+  if (!prescale) {
+    theta.array() -= lr * velocity.array();  // θ -= lr v
+    return;
+  }
+  constexpr Index kBlock = 1024;
+  for (Index i = 0; i < theta.size(); i += kBlock) {
+    const Index len = std::min(kBlock, theta.size() - i);
+    auto v = velocity.segment(i, len).array();
+    theta.segment(i, len).array() -= lr * v;  // θ -= lr v
+    v *= mu;                                  // μ v, for the next batch's product
+  }
 }
 
 // `step` is the 1-based step count t after this update's increment.

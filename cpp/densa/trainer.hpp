@@ -129,7 +129,7 @@ class Trainer {
     for (Index bi = first_batch; bi < end_batch; ++bi) {
       const Index start = bi * batch_size;
       const Index bs = std::min(batch_size, n_order - start);
-      const T loss = step(X, targets, order + start, bs);
+      const T loss = step(X, targets, order + start, bs, bi + 1 == end_batch);
       if (!std::isfinite(static_cast<double>(loss))) {
         r.diverged = true;
         r.diverged_batch = bi;
@@ -172,13 +172,18 @@ class Trainer {
 
  private:
   // One minibatch: returns its loss J; updates the parameters only when J is finite.
+  // `last` marks the last batch of a run, after which the caller reads the state.
   T step(const ConstBatchRef<T>& X, const ConstBatchRef<T>& targets, const std::int64_t* idx,
-         Index bs) {
+         Index bs, bool last) {
     const size_t K = layers_.size();
-    for (Index k = 0; k < bs; ++k) {
-      x_.col(k) = X.col(static_cast<Index>(idx[k]));
-      t_.col(k) = targets.col(static_cast<Index>(idx[k]));
-    }
+    // The minibatch, gathered in column blocks on the pool (reads from all over X: the
+    // two threads keep twice as many cache misses in flight).
+    for_column_blocks(bs, 4 * bs * (X.rows() + targets.rows()), [&](Index lo, Index hi) {
+      for (Index k = lo; k < hi; ++k) {
+        x_.col(k) = X.col(static_cast<Index>(idx[k]));
+        t_.col(k) = targets.col(static_cast<Index>(idx[k]));
+      }
+    });
     // Forward: z_j = W_{j-1} y_{j-1} + b_{j-1}, y_j = f_j(z_j).
     for (size_t j = 0; j < K; ++j) {
       const auto& L = layers_[j];
@@ -189,7 +194,10 @@ class Trainer {
     // dy_K = dJ/dy_K, fused with the loss value.
     BatchRef<T> dyK = dy_[K - 1].leftCols(bs);
     const T loss = loss_forward_backward<T>(loss_, y_[K - 1].leftCols(bs), t_.leftCols(bs), &dyK);
-    if (!std::isfinite(static_cast<double>(loss))) return loss;
+    if (!std::isfinite(static_cast<double>(loss))) {
+      if (velocity_scaled_) unscale_velocity();  // the caller gets v back, not μ v
+      return loss;
+    }
     // Backward, j = K..1; dx of layer j is dy of layer j-1.
     for (size_t jj = K; jj-- > 0;) {
       const auto& L = layers_[jj];
@@ -202,11 +210,13 @@ class Trainer {
       // Fused momentum: the velocity takes dW's place, v = dz yᵀ + μ v (see update()).
       WeightMap<T> dW = fused_momentum_ ? WeightMap<T>(L.state_W[0], L.n_out, L.n_in)
                                         : WeightMap<T>(dW_[jj].data(), L.n_out, L.n_in);
-      const T beta = fused_momentum_ ? static_cast<T>(opt_.sgd.momentum) : T(0);
+      const T beta = !fused_momentum_   ? T(0)
+                     : velocity_scaled_ ? T(1)
+                                        : static_cast<T>(opt_.sgd.momentum);
       dense_backward<T>(W, input(jj, bs), z_[jj].leftCols(bs), dy_[jj].leftCols(bs), L.activation,
                         dz_[jj].leftCols(bs), dW, db_[jj], db_tmp_, dx, need_dx, beta);
     }
-    update();
+    update(!last);
     return loss;
   }
 
@@ -214,27 +224,43 @@ class Trainer {
     return j == 0 ? ConstBatchRef<T>(x_.leftCols(bs)) : ConstBatchRef<T>(y_[j - 1].leftCols(bs));
   }
 
-  void update() {
+  // prescale (fused momentum only): leave μ v instead of v in the velocity arrays, for
+  // the next batch of this run.
+  void update(bool prescale) {
     if (opt_.kind == OptimizerKind::adam) *opt_.step += 1;
+    prescale = prescale && fused_momentum_;
     for (size_t j = 0; j < layers_.size(); ++j) {
       auto& L = layers_[j];
       const Index nW = L.n_out * L.n_in;
       // W's update is cut into blocks on the pool; every element is updated by the same
       // code wherever a block starts (optimizer.hpp), so any cut gives the same bits.
-      for_column_blocks(nW, nW, [&](Index lo, Index hi) { update_tensor(L, 0, j, lo, hi); });
-      update_tensor(L, 1, j, 0, L.n_out);
+      for_column_blocks(nW, 2 * nW,
+                        [&](Index lo, Index hi) { update_tensor(L, 0, j, lo, hi, prescale); });
+      update_tensor(L, 1, j, 0, L.n_out, false);
     }
+    velocity_scaled_ = prescale;
+  }
+
+  // v = (μ v) / μ for every layer's W velocity: within one rounding of the v that μ v
+  // was formed from (only after a divergence, which stops the run).
+  void unscale_velocity() {
+    const T mu = static_cast<T>(opt_.sgd.momentum);
+    for (auto& L : layers_) {
+      VectorMap<T>(L.state_W[0], L.n_out * L.n_in).array() /= mu;
+    }
+    velocity_scaled_ = false;
   }
 
   // Updates entries [lo, hi) of layer j's W (which = 0) or b (which = 1).
-  void update_tensor(const LayerSlot<T>& L, int which, size_t j, Index lo, Index hi) {
+  void update_tensor(const LayerSlot<T>& L, int which, size_t j, Index lo, Index hi,
+                     bool prescale) {
     const Index len = hi - lo;
     T* p = (which == 0 ? L.W : L.b) + lo;
     T* const* state = which == 0 ? L.state_W : L.state_b;
     VectorMap<T> theta(p, len);
     if (which == 0 && fused_momentum_) {
       // v = μ v + dW was formed by the dW product; what is left is θ -= lr v.
-      sgd_apply_velocity<T>(opt_.sgd, theta, VectorMap<T>(state[0] + lo, len));
+      sgd_apply_velocity<T>(opt_.sgd, theta, VectorMap<T>(state[0] + lo, len), prescale);
       return;
     }
     ConstVectorMap<T> grad((which == 0 ? dW_[j].data() : db_[j].data()) + lo, len);
@@ -258,6 +284,11 @@ class Trainer {
   std::vector<Vector<T>> db_;
   Vector<T> db_tmp_;
   bool fused_momentum_ = false;
+  // Fused momentum keeps μ v, not v, in the velocity arrays between the batches of one
+  // run: the next dW product then adds to it with beta = 1, for which OpenBLAS skips the
+  // pass it otherwise makes over C to scale it by beta (on W3, 12% of all cycles went
+  // to that pass). The last batch of a run leaves v itself, which the caller reads.
+  bool velocity_scaled_ = false;
 };
 
 }  // namespace densa
