@@ -392,3 +392,23 @@ def test_native_trainer_workspaces_too_large_raise_memory_error():
     W, b = np.ones((HUGE, 1), np.float32), np.zeros(HUGE, np.float32)
     with pytest.raises(MemoryError):
         native.Trainer([W], [b], ["relu"], "mse", "sgd", hyper, [[]], [[]], None, HUGE)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int64"])
+def test_all_finite_survives_a_sum_that_overflows(dtype):
+    """The finite check sums first (in the array's own float dtype) and checks element
+    by element only when the sum is not finite: huge finite values must still pass, and
+    a single NaN or inf anywhere must still fail."""
+    from densa._checks import all_finite
+
+    info = np.finfo(dtype) if dtype.startswith("float") else np.iinfo(dtype)
+    big = np.full((5000, 3), info.max, dtype=dtype)  # their sum overflows any float
+    assert all_finite(big)
+    if dtype.startswith("float"):
+        for bad in (np.nan, np.inf, -np.inf):
+            worse = big.copy()
+            worse[4321, 1] = bad
+            assert not all_finite(worse)
+            small = np.ones((7, 2), dtype=dtype)
+            small[3, 0] = bad
+            assert not all_finite(small)
