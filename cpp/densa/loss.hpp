@@ -75,7 +75,8 @@ T softmax_cross_entropy(const ConstBatchRef<T>& z, const ConstBatchRef<T>& t, Ba
     }
     total += t_sum * std::log(s);  // Σ_k t_k · lse, less the max already taken out
     if (dy) {
-      for (Index k = 0; k < m; ++k) ej[k] = (ej[k] / s * t_sum - tj[k]) * inv_n;
+      const T scale = t_sum / s;  // one division per sample, not per output
+      for (Index k = 0; k < m; ++k) ej[k] = (ej[k] * scale - tj[k]) * inv_n;
     }
   }
   return total * inv_n;

@@ -81,8 +81,7 @@ void sgd_step(const SgdHyper& h, VectorRef<T> theta, const ConstVectorRef<T>& gr
 
 // θ -= lr v: the rest of a momentum step (no Nesterov, no weight decay) once the
 // velocity holds v = μ v + dθ (the trainer forms it inside the dW product). prescale
-// then also leaves μ v in the velocity for the next product, in the same pass (blocks
-// small enough to stay in L1 between the two statements).
+// then also leaves μ v in the velocity for the next product, in the same pass.
 template <class T>
 void sgd_apply_velocity(const SgdHyper& h, VectorRef<T> theta, VectorRef<T> velocity,
                         bool prescale) {
@@ -93,12 +92,14 @@ void sgd_apply_velocity(const SgdHyper& h, VectorRef<T> theta, VectorRef<T> velo
     theta.array() -= lr * velocity.array();  // θ -= lr v
     return;
   }
-  constexpr Index kBlock = 1024;
-  for (Index i = 0; i < theta.size(); i += kBlock) {
-    const Index len = std::min(kBlock, theta.size() - i);
-    auto v = velocity.segment(i, len).array();
-    theta.segment(i, len).array() -= lr * v;  // θ -= lr v
-    v *= mu;                                  // μ v, for the next batch's product
+  // A plain loop, which the compiler vectorises; no fused multiply-add (the build has
+  // -ffp-contract=off), so its scalar remainder rounds as its SIMD body does.
+  T* __restrict p = theta.data();  // distinct arrays (the trainer's W and velocity)
+  T* __restrict v = velocity.data();
+  const Index n = theta.size();
+  for (Index i = 0; i < n; ++i) {
+    p[i] -= lr * v[i];  // θ -= lr v
+    v[i] *= mu;         // μ v, for the next batch's product
   }
 }
 
