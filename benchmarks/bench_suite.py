@@ -53,7 +53,11 @@ def _median_times(fns: dict, repeats: int, warmup: int = 1, pause: float = 0.2) 
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
+    SAMPLES.append(times)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+SAMPLES: list = []  # every _median_times call's per-round seconds, for --samples
 
 
 def _try_import(name):
@@ -377,10 +381,20 @@ def bench_import(repeats=7):
     return statistics.median(times)
 
 
+def print_samples(enabled, per=1):
+    """The last benchmark's per-round seconds (divided by ``per`` epochs per call)."""
+    if enabled and SAMPLES:
+        for k, v in SAMPLES[-1].items():
+            print(f"    rounds {k:16s} " + " ".join(f"{t / per:.4f}" for t in v))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer repetitions")
     p.add_argument("--only", nargs="*", default=None, help="subset of W3 W4 W5 K1 K2 MEM IMPORT")
+    p.add_argument(
+        "--samples", action="store_true", help="also print every round's seconds (the noise)"
+    )
     args = p.parse_args(argv)
     want = set(args.only) if args.only else {"W3", "W4", "W5", "K1", "K2", "MEM", "IMPORT"}
     torch, sk = _try_import("torch"), _try_import("sklearn")
@@ -424,6 +438,7 @@ def main(argv=None):
             sk,
         )
         ratio_line("W3 784-256-128-10 relu, batch 64, 60 000 samples: seconds per epoch", med)
+        print_samples(args.samples)
     if "W4" in want:
         med = bench_mlp(
             "W4",
@@ -440,6 +455,7 @@ def main(argv=None):
             sk,
         )
         ratio_line("W4 2-16-16-1 tanh, mse, batch 8, 2 000 samples: seconds per epoch", med)
+        print_samples(args.samples, per=5)
     if "W5" in want:
         res = bench_digits(r + 2, sk, torch)
         if res is None:
@@ -447,6 +463,7 @@ def main(argv=None):
         else:
             med, acc = res
             ratio_line("W5 digits 64-64-10, 30 epochs: fit seconds", med)
+            print_samples(args.samples)
             print(
                 "  test accuracy, seed 0: "
                 + ", ".join(f"{k} {v[0]:.4f}" for k, v in acc.items() if "init" not in k)

@@ -93,3 +93,32 @@ def test_divergence_inside_a_group_is_reported_as_one_by_one(backend, group_call
         np.testing.assert_array_equal(p, q)
     assert a.history.loss == b.history.loss
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
+
+
+def test_an_interrupt_inside_a_group_goes_back_to_where_the_group_started(monkeypatch):
+    """Under a SIGINT handler that raises at once (fit keeps Python's own handler from
+    doing so), KeyboardInterrupt can arrive inside the trainer call. The group's epochs
+    are then in no history: fit puts back the parameters, optimizer state and generator
+    of the group's start, so that what remains is one consistent, completed epoch."""
+    from densa.reference.training import Trainer
+
+    original = Trainer.run_epochs
+
+    def interrupted(self, X, T, orders, batch_size):
+        original(self, X, T, orders[:2], batch_size)  # two epochs trained, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "run_epochs", interrupted)
+    X, y = make_data("labels", 90, 4, 3, seed=1)
+    net = make_net("softmax_cross_entropy", backend="reference", seed=3)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, epochs=20, batch_size=16, optimizer=densa.SGD(0.05, momentum=0.9))
+    once = make_net("softmax_cross_entropy", backend="reference", seed=3)
+    once.fit(X, y, epochs=1, batch_size=16, optimizer=densa.SGD(0.05, momentum=0.9))
+    assert len(net.history.loss) == len(net.history.seconds) == 1
+    assert net.history.loss == once.history.loss
+    for p, q in zip(
+        params(net) + optimizer_state(net.optimizer), params(once) + optimizer_state(once.optimizer)
+    ):
+        np.testing.assert_array_equal(p, q)
+    assert net.rng.bit_generator.state == once.rng.bit_generator.state

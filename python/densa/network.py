@@ -652,20 +652,34 @@ class Network:
         orders = np.empty((group, n), dtype=np.int64)
         for i in range(group):
             orders[i] = self._epoch_order(n, shuffle)
-        with deferred, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            losses, seconds, diverged, bad = trainer.run_epochs(Xa, T, orders, batch_size)
-            done = len(losses)
-            history = self.history
-            assert history is not None  # fit made it before the first epoch
-            history.loss.extend(losses)
-            history.seconds.extend(seconds)
-            if diverged and shuffle:
-                # Draw again only the orders of the epochs that ran (the last one diverged).
+        accounted = False
+        history = self.history
+        assert history is not None  # fit made it before the first epoch
+        kept = len(history.loss)
+        try:
+            with deferred, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                losses, seconds, diverged, bad = trainer.run_epochs(Xa, T, orders, batch_size)
+                done = len(losses)
+                history.loss.extend(losses)
+                history.seconds.extend(seconds)
+                if diverged and shuffle:
+                    # Draw again only the orders of the epochs that ran (the last diverged).
+                    self.rng.bit_generator.state = rng_state
+                    for _ in range(done + 1):
+                        self.rng.permutation(n)
+                last = first_epoch + done - 1  # the last completed epoch
+                finite = diverged or guard.capture((last, n_batches))
+                accounted = True
+        except KeyboardInterrupt:
+            if not accounted:
+                # Raised inside the call (possible only under a SIGINT handler of someone
+                # else's, which fit does not replace; Ctrl-C under Python's own handler
+                # waits for the block's end): the group's epochs are not in the history,
+                # so go back to the state where the group started.
+                guard.restore()
                 self.rng.bit_generator.state = rng_state
-                for _ in range(done + 1):
-                    self.rng.permutation(n)
-            last = first_epoch + done - 1  # the last completed epoch
-            finite = diverged or guard.capture((last, n_batches))
+                del history.loss[kept:], history.seconds[kept:]
+            raise
         if diverged:
             self._diverged(guard, first_epoch + done, bad, n_batches, "the loss became NaN or inf")
         if not finite:
