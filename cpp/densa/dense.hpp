@@ -30,7 +30,7 @@ void dense_forward(const ConstWeightRef<T>& W, const ConstVectorRef<T>& b,
       "dense_forward: output buffers have the wrong shape");
   // W_{j-1} y_{j-1}: W's row-major bytes are Wᵀ column-major, hence Op::T.
   gemm<T>(Op::T, Op::N, W.rows(), x.cols(), W.cols(), W.data(), W.outerStride(), x.data(),
-          x.outerStride(), z.data(), z.outerStride());
+          x.outerStride(), z.data(), z.outerStride(), T(0), Split::rows);
   for_column_blocks(z.cols(), z.size(), [&](Index lo, Index hi) {
     BatchRef<T> zb = z.middleCols(lo, hi - lo);
     zb.colwise() += b;                                               // + b_{j-1}
@@ -73,7 +73,7 @@ void dense_backward(const ConstWeightRef<T>& W, const ConstBatchRef<T>& x,
   // dW_{j-1} = dz_j · y_{j-1}ᵀ, written row-major, i.e. as dWᵀ = y_{j-1} · dz_jᵀ
   // column-major.
   gemm<T>(Op::N, Op::T, W.cols(), W.rows(), x.cols(), x.data(), x.outerStride(), dz.data(),
-          dz.outerStride(), dW.data(), dW.outerStride(), dW_beta);
+          dz.outerStride(), dW.data(), dW.outerStride(), dW_beta, Split::cols);
   if (db_tmp.size() < W.rows()) db_tmp.resize(W.rows());
   auto db_sum = db_tmp.head(W.rows());
   db_sum.noalias() = dz.rowwise().sum();  // db_{j-1} = sum(dz_j, axis=1)

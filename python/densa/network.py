@@ -453,6 +453,14 @@ class Network:
         History
             Also kept as ``net.history``.
 
+        Notes
+        -----
+        Batches run in chunks of about 0.1 s between returns to Python (the bar, Ctrl-C,
+        the finite check). When nothing happens between epochs (no validation data,
+        callback, early stopping or visible bar) and epochs are shorter than that,
+        several run in one call; the result is the same bit for bit, and each epoch's
+        ``history.seconds`` is then measured in C++.
+
         Raises
         ------
         TrainingDivergedError
