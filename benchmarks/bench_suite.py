@@ -432,7 +432,7 @@ def main(argv=None):
             64,
             0.05,
             0.9,
-            r + 2,  # the noisiest workload: more samples for its medians
+            2 * r + 1,  # the noisiest workload (15 rounds): more samples for its medians
             1,
             torch,
             sk,
