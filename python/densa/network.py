@@ -31,6 +31,9 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 PathLike = Union[str, "os.PathLike[str]"]
 _PREDICT_CHUNK = 8192  # rows per forward pass in predict: bounds the memory of z and y
 _CHUNK_SECONDS = 0.1  # native batches run this long between returns to Python (Ctrl-C, bar)
+# Epochs run in one call hold their sample orders at once (int64 each): at most this
+# many entries, 16 MiB, so that a fast epoch over many samples cannot claim much memory.
+_GROUP_ORDER_ENTRIES = 2_000_000
 
 
 def _quiet() -> np.errstate:
@@ -554,7 +557,11 @@ class Network:
         epoch = 0
         while epoch < epochs:
             if plain and history.seconds:
-                group = min(epochs - epoch, int(_CHUNK_SECONDS / max(history.seconds[-1], 1e-7)))
+                group = min(
+                    epochs - epoch,
+                    int(_CHUNK_SECONDS / max(history.seconds[-1], 1e-7)),
+                    _GROUP_ORDER_ENTRIES // n,
+                )
                 if group > 1:
                     epoch += self._fit_epoch_group(
                         trainer, Xa, T, batch_size, group, epoch, shuffle, guard, deferred
