@@ -46,7 +46,6 @@ struct SlabPolicy {
   double min_slab_flops = 1.0e6;  // a product of fewer than 2x this flops is one slab
   std::int64_t max_slabs = 2;     // slabs of one product, at most
   std::int64_t align = 16;        // slab bounds are multiples of this (64 B of float)
-  bool follow_hints = true;       // honour a product's Split (false: always the larger side)
 };
 
 inline SlabPolicy& slab_policy() {
@@ -120,6 +119,17 @@ inline int blas_int(Index v, const char* what) {
   return static_cast<int>(v);
 }
 
+// C = beta C, where beta = 0 overwrites (not 0 · C: C may hold NaN before its first
+// write) and beta = 1 leaves C untouched.
+template <class CMap, class T>
+void scale_by_beta(CMap&& C, T beta) {
+  if (beta == T(0)) {
+    C.setZero();
+  } else if (beta != T(1)) {
+    C *= beta;
+  }
+}
+
 // One slab: C (M x N, ldc) = op(A) op(B) + beta C, single-threaded.
 template <class T>
 void gemm_slab(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, const T* B,
@@ -127,12 +137,7 @@ void gemm_slab(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, c
   if (M == 0 || N == 0) return;
   using Stride = Eigen::OuterStride<>;
   if (K == 0) {
-    Eigen::Map<Matrix<T>, 0, Stride> Cm(C, M, N, Stride(ldc));
-    if (beta == T(0)) {
-      Cm.setZero();  // not 0 · C: C may hold NaN before its first write
-    } else if (beta != T(1)) {
-      Cm *= beta;
-    }
+    scale_by_beta(Eigen::Map<Matrix<T>, 0, Stride>(C, M, N, Stride(ldc)), beta);
     return;
   }
 #if DENSA_USE_BLAS
@@ -152,11 +157,7 @@ void gemm_slab(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, c
   Eigen::Map<Matrix<T>, 0, Stride> Cm(C, M, N, Stride(ldc));
   const CMap Am(A, ta == Op::N ? M : K, ta == Op::N ? K : M, Stride(lda));
   const CMap Bm(B, tb == Op::N ? K : N, tb == Op::N ? N : K, Stride(ldb));
-  if (beta == T(0)) {
-    Cm.setZero();
-  } else if (beta != T(1)) {
-    Cm *= beta;
-  }
+  scale_by_beta(Cm, beta);
   if (ta == Op::N && tb == Op::N) {
     Cm.noalias() += Am * Bm;
   } else if (ta == Op::N) {
@@ -194,7 +195,6 @@ enum class Split { larger, rows, cols };
 inline SlabPlan plan_slabs(Index M, Index N, Index K, Split split = Split::larger) {
   const SlabPolicy& p = slab_policy();
   SlabPlan plan;
-  if (!p.follow_hints) split = Split::larger;
   plan.split_cols = split == Split::larger ? N >= M : split == Split::cols;
   plan.extent = plan.split_cols ? N : M;
   const double flops =

@@ -32,12 +32,13 @@ class _Silent:
         pass
 
 
+def _on_terminal() -> bool:
+    return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+
+
 def shown(enabled: bool) -> bool:
     """Whether ``bar(enabled, ...)`` would show a bar."""
-    if not enabled:
-        return False
-    stream = sys.stderr
-    return _in_notebook() or (hasattr(stream, "isatty") and stream.isatty())
+    return enabled and (_in_notebook() or _on_terminal())
 
 
 def bar(enabled: bool, total: int, desc: str) -> Bar:
@@ -52,7 +53,7 @@ def bar(enabled: bool, total: int, desc: str) -> Bar:
             return widget
         except ImportError:  # ipywidgets missing: fall back to text, on a terminal only
             pass
-        if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        if not _on_terminal():
             return _Silent()
     from tqdm import tqdm
 
