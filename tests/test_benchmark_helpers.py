@@ -1,0 +1,123 @@
+"""The benchmark's hand-over of densa's initial weights to scikit-learn.
+
+benchmarks/bench_suite.py compares accuracies "from the same initial weights where the
+library allows". scikit-learn has no argument for initial weights, so the benchmark
+installs them through warm_start / partial_fit (``sklearn_from_densa``). These tests
+check that scikit-learn then really computes from densa's weights: same outputs before
+training, and the same first SGD step as densa's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import densa
+
+pytest.importorskip("sklearn")
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+
+def _bench_suite():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_suite.py"
+    spec = importlib.util.spec_from_file_location("bench_suite", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _bench_suite()
+
+
+def _classification(n=120, n_in=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, n_in)).astype(np.float32)
+    y = rng.integers(0, classes, n)
+    return X, y
+
+
+def _net(sizes, acts, loss, seed=3):
+    return bench.make_densa(sizes, acts, loss, "native", seed=seed)
+
+
+def test_classifier_starts_from_densa_weights_and_takes_densas_first_step():
+    X, y = _classification()
+    net = _net([6, 8, 3], ["relu", "identity"], "softmax_cross_entropy")
+    W0 = [layer.W.copy() for layer in net.layers]
+    est = MLPClassifier(
+        hidden_layer_sizes=(8,),
+        solver="sgd",
+        learning_rate_init=0.1,
+        momentum=0.9,
+        nesterovs_momentum=False,
+        batch_size=len(X),  # one full batch: one step, no sample order involved
+        shuffle=False,
+        max_iter=1,
+        alpha=0.0,
+        random_state=0,
+    )
+    reset = bench.sklearn_from_densa(est, net, X, y)
+    np.testing.assert_allclose(est.predict_proba(X), net.predict(X), rtol=1e-5, atol=1e-6)
+    for c, W in zip(est.coefs_, W0):
+        np.testing.assert_array_equal(c, W.T)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: one epoch on purpose
+        est.fit(X, y)
+    assert reset.still_ours(), "scikit-learn drew its own weights"
+    net.fit(
+        X,
+        y,
+        epochs=1,
+        batch_size=len(X),
+        optimizer=densa.SGD(0.1, momentum=0.9),
+        shuffle=False,
+        progress=False,
+    )
+    for c, i, layer, W in zip(est.coefs_, est.intercepts_, net.layers, W0):
+        assert not np.array_equal(layer.W, W)  # a step was taken ...
+        np.testing.assert_allclose(c, layer.W.T, rtol=1e-4, atol=1e-6)  # ... the same one
+        np.testing.assert_allclose(i, layer.b, rtol=1e-4, atol=1e-6)
+
+    reset()
+    for c, W in zip(est.coefs_, W0):
+        np.testing.assert_array_equal(c, W.T)
+
+
+def test_regressor_partial_fit_starts_from_densa_weights():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((64, 2)).astype(np.float32)
+    y = np.sin(X.sum(axis=1)).astype(np.float32)
+    net = _net([2, 16, 16, 1], ["tanh", "tanh", "identity"], "mse")
+    est = MLPRegressor(
+        hidden_layer_sizes=(16, 16),
+        activation="tanh",
+        solver="sgd",
+        learning_rate_init=0.05,
+        momentum=0.9,
+        nesterovs_momentum=False,
+        batch_size=8,
+        alpha=0.0,
+        random_state=0,
+    )
+    reset = bench.sklearn_from_densa(est, net, X, y, partial=True)
+    np.testing.assert_allclose(est.predict(X), net.predict(X).ravel(), rtol=1e-5, atol=1e-6)
+    est.partial_fit(X, y)
+    assert reset.still_ours()
+    assert not np.allclose(est.predict(X), net.predict(X).ravel(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_mismatch_between_the_two_networks_is_refused():
+    X, y = _classification()
+    net = _net([6, 8, 3], ["relu", "identity"], "softmax_cross_entropy")
+    est = MLPClassifier(
+        hidden_layer_sizes=(8,), activation="tanh", solver="sgd", max_iter=1, random_state=0
+    )  # tanh where densa has relu: other outputs
+    with pytest.raises(RuntimeError, match="does not reproduce densa's initial outputs"):
+        bench.sklearn_from_densa(est, net, X, y)
