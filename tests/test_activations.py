@@ -162,3 +162,52 @@ def test_native_matches_reference_on_grid(dtype, activation):
     f_r, df_r = probe(reference, activation, z)
     assert_matches(f_n, f_r, "y = f(z)")
     assert_matches(df_n, df_r, "dz = f'(z)")
+
+
+_SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 1e-310, -1e-310, 2.5, -2.5, 3e38]
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    """Equal bit for bit, zeros' signs included; NaNs only need to sit at the same places
+    (their payloads are not part of any formula)."""
+    assert a.dtype == b.dtype, what
+    nan = np.isnan(a)
+    np.testing.assert_array_equal(nan, np.isnan(b), err_msg=f"{what}: NaN positions")
+    bits = np.uint32 if a.dtype == np.float32 else np.uint64
+    np.testing.assert_array_equal(a[~nan].view(bits), b[~nan].view(bits), err_msg=what)
+
+
+@pytest.mark.parametrize("activation", ["identity", "linear", "relu", "leaky_relu"])
+@dtypes
+@pytest.mark.parametrize("n", [1, 7, 37, 300])
+def test_exact_activations_equal_the_reference_bit_for_bit(dtype, activation, n):
+    """identity, relu and leaky_relu run without the aligned chunks (activation.hpp,
+    "exact"), fused with the bias add: each is one compare, select or multiply per
+    element, so native results must equal the reference formulas bit for bit, for
+    special values too (NaN, ±inf, ±0, subnormals) and for every length (SIMD tails)."""
+    rng = np.random.default_rng(n)
+    with np.errstate(over="ignore"):
+        values = np.array(_SPECIAL, dtype=dtype)
+    z = np.resize(values, n)
+    z[len(values) :] = rng.standard_normal(max(0, n - len(values))).astype(dtype)
+    rng.shuffle(z)
+    dy = rng.standard_normal(n).astype(dtype)
+    dy[rng.random(n) < 0.2] = np.nan
+    dy[rng.random(n) < 0.1] = -0.0
+    f = reference.activations.activation(activation)
+    one = np.ones((1, 1), dtype=dtype)
+    zero_b = np.zeros(1, dtype=dtype)
+    b = np.full(1, 0.75, dtype=dtype)
+
+    # Forward through a 1 -> 1 layer (W = 1): z_out = x + b, then y = f(z_out).
+    x = z.reshape(n, 1)
+    for bias in (zero_b, b):
+        z_out, y = native.dense_forward(one, bias, x, activation)
+        with np.errstate(invalid="ignore", over="ignore"):
+            _same_bits(z_out.ravel(), (x * one[0, 0] + bias).ravel(), "z = W x + b")
+            _same_bits(y.ravel(), f.f(z_out).ravel(), "y = f(z)")
+
+    # Backward with z given directly, special values included: dz = dy * f'(z).
+    dz = native.dense_backward(one, x, x, dy.reshape(n, 1), activation, return_dz=True)[3]
+    with np.errstate(invalid="ignore", over="ignore"):
+        _same_bits(dz.ravel(), (dy * f.df(z)).ravel(), "dz = dy * f'(z)")

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "elementwise.hpp"
 #include "types.hpp"
@@ -160,11 +161,86 @@ void activation_df_array(Activation a, const ZA& z, DA& df, DA& tmp) {
   }
 }
 
+// identity, relu and leaky_relu take one compare, select or multiply per element, and
+// each of those rounds the same in scalar code and in every SIMD width (the compiler may
+// vectorise the loops below any way it likes). So they need no aligned chunks: they run
+// straight on the caller's columns, which saves copying every value in and out of a
+// chunk. The formulas are those of activation_f_array / activation_df_array, written
+// per element (relu: Eigen's max(z, 0) is z < 0 ? 0 : z for every z, NaN and -0
+// included).
+inline bool is_exact(Activation a) {
+  return a == Activation::identity || a == Activation::relu || a == Activation::leaky_relu;
+}
+
+template <Activation A, class T>
+inline T exact_f(T z) {
+  if constexpr (A == Activation::relu) return z < T(0) ? T(0) : z;
+  if constexpr (A == Activation::leaky_relu) return z > T(0) ? z : T(kLeakySlope) * z;
+  return z;
+}
+
+template <Activation A, class T>
+inline T exact_df(T z) {
+  if constexpr (A == Activation::relu) return z > T(0) ? T(1) : T(0);
+  if constexpr (A == Activation::leaky_relu) return z > T(0) ? T(1) : T(kLeakySlope);
+  return T(1);
+}
+
+// Calls body(std::integral_constant<Activation, A>) for the exact activation a, so that
+// every loop is compiled, and vectorised, for one activation.
+template <class Body>
+void with_exact(Activation a, Body&& body) {
+  if (a == Activation::relu) {
+    body(std::integral_constant<Activation, Activation::relu>{});
+  } else if (a == Activation::leaky_relu) {
+    body(std::integral_constant<Activation, Activation::leaky_relu>{});
+  } else {
+    body(std::integral_constant<Activation, Activation::identity>{});
+  }
+}
+
+// y = f(z + b) column by column, also storing z + b into z_out when b is given.
+template <Activation A, class T>
+void exact_forward(const T* b, const T* z, Index ldz, T* z_out, T* y, Index ldy, Index rows,
+                   Index cols) {
+  for (Index c = 0; c < cols; ++c) {
+    const T* zc = z + c * ldz;
+    T* yc = y + c * ldy;
+    if (b) {
+      T* oc = z_out + c * ldz;
+      for (Index r = 0; r < rows; ++r) {
+        const T v = zc[r] + b[r];
+        oc[r] = v;
+        yc[r] = exact_f<A>(v);
+      }
+    } else {
+      for (Index r = 0; r < rows; ++r) yc[r] = exact_f<A>(zc[r]);
+    }
+  }
+}
+
 }  // namespace detail
+
+// z += b, then y = f(z), for an exact activation (see detail::is_exact); y may alias z.
+// The bias add is one rounding either way, so doing it in the same pass changes no bit.
+template <class T>
+void exact_bias_activation(Activation a, const ConstVectorRef<T>& b, BatchRef<T> z, BatchRef<T> y) {
+  detail::with_exact(a, [&](auto act) {
+    detail::exact_forward<decltype(act)::value, T>(b.data(), z.data(), z.outerStride(), z.data(),
+                                                   y.data(), y.outerStride(), z.rows(), z.cols());
+  });
+}
 
 // y = f(z), element-wise. y may alias z.
 template <class T>
 void activation_f(Activation a, const ConstBatchRef<T>& z, BatchRef<T> y) {
+  if (detail::is_exact(a)) {
+    detail::with_exact(a, [&](auto act) {
+      detail::exact_forward<decltype(act)::value, T>(nullptr, z.data(), z.outerStride(), nullptr,
+                                                     y.data(), y.outerStride(), z.rows(), z.cols());
+    });
+    return;
+  }
   detail::for_aligned_chunks<T>(z, nullptr, y,
                                 [a](const auto& zc, const auto&, auto& yc, auto& tmp) {
                                   detail::activation_f_array(a, zc, yc, tmp);  // y = f(z)
@@ -184,6 +260,18 @@ void activation_df(Activation a, const ConstBatchRef<T>& z, BatchRef<T> df) {
 template <class T>
 void activation_backward(Activation a, const ConstBatchRef<T>& z, const ConstBatchRef<T>& dy,
                          BatchRef<T> dz) {
+  if (detail::is_exact(a)) {
+    detail::with_exact(a, [&](auto act) {
+      constexpr Activation A = decltype(act)::value;
+      for (Index c = 0; c < z.cols(); ++c) {
+        const T* zc = z.data() + c * z.outerStride();
+        const T* dyc = dy.data() + c * dy.outerStride();
+        T* dzc = dz.data() + c * dz.outerStride();
+        for (Index r = 0; r < z.rows(); ++r) dzc[r] = detail::exact_df<A>(zc[r]) * dyc[r];
+      }
+    });
+    return;
+  }
   const ConstBatchRef<T>* dyp = &dy;
   detail::for_aligned_chunks<T>(z, dyp, dz,
                                 [a](const auto& zc, const auto& dyc, auto& dzc, auto& tmp) {

@@ -33,8 +33,13 @@ void dense_forward(const ConstWeightRef<T>& W, const ConstVectorRef<T>& b,
           x.outerStride(), z.data(), z.outerStride(), T(0), Split::rows);
   for_column_blocks(z.cols(), z.size(), [&](Index lo, Index hi) {
     BatchRef<T> zb = z.middleCols(lo, hi - lo);
-    zb.colwise() += b;                                               // + b_{j-1}
-    activation_f<T>(a, zb, BatchRef<T>(y.middleCols(lo, hi - lo)));  // y_j = f_j(z_j)
+    BatchRef<T> yb = y.middleCols(lo, hi - lo);
+    if (detail::is_exact(a)) {
+      exact_bias_activation<T>(a, b, zb, yb);  // + b_{j-1} and y_j = f_j(z_j), one pass
+      return;
+    }
+    zb.colwise() += b;           // + b_{j-1}
+    activation_f<T>(a, zb, yb);  // y_j = f_j(z_j)
   });
 }
 
