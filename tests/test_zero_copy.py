@@ -62,7 +62,21 @@ REFUSED = {
     "int64_x": lambda W, b, x, other: (W, b, x.astype(np.int64)),
     "float16_x": lambda W, b, x, other: (W, b, x.astype(np.float16)),
     "mixed_dtypes": lambda W, b, x, other: (W, b, x.astype(other)),
+    "unaligned_x": lambda W, b, x, other: (W, b, unaligned(x)),
+    "unaligned_W": lambda W, b, x, other: (unaligned(W), b, x),
+    "byteswapped_x": lambda W, b, x, other: (W, b, x.astype(x.dtype.newbyteorder())),
 }
+
+
+def unaligned(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``a`` one byte past an aligned address: a legal NumPy
+    array (np.frombuffer at an offset) that the kernels must not load in place."""
+    raw = np.zeros(a.nbytes + 1, dtype=np.uint8)
+    out = np.frombuffer(raw.data, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
+    out[...] = a
+    assert out.flags.c_contiguous
+    assert not out.flags.aligned
+    return out
 
 
 @dtypes
@@ -74,8 +88,33 @@ def test_raw_extension_refuses_instead_of_copying(dtype, case):
     z, _ = _core.dense_forward(W, b, x, "relu")  # the right layout and dtype pass
     np.testing.assert_array_equal(z, 4.0)
     other = np.float64 if dtype == np.float32 else np.float32
-    with pytest.raises(TypeError, match="incompatible function arguments"):
+    with pytest.raises(TypeError, match="expected a C-contiguous, aligned float"):
         _core.dense_forward(*REFUSED[case](W, b, x, other), "relu")
+
+
+@dtypes
+@pytest.mark.parametrize("case", ["unaligned_x", "byteswapped_x", "fortran_W"])
+def test_public_kernels_convert_what_the_extension_refuses(dtype, case):
+    rng = np.random.default_rng(1)
+    W, b, x, dy = draw_layer(rng, 6, 5, 4, dtype)
+    other = np.float64 if dtype == np.float32 else np.float32
+    W2, b2, x2 = REFUSED[case](W, b, x, other)
+    for got, want in zip(
+        native.dense_forward(W2, b2, x2, "relu"), native.dense_forward(W, b, x, "relu")
+    ):
+        np.testing.assert_array_equal(got, want)
+    z = native.dense_forward(W, b, x, "relu")[0]
+    got = native.dense_backward(W2, x2, unaligned(z), unaligned(dy), "relu", True)
+    for g, w in zip(got, native.dense_backward(W, x, z, dy, "relu", True)):
+        np.testing.assert_array_equal(g, w)
+
+
+@dtypes
+def test_in_place_optimizer_steps_refuse_unaligned_parameters(dtype):
+    theta = unaligned(np.ones(10, dtype=dtype))
+    with pytest.raises(TypeError, match="parameter: expected a C-contiguous, aligned"):
+        native.sgd_step(theta, np.ones(10, dtype=dtype), None, 0.1, 0.0, False, 0.0)
+    np.testing.assert_array_equal(theta, 1.0)
 
 
 @dtypes
@@ -136,3 +175,31 @@ def test_trainer_trains_the_callers_arrays(dtype):
         native.Trainer(
             [np.asfortranarray(W)], [b], ["identity"], "mse", "sgd", hyper, [[]], [[]], None, 8
         )
+
+
+@dtypes
+@pytest.mark.parametrize(
+    "make",
+    [unaligned, lambda a: a.astype(a.dtype.newbyteorder())],
+    ids=["unaligned", "byteswapped"],
+)
+def test_network_trains_on_arrays_the_extension_cannot_read_in_place(dtype, make):
+    import densa
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((40, 3)).astype(dtype)
+    y = rng.integers(0, 2, 40)
+    nets = []
+    for data in (X, make(X)):
+        net = densa.Network(
+            [densa.Dense(3, 5, "relu"), densa.Dense(5, 2)],
+            loss="softmax_cross_entropy",
+            dtype=dtype,
+            seed=0,
+        )
+        net.fit(data, y, epochs=3, batch_size=8, progress=False)
+        nets.append(net)
+        np.testing.assert_array_equal(net.predict(data), net.predict(X))
+    for a, b in zip(nets[0].layers, nets[1].layers):
+        np.testing.assert_array_equal(a.W, b.W)
+        np.testing.assert_array_equal(a.b, b.b)

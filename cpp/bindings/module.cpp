@@ -1,9 +1,9 @@
 // The one file that knows Python. It checks what arrives, maps NumPy buffers as Eigen
 // matrices without copying, releases the GIL while the core computes, and lets pybind11
 // turn C++ exceptions into Python ones (std::invalid_argument -> ValueError,
-// std::bad_alloc -> MemoryError). Arrays are taken with noconvert(): a wrong dtype or
-// layout is refused here (TypeError), never silently copied; the Python layer converts
-// once, on purpose (python/densa/_checks.py).
+// std::bad_alloc -> MemoryError). Arrays are read in place or refused (TypeError) by
+// require_in_place below, never silently copied; the Python layer converts once, on
+// purpose (python/densa/_checks.py).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -29,48 +29,83 @@ namespace {
 template <class T>
 using Array = py::array_t<T, py::array::c_style>;
 
+// What the kernels read or write in place: an array of dtype T in native byte order,
+// C-contiguous, whose address is a multiple of T's size (NumPy can make views at any
+// byte offset; the kernels' loads assume T's alignment). Anything else is refused with
+// TypeError, never copied here: densa.native then converts once, on purpose, or names
+// the problem (python/densa/_checks.py). Checked field by field, which costs a few
+// nanoseconds; pybind11's array_t conversion (dtype equivalence, PyArray_FromAny) took
+// ~190 ns per argument, a tenth of a small layer's forward + backward from Python.
 template <class T>
-void require_ndim(const Array<T>& a, py::ssize_t ndim, const char* name) {
+bool is_dtype(const py::array& a) {
+  static const int num = py::dtype::of<T>().num();
+  const py::dtype dt = a.dtype();
+  const char order = dt.byteorder();
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  const char native = '>';
+#else
+  const char native = '<';
+#endif
+  return dt.num() == num && (order == '=' || order == '|' || order == native);
+}
+
+template <class T>
+void require_in_place(const py::array& a, const char* name) {
+  const int flags = a.flags();
+  const bool contiguous = (flags & py::array::c_style) != 0;
+  const bool aligned = reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) == 0;
+  if (is_dtype<T>(a) && contiguous && aligned) return;
+  throw py::type_error(std::string(name) + ": expected a C-contiguous, aligned " +
+                       (sizeof(T) == 4 ? "float32" : "float64") +
+                       " array in native byte order (densa.native converts other arrays)");
+}
+
+template <class T>
+void require_ndim(const py::array& a, py::ssize_t ndim, const char* name) {
+  require_in_place<T>(a, name);
   DENSA_REQUIRE(a.ndim() == ndim, std::string(name) + " must be " + std::to_string(ndim) +
                                       "-D, got an array with ndim=" + std::to_string(a.ndim()));
 }
 
 // (N, m) C-contiguous -> column-major m x N: the same bytes, no copy.
 template <class T>
-ConstBatchMap<T> as_batch(const Array<T>& a, const char* name) {
-  require_ndim(a, 2, name);
-  return ConstBatchMap<T>(a.data(), static_cast<Index>(a.shape(1)), static_cast<Index>(a.shape(0)));
+ConstBatchMap<T> as_batch(const py::array& a, const char* name) {
+  require_ndim<T>(a, 2, name);
+  return ConstBatchMap<T>(static_cast<const T*>(a.data()), static_cast<Index>(a.shape(1)),
+                          static_cast<Index>(a.shape(0)));
 }
 
 template <class T>
 BatchMap<T> as_mutable_batch(Array<T>& a, const char* name) {
-  require_ndim(a, 2, name);
+  require_ndim<T>(a, 2, name);
   return BatchMap<T>(a.mutable_data(), static_cast<Index>(a.shape(1)),
                      static_cast<Index>(a.shape(0)));
 }
 
 template <class T>
-ConstWeightMap<T> as_weight(const Array<T>& a, const char* name) {
-  require_ndim(a, 2, name);
-  return ConstWeightMap<T>(a.data(), static_cast<Index>(a.shape(0)),
+ConstWeightMap<T> as_weight(const py::array& a, const char* name) {
+  require_ndim<T>(a, 2, name);
+  return ConstWeightMap<T>(static_cast<const T*>(a.data()), static_cast<Index>(a.shape(0)),
                            static_cast<Index>(a.shape(1)));
 }
 
 template <class T>
-ConstVectorMap<T> as_vector(const Array<T>& a, const char* name) {
-  require_ndim(a, 1, name);
-  return ConstVectorMap<T>(a.data(), static_cast<Index>(a.shape(0)));
+ConstVectorMap<T> as_vector(const py::array& a, const char* name) {
+  require_ndim<T>(a, 1, name);
+  return ConstVectorMap<T>(static_cast<const T*>(a.data()), static_cast<Index>(a.shape(0)));
 }
 
 // Any parameter or state tensor, viewed flat, written in place.
 template <class T>
 VectorMap<T> as_mutable_flat(Array<T>& a, const char* name) {
+  require_in_place<T>(a, name);
   DENSA_REQUIRE(a.writeable(), std::string(name) + " is read-only; densa updates it in place");
   return VectorMap<T>(a.mutable_data(), static_cast<Index>(a.size()));
 }
 
 template <class T>
-ConstVectorMap<T> as_flat(const Array<T>& a) {
+ConstVectorMap<T> as_flat(const Array<T>& a, const char* name) {
+  require_in_place<T>(a, name);
   return ConstVectorMap<T>(a.data(), static_cast<Index>(a.size()));
 }
 
@@ -80,17 +115,17 @@ Array<T> new_batch(Index n, Index m) {
 }
 
 template <class T>
-py::tuple dense_forward(const Array<T>& W_arr, const Array<T>& b_arr, const Array<T>& x_arr,
+py::tuple dense_forward(const py::array& W_arr, const py::array& b_arr, const py::array& x_arr,
                         const std::string& activation) {
   const Activation a = activation_from_name(activation);
-  auto W = as_weight(W_arr, "W");
-  auto b = as_vector(b_arr, "b");
-  auto x = as_batch(x_arr, "x");
+  auto W = as_weight<T>(W_arr, "W");
+  auto b = as_vector<T>(b_arr, "b");
+  auto x = as_batch<T>(x_arr, "x");
   check_dense_shapes<T>(W, b.size(), x.rows(), x.cols(), "x");
   Array<T> z_arr = new_batch<T>(x.cols(), W.rows());
   Array<T> y_arr = new_batch<T>(x.cols(), W.rows());
-  auto z = as_mutable_batch(z_arr, "z");
-  auto y = as_mutable_batch(y_arr, "y");
+  auto z = as_mutable_batch<T>(z_arr, "z");
+  auto y = as_mutable_batch<T>(y_arr, "y");
   {
     py::gil_scoped_release release;
     densa::dense_forward<T>(W, b, x, a, z, y);
@@ -99,20 +134,20 @@ py::tuple dense_forward(const Array<T>& W_arr, const Array<T>& b_arr, const Arra
 }
 
 template <class T>
-py::tuple dense_backward(const Array<T>& W_arr, const Array<T>& x_arr, const Array<T>& z_arr,
-                         const Array<T>& dy_arr, const std::string& activation, bool return_dz) {
+py::tuple dense_backward(const py::array& W_arr, const py::array& x_arr, const py::array& z_arr,
+                         const py::array& dy_arr, const std::string& activation, bool return_dz) {
   const Activation a = activation_from_name(activation);
-  auto W = as_weight(W_arr, "W");
-  auto x = as_batch(x_arr, "x");
-  auto z = as_batch(z_arr, "z");
-  auto dy = as_batch(dy_arr, "dy");
+  auto W = as_weight<T>(W_arr, "W");
+  auto x = as_batch<T>(x_arr, "x");
+  auto z = as_batch<T>(z_arr, "z");
+  auto dy = as_batch<T>(dy_arr, "dy");
   check_dense_shapes<T>(W, W.rows(), x.rows(), x.cols(), "x");
   Array<T> dz_arr = new_batch<T>(x.cols(), W.rows());
   Array<T> dx_arr = new_batch<T>(x.cols(), W.cols());
   Array<T> dW_arr({W_arr.shape(0), W_arr.shape(1)});
   Array<T> db_arr(W_arr.shape(0));
-  auto dz = as_mutable_batch(dz_arr, "dz");
-  auto dx = as_mutable_batch(dx_arr, "dx");
+  auto dz = as_mutable_batch<T>(dz_arr, "dz");
+  auto dx = as_mutable_batch<T>(dx_arr, "dx");
   WeightMap<T> dW(dW_arr.mutable_data(), W.rows(), W.cols());
   VectorMap<T> db(db_arr.mutable_data(), W.rows());
   {
@@ -124,11 +159,25 @@ py::tuple dense_backward(const Array<T>& W_arr, const Array<T>& x_arr, const Arr
   return py::make_tuple(dx_arr, dW_arr, db_arr);
 }
 
+// One entry point for both dtypes, chosen by W's: the float32 and float64 overloads that
+// pybind11 would otherwise try in turn each cost a full argument conversion.
+py::tuple dense_forward_any(const py::array& W, const py::array& b, const py::array& x,
+                            const std::string& activation) {
+  if (is_dtype<double>(W)) return dense_forward<double>(W, b, x, activation);
+  return dense_forward<float>(W, b, x, activation);  // refuses anything but float32
+}
+
+py::tuple dense_backward_any(const py::array& W, const py::array& x, const py::array& z,
+                             const py::array& dy, const std::string& activation, bool return_dz) {
+  if (is_dtype<double>(W)) return dense_backward<double>(W, x, z, dy, activation, return_dz);
+  return dense_backward<float>(W, x, z, dy, activation, return_dz);
+}
+
 template <class T>
 double loss_forward(const std::string& name, const Array<T>& out_arr, const Array<T>& t_arr) {
   const Loss loss = loss_from_name(name);
-  auto out = as_batch(out_arr, "output");
-  auto t = as_batch(t_arr, "target");
+  auto out = as_batch<T>(out_arr, "output");
+  auto t = as_batch<T>(t_arr, "target");
   py::gil_scoped_release release;
   return static_cast<double>(loss_forward_backward<T>(loss, out, t, nullptr));
 }
@@ -136,11 +185,11 @@ double loss_forward(const std::string& name, const Array<T>& out_arr, const Arra
 template <class T>
 py::tuple loss_backward(const std::string& name, const Array<T>& out_arr, const Array<T>& t_arr) {
   const Loss loss = loss_from_name(name);
-  auto out = as_batch(out_arr, "output");
-  auto t = as_batch(t_arr, "target");
+  auto out = as_batch<T>(out_arr, "output");
+  auto t = as_batch<T>(t_arr, "target");
   check_loss_shapes(out.rows(), out.cols(), t.rows(), t.cols());
   Array<T> dy_arr = new_batch<T>(out.cols(), out.rows());
-  BatchRef<T> dy = as_mutable_batch(dy_arr, "dy");
+  BatchRef<T> dy = as_mutable_batch<T>(dy_arr, "dy");
   T value;
   {
     py::gil_scoped_release release;
@@ -156,9 +205,9 @@ void sgd_step(Array<T>& theta, const Array<T>& grad, Array<T>& velocity, double 
                                                  " entries, the parameter " +
                                                  std::to_string(theta.size()));
   SgdHyper h{lr, momentum, nesterov, weight_decay};
-  auto p = as_mutable_flat(theta, "parameter");
-  auto v = as_mutable_flat(velocity, "velocity");
-  auto g = as_flat(grad);
+  auto p = as_mutable_flat<T>(theta, "parameter");
+  auto v = as_mutable_flat<T>(velocity, "velocity");
+  auto g = as_flat<T>(grad, "grad");
   py::gil_scoped_release release;
   densa::sgd_step<T>(h, p, g, v);
 }
@@ -167,17 +216,17 @@ template <class T>
 void adam_step(Array<T>& theta, const Array<T>& grad, Array<T>& m, Array<T>& v, long long step,
                double lr, double beta1, double beta2, double eps, double weight_decay) {
   AdamHyper h{lr, beta1, beta2, eps, weight_decay};
-  auto p = as_mutable_flat(theta, "parameter");
-  auto mm = as_mutable_flat(m, "m");
-  auto vv = as_mutable_flat(v, "v");
-  auto g = as_flat(grad);
+  auto p = as_mutable_flat<T>(theta, "parameter");
+  auto mm = as_mutable_flat<T>(m, "m");
+  auto vv = as_mutable_flat<T>(v, "v");
+  auto g = as_flat<T>(grad, "grad");
   py::gil_scoped_release release;
   densa::adam_step<T>(h, step, p, g, mm, vv);
 }
 
 template <class T>
 std::uintptr_t mapped_address(const Array<T>& x) {
-  return reinterpret_cast<std::uintptr_t>(as_batch(x, "x").data());
+  return reinterpret_cast<std::uintptr_t>(as_batch<T>(x, "x").data());
 }
 
 // Python face of densa::Trainer<T>. It keeps a reference to every array it points into,
@@ -220,8 +269,8 @@ class PyTrainer {
       DENSA_REQUIRE(Ws[j].ndim() == 2 && bs[j].ndim() == 1 && bs[j].shape(0) == Ws[j].shape(0),
                     where + "W must be 2-D and b 1-D with W.shape[0] entries");
       LayerSlot<T>& s = slots[j];
-      s.W = as_mutable_flat(Ws[j], "W").data();
-      s.b = as_mutable_flat(bs[j], "b").data();
+      s.W = as_mutable_flat<T>(Ws[j], "W").data();
+      s.b = as_mutable_flat<T>(bs[j], "b").data();
       s.n_out = static_cast<Index>(Ws[j].shape(0));
       s.n_in = static_cast<Index>(Ws[j].shape(1));
       s.activation = activation_from_name(activations[j]);
@@ -232,8 +281,8 @@ class PyTrainer {
           DENSA_REQUIRE(
               state_W[j][k].size() == Ws[j].size() && state_b[j][k].size() == bs[j].size(),
               where + "optimizer state has the wrong size");
-          s.state_W[k] = as_mutable_flat(state_W[j][k], "optimizer state").data();
-          s.state_b[k] = as_mutable_flat(state_b[j][k], "optimizer state").data();
+          s.state_W[k] = as_mutable_flat<T>(state_W[j][k], "optimizer state").data();
+          s.state_b[k] = as_mutable_flat<T>(state_b[j][k], "optimizer state").data();
         }
       }
     }
@@ -245,8 +294,8 @@ class PyTrainer {
   py::tuple run(const Array<T>& X_arr, const Array<T>& T_arr,
                 const py::array_t<std::int64_t, py::array::c_style>& order, Index batch_size,
                 Index first_batch, Index n_batches) {
-    auto X = as_batch(X_arr, "X");
-    auto Tg = as_batch(T_arr, "targets");
+    auto X = as_batch<T>(X_arr, "X");
+    auto Tg = as_batch<T>(T_arr, "targets");
     DENSA_REQUIRE(order.ndim() == 1, "Trainer.run: order must be 1-D");
     RunResult r;
     {
@@ -262,8 +311,8 @@ class PyTrainer {
   py::tuple run_epochs(const Array<T>& X_arr, const Array<T>& T_arr,
                        const py::array_t<std::int64_t, py::array::c_style>& orders,
                        Index batch_size) {
-    auto X = as_batch(X_arr, "X");
-    auto Tg = as_batch(T_arr, "targets");
+    auto X = as_batch<T>(X_arr, "X");
+    auto Tg = as_batch<T>(T_arr, "targets");
     DENSA_REQUIRE(orders.ndim() == 2 && orders.shape(1) > 0,
                   "Trainer.run_epochs: orders must be 2-D (epochs, samples) with samples > 0");
     EpochsResult r;
@@ -303,11 +352,6 @@ void bind_trainer(py::module_& m) {
 
 template <class T>
 void bind_dtype(py::module_& m) {
-  m.def("dense_forward", &dense_forward<T>, py::arg("W").noconvert(), py::arg("b").noconvert(),
-        py::arg("x").noconvert(), py::arg("activation"));
-  m.def("dense_backward", &dense_backward<T>, py::arg("W").noconvert(), py::arg("x").noconvert(),
-        py::arg("z").noconvert(), py::arg("dy").noconvert(), py::arg("activation"),
-        py::arg("return_dz") = false);
   m.def("loss_forward", &loss_forward<T>, py::arg("name"), py::arg("output").noconvert(),
         py::arg("target").noconvert());
   m.def("loss_backward", &loss_backward<T>, py::arg("name"), py::arg("output").noconvert(),
@@ -383,6 +427,10 @@ static std::string simd_in_use() {
 
 PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
   m.doc() = "densa's native kernels (private; use densa.native or densa.Network)";
+  m.def("dense_forward", &dense_forward_any, py::arg("W"), py::arg("b"), py::arg("x"),
+        py::arg("activation"));
+  m.def("dense_backward", &dense_backward_any, py::arg("W"), py::arg("x"), py::arg("z"),
+        py::arg("dy"), py::arg("activation"), py::arg("return_dz") = false);
   bind_dtype<float>(m);
   bind_dtype<double>(m);
   m.attr("eigen_version") = EIGEN_VERSION_STRING;

@@ -52,16 +52,26 @@ def activation_name(activation: object) -> str:
 def float_array(value: object, name: str, ndim: int) -> np.ndarray:
     """``value`` as a C-contiguous float32/float64 array of ``ndim`` dimensions."""
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-    if arr.dtype not in FLOAT_DTYPES:
+    if arr.dtype.newbyteorder("=") not in FLOAT_DTYPES:
         raise TypeError(
             f"{name} has dtype {arr.dtype}; densa kernels compute in float32 or float64 "
             f"(convert explicitly, e.g. {name}.astype(np.float32))"
         )
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
-    if not arr.flags.c_contiguous:
-        arr = np.ascontiguousarray(arr)
-    return arr
+    return in_place(arr, arr.dtype)
+
+
+def in_place(arr: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+    """``arr`` as the extension reads it without a copy: ``dtype`` in native byte order,
+    C-contiguous, aligned to its element size. ``arr`` itself when it already is; else
+    one converted copy (a view at an odd byte offset, say np.frombuffer(..., offset=1),
+    or big-endian data)."""
+    native = dtype.newbyteorder("=")
+    if arr.dtype == native and arr.flags.c_contiguous and arr.flags.aligned:
+        return arr
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, for the caller to check
+        return np.require(arr, dtype=native, requirements=["C_CONTIGUOUS", "ALIGNED"])
 
 
 def all_finite(arr: np.ndarray, rows_per_chunk: int = 4096) -> bool:

@@ -41,17 +41,9 @@ def cpu_features() -> dict:
     """
     Instruction-set levels the CPU and OS support: {'x86-64-v3': bool, 'x86-64-v4': bool}.
     """
-@typing.overload
-def dense_backward(W: numpy.typing.NDArray[numpy.float32], x: numpy.typing.NDArray[numpy.float32], z: numpy.typing.NDArray[numpy.float32], dy: numpy.typing.NDArray[numpy.float32], activation: str, return_dz: bool = False) -> tuple:
+def dense_backward(W: numpy.ndarray, x: numpy.ndarray, z: numpy.ndarray, dy: numpy.ndarray, activation: str, return_dz: bool = False) -> tuple:
     ...
-@typing.overload
-def dense_backward(W: numpy.typing.NDArray[numpy.float64], x: numpy.typing.NDArray[numpy.float64], z: numpy.typing.NDArray[numpy.float64], dy: numpy.typing.NDArray[numpy.float64], activation: str, return_dz: bool = False) -> tuple:
-    ...
-@typing.overload
-def dense_forward(W: numpy.typing.NDArray[numpy.float32], b: numpy.typing.NDArray[numpy.float32], x: numpy.typing.NDArray[numpy.float32], activation: str) -> tuple:
-    ...
-@typing.overload
-def dense_forward(W: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], x: numpy.typing.NDArray[numpy.float64], activation: str) -> tuple:
+def dense_forward(W: numpy.ndarray, b: numpy.ndarray, x: numpy.ndarray, activation: str) -> tuple:
     ...
 def get_num_threads() -> int:
     ...

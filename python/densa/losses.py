@@ -65,8 +65,8 @@ def encode_targets(
             f"{name}: {loss} targets must lie in [0, 1], found values from "
             f"{arr.min()} to {arr.max()}"
         )
-    with np.errstate(over="ignore"):  # beyond float32's range: inf, refused by the network
-        return np.ascontiguousarray(arr, dtype=dtype)
+    # Beyond float32's range: inf, refused by the network.
+    return _checks.in_place(arr, np.dtype(dtype))
 
 
 def output_to_prediction(loss: str, out: np.ndarray) -> np.ndarray:

@@ -276,8 +276,7 @@ class Network:
                 f"{name} has {arr.shape[1]} features but the network's first layer "
                 f"expects {self.n_in}"
             )
-        with np.errstate(over="ignore"):  # beyond float32's range: inf, caught just below
-            arr = np.ascontiguousarray(arr, dtype=self._dtype)
+        arr = _checks.in_place(arr, self._dtype)  # beyond float32's range: inf, caught below
         if self.check_finite and not _checks.all_finite(arr):
             raise ValueError(
                 f"{name} contains NaN or inf, or values beyond {self._dtype.name}'s range "
