@@ -452,6 +452,11 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
       },
       py::arg("min_slab_flops"), py::arg("max_slabs"), py::arg("align"),
       "Tuning hook (benchmarks only): how products are cut into slabs.");
+  m.def(
+      "_gemm_tn_applies", [](Index M, Index N, Index K) { return densa::use_gemm_tn(M, N, K); },
+      py::arg("M"), py::arg("N"), py::arg("K"),
+      "Whether a float32 forward product of this shape runs on densa's own kernel "
+      "(gemm_tn.hpp) rather than the BLAS (tests check both paths).");
   m.def("_slab_policy", [] {
     const auto& p = densa::slab_policy();
     return py::make_tuple(p.min_slab_flops, p.max_slabs, p.align);

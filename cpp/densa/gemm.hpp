@@ -8,7 +8,9 @@
 //                     whatever the tuning; OpenBLAS's run-time-selected kernels close it.
 //   otherwise         Eigen's product, single-threaded per slab (same slabs, same
 //                     determinism; slower on large layers).
-// Element-wise work (bias, activation, masks, db) stays in Eigen, in dense.hpp.
+// Element-wise work (bias, activation, masks, db) stays in Eigen, in dense.hpp. One shape
+// has a kernel of densa's own (gemm_tn.hpp): the float32 forward product of a minibatch
+// of 8 to 64 samples, where OpenBLAS is slower.
 //
 // Threads and determinism: a product is cut into slabs of C whose bounds depend on the
 // shape (M, N, K) only, never on the thread count; each slab is one single-threaded
@@ -25,6 +27,7 @@
 #include <string>
 #include <thread>
 
+#include "gemm_tn.hpp"
 #include "parallel.hpp"
 #include "types.hpp"
 
@@ -143,6 +146,15 @@ void gemm_slab(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, c
     scale_by_beta(Eigen::Map<Matrix<T>, 0, Stride>(C, M, N, Stride(ldc)), beta);
     return;
   }
+#if DENSA_HAVE_GEMM_TN
+  // The forward product of a minibatch: densa's own kernel where it beats OpenBLAS.
+  if constexpr (sizeof(T) == 4) {
+    if (ta == Op::T && tb == Op::N && beta == T(0) && use_gemm_tn(M, N, K)) {
+      gemm_tn(M, N, K, A, lda, B, ldb, C, ldc);
+      return;
+    }
+  }
+#endif
 #if DENSA_USE_BLAS
   const auto opa = ta == Op::N ? CblasNoTrans : CblasTrans;
   const auto opb = tb == Op::N ? CblasNoTrans : CblasTrans;

@@ -21,6 +21,10 @@ class Trainer_float64:
         ...
     def run_epochs(self, X: numpy.typing.NDArray[numpy.float64], targets: numpy.typing.NDArray[numpy.float64], orders: numpy.typing.NDArray[numpy.int64], batch_size: typing.SupportsInt | typing.SupportsIndex) -> tuple:
         ...
+def _gemm_tn_applies(M: typing.SupportsInt | typing.SupportsIndex, N: typing.SupportsInt | typing.SupportsIndex, K: typing.SupportsInt | typing.SupportsIndex) -> bool:
+    """
+    Whether a float32 forward product of this shape runs on densa's own kernel (gemm_tn.hpp) rather than the BLAS (tests check both paths).
+    """
 def _set_slab_policy(min_slab_flops: typing.SupportsFloat | typing.SupportsIndex, max_slabs: typing.SupportsInt | typing.SupportsIndex, align: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Tuning hook (benchmarks only): how products are cut into slabs.

@@ -1,0 +1,212 @@
+// densa's own kernel for one product shape: C = Aᵀ B in float32 with a narrow B, which is
+// the dense layer's forward product z = W x on a minibatch (W's row-major bytes are the
+// column-major Aᵀ, x's columns are B's; gemm.hpp). Pure C++: nothing here knows Python.
+//
+// Why: OpenBLAS computes this transposed-A case through its general path (it packs both
+// operands) or, for small sizes, a kernel slower than its NN one. Measured on the
+// development machine, single-threaded, medians: 64x32x64 (the digits network's and
+// K2's forward) 3.0 against 3.5-4.2 us; 16x8x16 (W4) 81 against 250 ns; W3's 128-row
+// slabs (128x64x784) 249 against 277 us. For wide B (N > 64) OpenBLAS is as fast or
+// faster (0.92-0.97x here), so gemm.hpp calls this kernel only where it wins
+// (use_gemm_tn below), a rule of the shape alone.
+//
+// How: A's rows are packed 16 at a time into a K x 16 panel (an 8x8 register transpose),
+// then each 16 x 6 block of C is 12 AVX2 accumulators fed by two panel loads and six
+// broadcasts of B per k. Every element of C is one fused multiply-add chain over k in
+// ascending order, whatever block or panel it falls in, so the result does not depend
+// on how gemm.hpp cuts C into slabs, and so not on the thread count.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#include "types.hpp"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define DENSA_HAVE_GEMM_TN 1
+#else
+#define DENSA_HAVE_GEMM_TN 0
+#endif
+
+namespace densa {
+
+inline constexpr Index kTnPanelRows = 16;  // rows of C per packed panel: two 8-float vectors
+inline constexpr Index kTnBlockCols = 6;   // columns of C per block: six broadcasts
+
+// Whether gemm.hpp uses this kernel for a (single-threaded) float product of this shape.
+// Measured against OpenBLAS: it wins for B of 8 to 64 columns (a minibatch), by 1.1-4x;
+// wider B gains nothing (0.92-1.06x at N >= 128); narrower B or a long K with few
+// columns cannot repay the packing (128x4x784: 0.48x, 128x8x784: 0.8x); and panels
+// padded by more than 1/8 waste their share (10x32x64: 0.54x).
+inline bool use_gemm_tn(Index M, Index N, Index K) {
+  if (!DENSA_HAVE_GEMM_TN || M < kTnPanelRows || N < 8 || N > 64 || K < 1) return false;
+  if (K > 256 && N < 16) return false;
+  const Index padded = (M + kTnPanelRows - 1) / kTnPanelRows * kTnPanelRows;
+  return 8 * (padded - M) <= padded;
+}
+
+#if DENSA_HAVE_GEMM_TN
+namespace detail {
+
+inline void transpose8x8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5,
+                         __m256& r6, __m256& r7) {
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r0 = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r2 = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r4 = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// P[k * 16 + i] = A[k + i * lda] for i < rows (the rows of C this panel computes), 0 for
+// rows <= i < 16.
+inline void pack_tn_panel(Index K, const float* A, Index lda, Index rows, float* P) {
+  constexpr Index R = kTnPanelRows;
+  Index k = 0;
+  if (rows == R) {
+    for (; k + 8 <= K; k += 8) {
+      for (Index h = 0; h < R; h += 8) {
+        const float* a = A + k + h * lda;
+        __m256 r0 = _mm256_loadu_ps(a), r1 = _mm256_loadu_ps(a + lda);
+        __m256 r2 = _mm256_loadu_ps(a + 2 * lda), r3 = _mm256_loadu_ps(a + 3 * lda);
+        __m256 r4 = _mm256_loadu_ps(a + 4 * lda), r5 = _mm256_loadu_ps(a + 5 * lda);
+        __m256 r6 = _mm256_loadu_ps(a + 6 * lda), r7 = _mm256_loadu_ps(a + 7 * lda);
+        transpose8x8(r0, r1, r2, r3, r4, r5, r6, r7);
+        float* p = P + k * R + h;
+        _mm256_storeu_ps(p, r0);
+        _mm256_storeu_ps(p + R, r1);
+        _mm256_storeu_ps(p + 2 * R, r2);
+        _mm256_storeu_ps(p + 3 * R, r3);
+        _mm256_storeu_ps(p + 4 * R, r4);
+        _mm256_storeu_ps(p + 5 * R, r5);
+        _mm256_storeu_ps(p + 6 * R, r6);
+        _mm256_storeu_ps(p + 7 * R, r7);
+      }
+    }
+  }
+  for (; k < K; ++k) {
+    for (Index i = 0; i < rows; ++i) P[k * R + i] = A[k + i * lda];
+    for (Index i = rows; i < R; ++i) P[k * R + i] = 0.0f;
+  }
+}
+
+// C[0..rows, 0..NB] = panelᵀ-rows times B's first NB columns. The accumulators are named
+// variables, not an array: GCC kept an array of them in memory, at half the speed.
+template <int NB>
+void gemm_tn_block(Index K, const float* P, const float* B, Index ldb, float* C, Index ldc,
+                   Index rows) {
+  constexpr Index R = kTnPanelRows;
+  const __m256 zero = _mm256_setzero_ps();
+  __m256 c00 = zero, c01 = zero, c02 = zero, c03 = zero, c04 = zero, c05 = zero;
+  __m256 c10 = zero, c11 = zero, c12 = zero, c13 = zero, c14 = zero, c15 = zero;
+  const float* b0 = B;
+  const float* b1 = B + (NB > 1 ? 1 : 0) * ldb;
+  const float* b2 = B + (NB > 2 ? 2 : 0) * ldb;
+  const float* b3 = B + (NB > 3 ? 3 : 0) * ldb;
+  const float* b4 = B + (NB > 4 ? 4 : 0) * ldb;
+  const float* b5 = B + (NB > 5 ? 5 : 0) * ldb;
+  for (Index k = 0; k < K; ++k) {
+    const __m256 a0 = _mm256_loadu_ps(P + k * R);
+    const __m256 a1 = _mm256_loadu_ps(P + k * R + 8);
+    __m256 b = _mm256_broadcast_ss(b0 + k);
+    c00 = _mm256_fmadd_ps(a0, b, c00);
+    c10 = _mm256_fmadd_ps(a1, b, c10);
+    if constexpr (NB > 1) {
+      b = _mm256_broadcast_ss(b1 + k);
+      c01 = _mm256_fmadd_ps(a0, b, c01);
+      c11 = _mm256_fmadd_ps(a1, b, c11);
+    }
+    if constexpr (NB > 2) {
+      b = _mm256_broadcast_ss(b2 + k);
+      c02 = _mm256_fmadd_ps(a0, b, c02);
+      c12 = _mm256_fmadd_ps(a1, b, c12);
+    }
+    if constexpr (NB > 3) {
+      b = _mm256_broadcast_ss(b3 + k);
+      c03 = _mm256_fmadd_ps(a0, b, c03);
+      c13 = _mm256_fmadd_ps(a1, b, c13);
+    }
+    if constexpr (NB > 4) {
+      b = _mm256_broadcast_ss(b4 + k);
+      c04 = _mm256_fmadd_ps(a0, b, c04);
+      c14 = _mm256_fmadd_ps(a1, b, c14);
+    }
+    if constexpr (NB > 5) {
+      b = _mm256_broadcast_ss(b5 + k);
+      c05 = _mm256_fmadd_ps(a0, b, c05);
+      c15 = _mm256_fmadd_ps(a1, b, c15);
+    }
+  }
+  const __m256 lo[6] = {c00, c01, c02, c03, c04, c05};
+  const __m256 hi[6] = {c10, c11, c12, c13, c14, c15};
+  for (int j = 0; j < NB; ++j) {
+    float* c = C + j * ldc;
+    if (rows == R) {
+      _mm256_storeu_ps(c, lo[j]);
+      _mm256_storeu_ps(c + 8, hi[j]);
+    } else {
+      alignas(32) float tmp[R];
+      _mm256_store_ps(tmp, lo[j]);
+      _mm256_store_ps(tmp + 8, hi[j]);
+      for (Index i = 0; i < rows; ++i) c[i] = tmp[i];
+    }
+  }
+}
+
+}  // namespace detail
+
+// C (M x N, column-major, ldc) = Aᵀ B, where A is K x M (lda) and B is K x N (ldb), both
+// column-major; C is overwritten. The panel buffer is per thread and kept between calls
+// (16 K floats), so a training run allocates it once.
+inline void gemm_tn(Index M, Index N, Index K, const float* A, Index lda, const float* B, Index ldb,
+                    float* C, Index ldc) {
+  constexpr Index R = kTnPanelRows, NB = kTnBlockCols;
+  thread_local std::vector<float> panel;
+  if (static_cast<Index>(panel.size()) < K * R) panel.resize(static_cast<size_t>(K * R));
+  float* P = panel.data();
+  for (Index m0 = 0; m0 < M; m0 += R) {
+    const Index rows = std::min(R, M - m0);
+    detail::pack_tn_panel(K, A + m0 * lda, lda, rows, P);
+    float* Cm = C + m0;
+    Index n = 0;
+    for (; n + NB <= N; n += NB) {
+      detail::gemm_tn_block<6>(K, P, B + n * ldb, ldb, Cm + n * ldc, ldc, rows);
+    }
+    const float* Bn = B + n * ldb;
+    float* Cn = Cm + n * ldc;
+    switch (N - n) {
+      case 5:
+        detail::gemm_tn_block<5>(K, P, Bn, ldb, Cn, ldc, rows);
+        break;
+      case 4:
+        detail::gemm_tn_block<4>(K, P, Bn, ldb, Cn, ldc, rows);
+        break;
+      case 3:
+        detail::gemm_tn_block<3>(K, P, Bn, ldb, Cn, ldc, rows);
+        break;
+      case 2:
+        detail::gemm_tn_block<2>(K, P, Bn, ldb, Cn, ldc, rows);
+        break;
+      case 1:
+        detail::gemm_tn_block<1>(K, P, Bn, ldb, Cn, ldc, rows);
+        break;
+      default:
+        break;
+    }
+  }
+}
+#endif
+
+}  // namespace densa
