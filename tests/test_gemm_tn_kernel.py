@@ -80,3 +80,17 @@ def test_special_values_propagate_like_the_reference():
     np.testing.assert_array_equal(np.isinf(z), np.isinf(z_ref))
     finite = np.isfinite(z_ref)
     assert_matches(z[finite], z_ref[finite], "z", reduction=10)
+
+
+def test_switched_off_the_blas_computes_the_same_values():
+    """The benchmark's switch (benchmarks/bench_gemm_tn.py): off, OpenBLAS computes the
+    product; the two differ only by rounding."""
+    W, b, x = _layer(64, 32, 64, seed=3)
+    on = native.dense_forward(W, b, x, "identity")[0]
+    try:
+        _core._set_gemm_tn(False)
+        assert not _core._gemm_tn_applies(64, 32, 64)
+        off = native.dense_forward(W, b, x, "identity")[0]
+    finally:
+        _core._set_gemm_tn(True)
+    assert_matches(on, off, "z", reduction=65)

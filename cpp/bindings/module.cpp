@@ -457,6 +457,10 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
       py::arg("M"), py::arg("N"), py::arg("K"),
       "Whether a float32 forward product of this shape runs on densa's own kernel "
       "(gemm_tn.hpp) rather than the BLAS (tests check both paths).");
+  m.def(
+      "_set_gemm_tn", [](bool enabled) { densa::gemm_tn_enabled() = enabled; }, py::arg("enabled"),
+      "Benchmark hook: False sends every product to the BLAS, to compare (results then "
+      "differ in rounding, not in meaning).");
   m.def("_slab_policy", [] {
     const auto& p = densa::slab_policy();
     return py::make_tuple(p.min_slab_flops, p.max_slabs, p.align);

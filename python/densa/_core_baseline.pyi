@@ -25,6 +25,10 @@ def _gemm_tn_applies(M: typing.SupportsInt | typing.SupportsIndex, N: typing.Sup
     """
     Whether a float32 forward product of this shape runs on densa's own kernel (gemm_tn.hpp) rather than the BLAS (tests check both paths).
     """
+def _set_gemm_tn(enabled: bool) -> None:
+    """
+    Benchmark hook: False sends every product to the BLAS, to compare (results then differ in rounding, not in meaning).
+    """
 def _set_slab_policy(min_slab_flops: typing.SupportsFloat | typing.SupportsIndex, max_slabs: typing.SupportsInt | typing.SupportsIndex, align: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Tuning hook (benchmarks only): how products are cut into slabs.
