@@ -121,6 +121,8 @@ py::tuple dense_forward(const py::array& W_arr, const py::array& b_arr, const py
   auto W = as_weight<T>(W_arr, "W");
   auto b = as_vector<T>(b_arr, "b");
   auto x = as_batch<T>(x_arr, "x");
+  // Empty batches are refused here and explained by densa.native's checked path.
+  DENSA_REQUIRE(x.size() > 0, "dense_forward: x is empty");
   check_dense_shapes<T>(W, b.size(), x.rows(), x.cols(), "x");
   Array<T> z_arr = new_batch<T>(x.cols(), W.rows());
   Array<T> y_arr = new_batch<T>(x.cols(), W.rows());
@@ -141,6 +143,7 @@ py::tuple dense_backward(const py::array& W_arr, const py::array& x_arr, const p
   auto x = as_batch<T>(x_arr, "x");
   auto z = as_batch<T>(z_arr, "z");
   auto dy = as_batch<T>(dy_arr, "dy");
+  DENSA_REQUIRE(x.size() > 0, "dense_backward: x is empty");
   check_dense_shapes<T>(W, W.rows(), x.rows(), x.cols(), "x");
   Array<T> dz_arr = new_batch<T>(x.cols(), W.rows());
   Array<T> dx_arr = new_batch<T>(x.cols(), W.cols());
