@@ -461,7 +461,8 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
       "Whether a float32 forward product of this shape runs on densa's own kernel "
       "(gemm_tn.hpp) rather than the BLAS (tests check both paths).");
   m.def(
-      "_set_gemm_tn", [](bool enabled) { densa::gemm_tn_enabled() = enabled; }, py::arg("enabled"),
+      "_set_gemm_tn", [](bool enabled) { densa::gemm_tn_enabled().store(enabled); },
+      py::arg("enabled"),
       "Benchmark hook: False sends every product to the BLAS, to compare (results then "
       "differ in rounding, not in meaning).");
   m.def("_slab_policy", [] {

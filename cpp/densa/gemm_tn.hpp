@@ -18,6 +18,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <vector>
 
@@ -40,14 +41,16 @@ inline constexpr Index kTnBlockCols = 6;   // columns of C per block: six broadc
 // wider B gains nothing (0.92-1.06x at N >= 128); narrower B or a long K with few
 // columns cannot repay the packing (128x4x784: 0.48x, 128x8x784: 0.8x); and panels
 // padded by more than 1/8 waste their share (10x32x64: 0.54x).
-// Off only to compare with OpenBLAS (benchmarks/bench_gemm_tn.py); on by default.
-inline bool& gemm_tn_enabled() {
-  static bool enabled = true;
+// Off only to compare with OpenBLAS (benchmarks/bench_gemm_tn.py); on by default. Atomic:
+// Python may flip it while another thread trains with the GIL released.
+inline std::atomic<bool>& gemm_tn_enabled() {
+  static std::atomic<bool> enabled{true};
   return enabled;
 }
 
 inline bool use_gemm_tn(Index M, Index N, Index K) {
-  if (!DENSA_HAVE_GEMM_TN || !gemm_tn_enabled() || M < kTnPanelRows || N < 8 || N > 64 || K < 1)
+  if (!DENSA_HAVE_GEMM_TN || !gemm_tn_enabled().load(std::memory_order_relaxed) ||
+      M < kTnPanelRows || N < 8 || N > 64 || K < 1)
     return false;
   if (K > 256 && N < 16) return false;
   const Index padded = (M + kTnPanelRows - 1) / kTnPanelRows * kTnPanelRows;
