@@ -10,6 +10,11 @@ a 0.2 s pause (other libraries' worker threads keep spinning after they return),
 table shows medians, so that a noisy neighbour on the machine hurts every column alike. Ratios are
 "how many times faster densa native is" than each alternative, in the same run.
 
+Every implementation starts from densa's initial weights: PyTorch and the NumPy loop
+get copies, scikit-learn gets them through warm_start / partial_fit (``sklearn_from_densa``,
+checked: same outputs before training, the same arrays trained after). W5's accuracy is
+averaged over initialisations x sample orders (``ACCURACY_INITS``, ``ACCURACY_SHUFFLES``).
+
     python benchmarks/bench_suite.py            # everything available
     python benchmarks/bench_suite.py --quick    # fewer repetitions
     python benchmarks/bench_suite.py --only W4 K2
