@@ -58,3 +58,13 @@ def test_show_config_names_isa_threads_eigen_and_blas():
     text = buf.getvalue()
     for word in ("isa:", "threads:", "eigen:", "blas:", _core.picked, _core.eigen_version):
         assert word in text
+
+
+def test_show_config_says_which_forward_product_runs():
+    buf = io.StringIO()
+    densa.show_config(file=buf)
+    text = buf.getvalue()
+    expected = "densa's own (AVX2 + FMA)" if _core.picked != "baseline" else "no AVX2 + FMA"
+    assert "forward: " in text
+    assert expected in text
+    assert densa._config.config()["forward_kernel"] is (_core.picked != "baseline")

@@ -63,11 +63,14 @@ def config() -> dict[str, Any]:
         "eigen": core.eigen_version,
         "eigen_simd": core.simd,
         "blas": core.blas() if core.uses_blas else None,
+        # densa's own forward kernel (cpp/densa/gemm_tn.hpp): in modules built with AVX2 + FMA.
+        "forward_kernel": bool(core._gemm_tn_applies(64, 32, 64)),
     }
 
 
 def show_config(file: TextIO | None = None) -> None:
-    """Print the ISA build picked, thread count, Eigen version and the BLAS used."""
+    """Print the ISA build picked, thread count, Eigen version, the BLAS used and
+    whether densa's own forward kernel is in use."""
     c = config()
     out = file or sys.stdout
     print(f"densa {c['densa']}", file=out)
@@ -79,3 +82,9 @@ def show_config(file: TextIO | None = None) -> None:
     print(f"  threads: {c['threads']}", file=out)
     print(f"  eigen:   {c['eigen']} ({c['eigen_simd']})", file=out)
     print(f"  blas:    {c['blas'] or 'none (Eigen computes the products)'}", file=out)
+    kernel = (
+        "densa's own (AVX2 + FMA) for float32 minibatches of 8 to 64 samples, else the above"
+        if c["forward_kernel"]
+        else "as the other products (this module has no AVX2 + FMA kernel)"
+    )
+    print(f"  forward: {kernel}", file=out)
