@@ -6,6 +6,10 @@ checks the shape, then the dtype, then the values, with the tolerances stated be
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 
 from densa import native, reference
@@ -108,3 +112,17 @@ def draw_layer(rng: np.random.Generator, m_in: int, m_out: int, n: int, dtype):
 def copies(arrays):
     """Independent copies of a list of arrays (or of a list of lists of arrays)."""
     return [copies(a) if isinstance(a, list) else a.copy() for a in arrays]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative_path: str, name: str) -> ModuleType:
+    """A repository script that is not part of the package (tools/, benchmarks/),
+    imported from its file."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative_path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

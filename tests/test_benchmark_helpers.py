@@ -9,30 +9,18 @@ training, and the same first SGD step as densa's.
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import densa
+from helpers import load_script
 
 pytest.importorskip("sklearn")
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
-
-def _bench_suite():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_suite.py"
-    spec = importlib.util.spec_from_file_location("bench_suite", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _bench_suite()
+bench = load_script("benchmarks/bench_suite.py", "bench_suite")
 
 
 def _classification(n=120, n_in=6, classes=3, seed=0):

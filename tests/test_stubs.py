@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from importlib import resources
@@ -11,17 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT / "tools" / "stubs.py"
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("densa_stub_tool", TOOL)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_package_is_marked_typed_and_has_core_stub():
@@ -41,7 +33,7 @@ def test_committed_stubs_match_the_built_extension():
 
 def test_check_reports_a_stale_stub_with_a_diff(tmp_path, monkeypatch):
     pytest.importorskip("pybind11_stubgen")
-    tool = _load_tool()
+    tool = load_script("tools/stubs.py", "densa_stub_tool")
     stale = (ROOT / "python" / "densa" / "_core_baseline.pyi").read_text()
     stale = stale.replace("def dense_forward(", "def dense_forward_old(", 1)
     (tmp_path / "_core_baseline.pyi").write_text(stale)
@@ -55,7 +47,7 @@ def test_check_reports_a_stale_stub_with_a_diff(tmp_path, monkeypatch):
 
 def test_every_instruction_set_build_must_expose_the_baseline_api(monkeypatch):
     # One committed stub stands for all levels, so a level whose API differs is an error.
-    tool = _load_tool()
+    tool = load_script("tools/stubs.py", "densa_stub_tool")
     stubs = {"densa._core_baseline": "def f() -> int: ...\n", "densa._core_x86_64_v3": "x: int\n"}
     monkeypatch.setattr(tool, "generate", lambda module, out_dir: stubs[module])
     monkeypatch.setattr(tool, "committed_path", lambda module: tool.PACKAGE_DIR / "none.pyi")
@@ -70,7 +62,7 @@ def test_every_instruction_set_build_must_expose_the_baseline_api(monkeypatch):
 
 
 def test_check_refuses_a_stub_that_shadows_python_source(tmp_path, monkeypatch):
-    tool = _load_tool()
+    tool = load_script("tools/stubs.py", "densa_stub_tool")
     (tmp_path / "_thing.py").write_text("x = 1\n")
     (tmp_path / "_thing.pyi").write_text("x: int\n")
     monkeypatch.setattr(tool, "PACKAGE_DIR", tmp_path)
@@ -83,7 +75,7 @@ def test_check_refuses_a_stub_that_shadows_python_source(tmp_path, monkeypatch):
 
 
 def test_constant_values_are_dropped_from_stubs():
-    tool = _load_tool()
+    tool = load_script("tools/stubs.py", "densa_stub_tool")
     text = (
         "eigen_version: str = '3.4.1'\nsimd: str = 'AVX2, FMA'\nn: int = 3\ndef f() -> int: ...\n"
     )

@@ -112,6 +112,18 @@ inline void pack_tn_panel(Index K, const float* A, Index lda, Index rows, float*
   }
 }
 
+// c0 += a0 b, c1 += a1 b for column J of a block (when the block has that column), b
+// the broadcast B[k, J]. Inlined into the k loop, the accumulators stay in registers.
+template <int J, int NB>
+__attribute__((always_inline)) inline void tn_column(const float* b, __m256 a0, __m256 a1,
+                                                     __m256& c0, __m256& c1) {
+  if constexpr (J < NB) {
+    const __m256 bj = _mm256_broadcast_ss(b);
+    c0 = _mm256_fmadd_ps(a0, bj, c0);
+    c1 = _mm256_fmadd_ps(a1, bj, c1);
+  }
+}
+
 // C[0..rows, 0..NB] = panelᵀ-rows times B's first NB columns. The accumulators are named
 // variables, not an array: GCC kept an array of them in memory, at half the speed.
 template <int NB>
@@ -121,43 +133,18 @@ void gemm_tn_block(Index K, const float* P, const float* B, Index ldb, float* C,
   const __m256 zero = _mm256_setzero_ps();
   __m256 c00 = zero, c01 = zero, c02 = zero, c03 = zero, c04 = zero, c05 = zero;
   __m256 c10 = zero, c11 = zero, c12 = zero, c13 = zero, c14 = zero, c15 = zero;
-  const float* b0 = B;
-  const float* b1 = B + (NB > 1 ? 1 : 0) * ldb;
-  const float* b2 = B + (NB > 2 ? 2 : 0) * ldb;
-  const float* b3 = B + (NB > 3 ? 3 : 0) * ldb;
-  const float* b4 = B + (NB > 4 ? 4 : 0) * ldb;
-  const float* b5 = B + (NB > 5 ? 5 : 0) * ldb;
+  // Column j of B (columns past NB are never read: they point at column 0).
+  const auto col = [&](int j) { return B + (j < NB ? j : 0) * ldb; };
+  const float *b0 = col(0), *b1 = col(1), *b2 = col(2), *b3 = col(3), *b4 = col(4), *b5 = col(5);
   for (Index k = 0; k < K; ++k) {
     const __m256 a0 = _mm256_loadu_ps(P + k * R);
     const __m256 a1 = _mm256_loadu_ps(P + k * R + 8);
-    __m256 b = _mm256_broadcast_ss(b0 + k);
-    c00 = _mm256_fmadd_ps(a0, b, c00);
-    c10 = _mm256_fmadd_ps(a1, b, c10);
-    if constexpr (NB > 1) {
-      b = _mm256_broadcast_ss(b1 + k);
-      c01 = _mm256_fmadd_ps(a0, b, c01);
-      c11 = _mm256_fmadd_ps(a1, b, c11);
-    }
-    if constexpr (NB > 2) {
-      b = _mm256_broadcast_ss(b2 + k);
-      c02 = _mm256_fmadd_ps(a0, b, c02);
-      c12 = _mm256_fmadd_ps(a1, b, c12);
-    }
-    if constexpr (NB > 3) {
-      b = _mm256_broadcast_ss(b3 + k);
-      c03 = _mm256_fmadd_ps(a0, b, c03);
-      c13 = _mm256_fmadd_ps(a1, b, c13);
-    }
-    if constexpr (NB > 4) {
-      b = _mm256_broadcast_ss(b4 + k);
-      c04 = _mm256_fmadd_ps(a0, b, c04);
-      c14 = _mm256_fmadd_ps(a1, b, c14);
-    }
-    if constexpr (NB > 5) {
-      b = _mm256_broadcast_ss(b5 + k);
-      c05 = _mm256_fmadd_ps(a0, b, c05);
-      c15 = _mm256_fmadd_ps(a1, b, c15);
-    }
+    tn_column<0, NB>(b0 + k, a0, a1, c00, c10);
+    tn_column<1, NB>(b1 + k, a0, a1, c01, c11);
+    tn_column<2, NB>(b2 + k, a0, a1, c02, c12);
+    tn_column<3, NB>(b3 + k, a0, a1, c03, c13);
+    tn_column<4, NB>(b4 + k, a0, a1, c04, c14);
+    tn_column<5, NB>(b5 + k, a0, a1, c05, c15);
   }
   const __m256 lo[6] = {c00, c01, c02, c03, c04, c05};
   const __m256 hi[6] = {c10, c11, c12, c13, c14, c15};
