@@ -311,6 +311,8 @@ class PyTrainer {
 
   // Returns (loss_means, seconds, diverged, diverged_batch): one entry per completed
   // epoch; orders is (n_epochs, N), one row per epoch.
+  bool splits_hidden_layer() const { return trainer_->splits_hidden_layer(); }
+
   py::tuple run_epochs(const Array<T>& X_arr, const Array<T>& T_arr,
                        const py::array_t<std::int64_t, py::array::c_style>& orders,
                        Index batch_size) {
@@ -350,7 +352,10 @@ void bind_trainer(py::module_& m) {
            py::arg("order").noconvert(), py::arg("batch_size"), py::arg("first_batch"),
            py::arg("n_batches"))
       .def("run_epochs", &PyTrainer<T>::run_epochs, py::arg("X").noconvert(),
-           py::arg("targets").noconvert(), py::arg("orders").noconvert(), py::arg("batch_size"));
+           py::arg("targets").noconvert(), py::arg("orders").noconvert(), py::arg("batch_size"))
+      .def_property_readonly("splits_hidden_layer", &PyTrainer<T>::splits_hidden_layer,
+                             "Whether this network trains with its hidden units split between "
+                             "two threads (hidden_split.hpp).");
 }
 
 template <class T>
@@ -465,6 +470,11 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
       py::arg("enabled"),
       "Benchmark hook: False sends every product to the BLAS, to compare (results then "
       "differ in rounding, not in meaning).");
+  m.def(
+      "_set_hidden_split", [](bool enabled) { densa::hidden_split_enabled().store(enabled); },
+      py::arg("enabled"),
+      "Benchmark and test hook: False trains every network through the general loop "
+      "(read when a Trainer is built; results then differ in rounding, not in meaning).");
   m.def("_slab_policy", [] {
     const auto& p = densa::slab_policy();
     return py::make_tuple(p.min_slab_flops, p.max_slabs, p.align);

@@ -20,6 +20,17 @@ void check_dense_shapes(const ConstWeightRef<T>& W, Index b_size, Index x_rows, 
                                         ".shape[1] must equal W.shape[1])");
 }
 
+// z += b, then y = f(z): the forward's element-wise part, on a block of z and y.
+template <class T>
+void bias_activation(Activation a, const ConstVectorRef<T>& b, BatchRef<T> z, BatchRef<T> y) {
+  if (detail::is_exact(a)) {
+    exact_bias_activation<T>(a, b, z, y);  // + b_{j-1} and y_j = f_j(z_j), one pass
+    return;
+  }
+  z.colwise() += b;          // + b_{j-1}
+  activation_f<T>(a, z, y);  // y_j = f_j(z_j)
+}
+
 // z_j = W_{j-1} y_{j-1} + b_{j-1};  y_j = f_j(z_j)
 template <class T>
 void dense_forward(const ConstWeightRef<T>& W, const ConstVectorRef<T>& b,
@@ -32,14 +43,7 @@ void dense_forward(const ConstWeightRef<T>& W, const ConstVectorRef<T>& b,
   gemm<T>(Op::T, Op::N, W.rows(), x.cols(), W.cols(), W.data(), W.outerStride(), x.data(),
           x.outerStride(), z.data(), z.outerStride(), T(0), Split::rows);
   for_column_blocks(z.cols(), z.size(), [&](Index lo, Index hi) {
-    BatchRef<T> zb = z.middleCols(lo, hi - lo);
-    BatchRef<T> yb = y.middleCols(lo, hi - lo);
-    if (detail::is_exact(a)) {
-      exact_bias_activation<T>(a, b, zb, yb);  // + b_{j-1} and y_j = f_j(z_j), one pass
-      return;
-    }
-    zb.colwise() += b;           // + b_{j-1}
-    activation_f<T>(a, zb, yb);  // y_j = f_j(z_j)
+    bias_activation<T>(a, b, z.middleCols(lo, hi - lo), y.middleCols(lo, hi - lo));
   });
 }
 

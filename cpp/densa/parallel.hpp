@@ -57,6 +57,59 @@ bool spin_until(Pred pred) {
   }
 }
 
+// A count that one thread raises and another waits for: "my part of batch k is
+// published". The waiter polls (spin_until), then sleeps on a condition variable, so
+// that a partner descheduled for long (a busy or oversubscribed machine) costs no CPU.
+// abort() wakes a waiter for good: its partner failed and will publish nothing more.
+class Signal {
+ public:
+  void publish(std::int64_t count) {
+    count_.store(count, std::memory_order_seq_cst);
+    // seq_cst on both sides (here, and sleepers_ then count_ in wait_for): either the
+    // waiter sees the new count, or this sees the waiter and wakes it.
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      wake_.notify_all();
+    }
+  }
+
+  // True once the count reaches `count`; false if aborted first.
+  bool wait_for(std::int64_t count) {
+    auto ready = [&] {
+      return count_.load(std::memory_order_acquire) >= count ||
+             aborted_.load(std::memory_order_acquire);
+    };
+    if (!spin_until(ready)) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      wake_.wait(lock, [&] {
+        return count_.load(std::memory_order_seq_cst) >= count ||
+               aborted_.load(std::memory_order_seq_cst);
+      });
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    }
+    return count_.load(std::memory_order_acquire) >= count;
+  }
+
+  void abort() {
+    aborted_.store(true, std::memory_order_seq_cst);
+    std::lock_guard<std::mutex> lock(mutex_);
+    wake_.notify_all();
+  }
+
+  void reset() {
+    count_.store(0);
+    aborted_.store(false);
+  }
+
+ private:
+  std::atomic<std::int64_t> count_{0};
+  std::atomic<bool> aborted_{false};
+  std::atomic<int> sleepers_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+};
+
 class ThreadPool {
  public:
   explicit ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {}
@@ -83,6 +136,24 @@ class ThreadPool {
       for (std::int64_t i = 0; i < n_tasks; ++i) task(i);
       return;
     }
+    dispatch(n_tasks, task);
+  }
+
+  // Runs task(0) and task(1) at the same time, on two threads, and returns true; or
+  // returns false at once, having run nothing, when the pool cannot promise a second
+  // thread (one thread set, or another caller holds the pool). For tasks that wait on
+  // each other, which run() could deadlock by running them one after the other. No
+  // thread can take both: it would have to finish one first, which needs the other.
+  bool run_pair(const std::function<void(std::int64_t)>& task) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (n_threads_ < 2 || !busy.owns_lock()) return false;
+    dispatch(2, task);
+    return true;
+  }
+
+ private:
+  // Spreads task(0..n_tasks) over the workers and the caller; the caller holds busy_.
+  void dispatch(std::int64_t n_tasks, const std::function<void(std::int64_t)>& task) {
     start_workers();
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -103,7 +174,6 @@ class ThreadPool {
     if (error_) std::rethrow_exception(error_);
   }
 
- private:
   // Claims task indices until none is left; runs on the caller and on every worker.
   void work() {
     for (;;) {

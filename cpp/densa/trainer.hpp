@@ -8,54 +8,17 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "dense.hpp"
+#include "hidden_split.hpp"
 #include "loss.hpp"
 #include "optimizer.hpp"
+#include "parameters.hpp"
 #include "types.hpp"
 
 namespace densa {
-
-// One layer's parameters and optimizer state, as raw pointers into caller-owned memory.
-// W is row-major n_out x n_in; b has n_out entries. State pointers are null when the
-// optimizer does not use them (plain SGD has no velocity).
-template <class T>
-struct LayerSlot {
-  T* W = nullptr;
-  T* b = nullptr;
-  Index n_in = 0;
-  Index n_out = 0;
-  Activation activation = Activation::identity;
-  T* state_W[2] = {nullptr, nullptr};  // SGD: velocity; Adam: m, v
-  T* state_b[2] = {nullptr, nullptr};
-};
-
-enum class OptimizerKind { sgd, adam };
-
-struct OptimizerConfig {
-  OptimizerKind kind = OptimizerKind::sgd;
-  SgdHyper sgd;
-  AdamHyper adam;
-  std::int64_t* step = nullptr;  // Adam's step count t, updated in place
-};
-
-struct RunResult {
-  double loss_sum = 0.0;      // Σ over completed batches of J_batch · batch size
-  Index samples = 0;          // samples in completed batches
-  Index batches = 0;          // completed batches (each one updated the parameters)
-  bool diverged = false;      // a batch's loss was NaN or inf: stopped before its update
-  Index diverged_batch = -1;  // index (within the epoch) of that batch
-};
-
-// Whole epochs run in one call (Trainer::run_epochs): the mean loss and wall time of each
-// completed one; a divergence stops the run inside epoch loss_mean.size().
-struct EpochsResult {
-  std::vector<double> loss_mean;  // per completed epoch: Σ J_batch · batch size / samples
-  std::vector<double> seconds;    // per completed epoch
-  bool diverged = false;
-  Index diverged_batch = -1;  // within the epoch that diverged
-};
 
 template <class T>
 class Trainer {
@@ -69,11 +32,7 @@ class Trainer {
     }
     if (opt_.kind == OptimizerKind::adam)
       DENSA_REQUIRE(opt_.step != nullptr, "trainer: no Adam step");
-    // Plain momentum SGD (the common case) folds v = μ v + dW into the dW product: the
-    // gradient of W is never stored, which saves a write and a read of a W-sized array
-    // per layer and batch (W3's first layer: 0.8 MB each), and its buffer.
-    fused_momentum_ = opt_.kind == OptimizerKind::sgd && opt_.sgd.momentum > 0.0 &&
-                      !opt_.sgd.nesterov && opt_.sgd.weight_decay == 0.0;
+    fused_momentum_ = fuses_momentum(opt_);
     const size_t K = layers_.size();
     x_.resize(layers_[0].n_in, max_batch_);
     t_.resize(layers_.back().n_out, max_batch_);
@@ -95,7 +54,13 @@ class Trainer {
       db_[j].resize(m);
     }
     db_tmp_.resize(widest);
+    if (hidden_split_applies(layers_, max_batch_)) {
+      split_ = std::make_unique<HiddenSplit<T>>(layers_, loss_, opt_, max_batch_);
+    }
   }
+
+  // Whether this network trains through HiddenSplit (both threads on one small network).
+  bool splits_hidden_layer() const { return split_ != nullptr; }
 
   Index n_in() const { return layers_.front().n_in; }
   Index n_out() const { return layers_.back().n_out; }
@@ -120,11 +85,12 @@ class Trainer {
     // Only the samples this run visits need checking: a full scan per chunk would cost
     // O(N) on every return to Python.
     const Index visit_end = std::min(n_order, end_batch * batch_size);
-    for (Index i = first_batch * batch_size; i < visit_end; ++i) {
-      DENSA_REQUIRE(order[i] >= 0 && order[i] < X.cols(),
-                    "trainer: order holds an index out of range: order[" + std::to_string(i) +
-                        "] = " + std::to_string(order[i]) + " but X has " +
-                        std::to_string(X.cols()) + " samples");
+    check_order(order, first_batch * batch_size, visit_end, X.cols());
+    if (split_) {
+      SplitRun s = split_->run(X, targets, order, 1, n_order, batch_size, first_batch, end_batch,
+                               velocity_scaled_);
+      if (s.epochs[0].diverged && velocity_scaled_) unscale_velocity();
+      return s.epochs[0];
     }
     for (Index bi = first_batch; bi < end_batch; ++bi) {
       const Index start = bi * batch_size;
@@ -155,6 +121,7 @@ class Trainer {
     out.loss_mean.reserve(static_cast<size_t>(n_epochs));
     out.seconds.reserve(static_cast<size_t>(n_epochs));
     const Index per_epoch = (n_order + batch_size - 1) / batch_size;
+    if (split_) return run_epochs_split(X, targets, orders, n_epochs, n_order, batch_size);
     for (Index e = 0; e < n_epochs; ++e) {
       const auto t0 = std::chrono::steady_clock::now();
       const RunResult r = run(X, targets, orders + e * n_order, n_order, batch_size, 0, per_epoch);
@@ -198,6 +165,14 @@ class Trainer {
       if (velocity_scaled_) unscale_velocity();  // the caller gets v back, not μ v
       return loss;
     }
+    if (fused_momentum_ && !velocity_scaled_) {  // v = μ v first (parameters.hpp says why)
+      for (const auto& L : layers_) {
+        const Index nW = L.n_out * L.n_in;
+        for_column_blocks(nW, nW,
+                          [&](Index lo, Index hi) { prescale_velocity<T>(opt_, L, lo, hi); });
+      }
+      velocity_scaled_ = true;
+    }
     // Backward, j = K..1; dx of layer j is dy of layer j-1.
     for (size_t jj = K; jj-- > 0;) {
       const auto& L = layers_[jj];
@@ -210,14 +185,47 @@ class Trainer {
       // Fused momentum: the velocity takes dW's place, v = dz yᵀ + μ v (see update()).
       WeightMap<T> dW = fused_momentum_ ? WeightMap<T>(L.state_W[0], L.n_out, L.n_in)
                                         : WeightMap<T>(dW_[jj].data(), L.n_out, L.n_in);
-      const T beta = !fused_momentum_   ? T(0)
-                     : velocity_scaled_ ? T(1)
-                                        : static_cast<T>(opt_.sgd.momentum);
+      const T beta = fused_momentum_ ? T(1) : T(0);  // v = dz yᵀ + (μ v), or dW = dz yᵀ
       dense_backward<T>(W, input(jj, bs), z_[jj].leftCols(bs), dy_[jj].leftCols(bs), L.activation,
                         dz_[jj].leftCols(bs), dW, db_[jj], db_tmp_, dx, need_dx, beta);
     }
     update(!last);
     return loss;
+  }
+
+  // run_epochs through HiddenSplit: every order is checked first, then all epochs run in
+  // one call, so that the second thread is woken once, not once per epoch.
+  EpochsResult run_epochs_split(const ConstBatchRef<T>& X, const ConstBatchRef<T>& targets,
+                                const std::int64_t* orders, Index n_epochs, Index n_order,
+                                Index batch_size) {
+    DENSA_REQUIRE(X.rows() == n_in(), "trainer: X has the wrong number of features");
+    DENSA_REQUIRE(targets.rows() == n_out() && targets.cols() == X.cols(),
+                  "trainer: targets do not match X or the output layer");
+    check_order(orders, 0, n_epochs * n_order, X.cols());
+    const Index per_epoch = (n_order + batch_size - 1) / batch_size;
+    SplitRun s = split_->run(X, targets, orders, n_epochs, n_order, batch_size, 0, per_epoch,
+                             velocity_scaled_);
+    EpochsResult out;
+    for (size_t e = 0; e < s.seconds.size(); ++e) {
+      out.loss_mean.push_back(s.epochs[e].loss_sum / static_cast<double>(s.epochs[e].samples));
+      out.seconds.push_back(s.seconds[e]);
+    }
+    if (s.seconds.size() < s.epochs.size() && s.epochs[s.seconds.size()].diverged) {
+      out.diverged = true;
+      out.diverged_batch = s.epochs[s.seconds.size()].diverged_batch;
+      if (velocity_scaled_) unscale_velocity();
+    }
+    return out;
+  }
+
+  // Every entry of order[lo, hi) must index one of X's n samples.
+  static void check_order(const std::int64_t* order, Index lo, Index hi, Index n) {
+    for (Index i = lo; i < hi; ++i) {
+      DENSA_REQUIRE(order[i] >= 0 && order[i] < n,
+                    "trainer: order holds an index out of range: order[" + std::to_string(i) +
+                        "] = " + std::to_string(order[i]) + " but X has " + std::to_string(n) +
+                        " samples");
+    }
   }
 
   ConstBatchRef<T> input(size_t j, Index bs) const {
@@ -241,37 +249,17 @@ class Trainer {
     velocity_scaled_ = prescale;
   }
 
-  // v = (μ v) / μ for every layer's W velocity: within one rounding of the v that μ v
-  // was formed from (only after a divergence, which stops the run).
   void unscale_velocity() {
-    const T mu = static_cast<T>(opt_.sgd.momentum);
-    for (auto& L : layers_) {
-      VectorMap<T>(L.state_W[0], L.n_out * L.n_in).array() /= mu;
-    }
+    densa::unscale_velocity<T>(opt_, layers_);
     velocity_scaled_ = false;
   }
 
   // Updates entries [lo, hi) of layer j's W (which = 0) or b (which = 1).
   void update_tensor(const LayerSlot<T>& L, int which, size_t j, Index lo, Index hi,
                      bool prescale) {
-    const Index len = hi - lo;
-    T* p = (which == 0 ? L.W : L.b) + lo;
-    T* const* state = which == 0 ? L.state_W : L.state_b;
-    VectorMap<T> theta(p, len);
-    if (which == 0 && fused_momentum_) {
-      // v = μ v + dW was formed by the dW product; what is left is θ -= lr v.
-      sgd_apply_velocity<T>(opt_.sgd, theta, VectorMap<T>(state[0] + lo, len), prescale);
-      return;
-    }
-    ConstVectorMap<T> grad((which == 0 ? dW_[j].data() : db_[j].data()) + lo, len);
-    if (opt_.kind == OptimizerKind::sgd) {
-      const bool mom = opt_.sgd.momentum > 0.0;
-      sgd_step<T>(opt_.sgd, theta, grad,
-                  VectorMap<T>(mom ? state[0] + lo : nullptr, mom ? len : 0));
-    } else {
-      adam_step<T>(opt_.adam, *opt_.step, theta, grad, VectorMap<T>(state[0] + lo, len),
-                   VectorMap<T>(state[1] + lo, len));
-    }
+    const T* grad = which == 0 ? dW_[j].data() : db_[j].data();
+    update_slice<T>(opt_, fused_momentum_, opt_.step ? *opt_.step : 0, L, which, grad, lo, hi,
+                    prescale);
   }
 
   std::vector<LayerSlot<T>> layers_;
@@ -289,6 +277,7 @@ class Trainer {
   // pass it otherwise makes over C to scale it by beta (on W3, 12% of all cycles went
   // to that pass). The last batch of a run leaves v itself, which the caller reads.
   bool velocity_scaled_ = false;
+  std::unique_ptr<HiddenSplit<T>> split_;  // set when hidden_split_applies
 };
 
 }  // namespace densa

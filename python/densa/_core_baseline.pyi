@@ -14,6 +14,11 @@ class Trainer_float32:
         ...
     def run_epochs(self, X: numpy.typing.NDArray[numpy.float32], targets: numpy.typing.NDArray[numpy.float32], orders: numpy.typing.NDArray[numpy.int64], batch_size: typing.SupportsInt | typing.SupportsIndex) -> tuple:
         ...
+    @property
+    def splits_hidden_layer(self) -> bool:
+        """
+        Whether this network trains with its hidden units split between two threads (hidden_split.hpp).
+        """
 class Trainer_float64:
     def __init__(self, Ws: list[numpy.typing.NDArray[numpy.float64]], bs: list[numpy.typing.NDArray[numpy.float64]], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.typing.NDArray[numpy.float64]]], state_b: list[list[numpy.typing.NDArray[numpy.float64]]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -21,6 +26,11 @@ class Trainer_float64:
         ...
     def run_epochs(self, X: numpy.typing.NDArray[numpy.float64], targets: numpy.typing.NDArray[numpy.float64], orders: numpy.typing.NDArray[numpy.int64], batch_size: typing.SupportsInt | typing.SupportsIndex) -> tuple:
         ...
+    @property
+    def splits_hidden_layer(self) -> bool:
+        """
+        Whether this network trains with its hidden units split between two threads (hidden_split.hpp).
+        """
 def _gemm_tn_applies(M: typing.SupportsInt | typing.SupportsIndex, N: typing.SupportsInt | typing.SupportsIndex, K: typing.SupportsInt | typing.SupportsIndex) -> bool:
     """
     Whether a float32 forward product of this shape runs on densa's own kernel (gemm_tn.hpp) rather than the BLAS (tests check both paths).
@@ -28,6 +38,10 @@ def _gemm_tn_applies(M: typing.SupportsInt | typing.SupportsIndex, N: typing.Sup
 def _set_gemm_tn(enabled: bool) -> None:
     """
     Benchmark hook: False sends every product to the BLAS, to compare (results then differ in rounding, not in meaning).
+    """
+def _set_hidden_split(enabled: bool) -> None:
+    """
+    Benchmark and test hook: False trains every network through the general loop (read when a Trainer is built; results then differ in rounding, not in meaning).
     """
 def _set_slab_policy(min_slab_flops: typing.SupportsFloat | typing.SupportsIndex, max_slabs: typing.SupportsInt | typing.SupportsIndex, align: typing.SupportsInt | typing.SupportsIndex) -> None:
     """

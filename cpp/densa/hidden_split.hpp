@@ -1,0 +1,388 @@
+// Training a network of two dense layers (one hidden layer) on two threads at once, by
+// splitting the hidden layer's units between them. Pure C++: nothing here knows Python.
+//
+// Why: a small network's products are too small to cut into slabs (gemm.hpp) and each
+// batch depends on the previous update, so the general loop (trainer.hpp) runs such a
+// network on one core. scikit-learn's digits network (64-64-10, batch 32) spends 7 of
+// its 9.5 us per batch in five products that are already near one core's peak.
+//
+// How: team t (t = 0, 1) owns hidden units [r_t, r_{t+1}): their rows of W1, b1, z1, y1,
+// dy1, dz1 and their columns of W2, and the same slices of every optimizer state. Per
+// batch, each team
+//   A  gathers the whole minibatch x (a private copy) and computes its units,
+//        z1_t = W1[r_t:r_t+1, :] x + b1_t,  y1_t = f1(z1_t),
+//      and its share of the output's product, P_t = W2[:, r_t:r_t+1] y1_t;
+//   -- publishes P_t and waits for the other team's (the one exchange of the batch);
+//   B  forms z2 = (P_0 + P_1) + b2 and everything of the output layer in private copies
+//      (both teams compute the same numbers, which costs less than a second exchange),
+//      then from its own slices only: its columns of dW2, dy1_t = W2[:, t]ᵀ dz2,
+//      dz1_t = dy1_t ⊙ f1'(z1_t), its rows of dW1, db1_t, and the updates of its slices.
+//      Team 0 also updates b2.
+// Nothing else is shared, so nothing else needs waiting for: a team's next batch reads
+// only its own rows of W1 and columns of W2. P and b2's snapshot alternate between two
+// buffers by batch parity: a team cannot write batch k+2's before the other has passed
+// batch k+1's exchange, i.e. finished reading batch k's.
+//
+// Results: every element is computed by the same code on the same operands whoever
+// runs it, and the split depends on the shape only. With one thread, or when the pool
+// is busy, one thread runs both teams' phases in turn: the same bits as two threads.
+// Only z2's sum over hidden units is formed as two partial products plus their sum, so
+// these networks round a little differently from the general loop (within the
+// reference tests' tolerances, like any change of summation order).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <vector>
+
+#include "dense.hpp"
+#include "gemm.hpp"
+#include "loss.hpp"
+#include "parallel.hpp"
+#include "parameters.hpp"
+#include "types.hpp"
+
+namespace densa {
+
+// Below this many flops per batch (all five products), the exchange (~0.3 us here) and
+// the duplicated output layer outweigh the halved products.
+inline constexpr double kSplitMinFlops = 2.0e5;
+
+// Off only to compare with the general loop (tests, benchmarks); on by default. Read
+// when a Trainer is built. Atomic: Python may flip it while another thread trains.
+inline std::atomic<bool>& hidden_split_enabled() {
+  static std::atomic<bool> enabled{true};
+  return enabled;
+}
+
+// Whether a network of these layers trains through HiddenSplit: two layers, a hidden
+// layer wide enough to halve (16 units a team at least), products too small to be cut
+// into slabs (larger ones already use every thread), and enough work per batch. A rule
+// of the shapes only, never of the thread count.
+template <class T>
+bool hidden_split_applies(const std::vector<LayerSlot<T>>& layers, Index max_batch) {
+  if (!hidden_split_enabled().load(std::memory_order_relaxed) || layers.size() != 2) return false;
+  const Index n = layers[0].n_in, h = layers[0].n_out, o = layers[1].n_out;
+  if (h < 32) return false;
+  const double flops = 2.0 * static_cast<double>(max_batch) * static_cast<double>(h) *
+                       (2.0 * static_cast<double>(n) + 3.0 * static_cast<double>(o));
+  if (flops < kSplitMinFlops) return false;
+  const bool one_slab =
+      plan_slabs(h, max_batch, n).count == 1 && plan_slabs(n, h, max_batch).count == 1 &&
+      plan_slabs(o, max_batch, h).count == 1 && plan_slabs(h, max_batch, o).count == 1;
+  return one_slab && elementwise_blocks(h * max_batch) == 1;
+}
+
+// Per-epoch outcome of HiddenSplit::run.
+struct SplitRun {
+  std::vector<RunResult> epochs;  // one per epoch started
+  std::vector<double> seconds;    // per completed epoch
+};
+
+template <class T>
+class HiddenSplit {
+ public:
+  HiddenSplit(const std::vector<LayerSlot<T>>& layers, Loss loss, const OptimizerConfig& opt,
+              Index max_batch)
+      : L1_(layers[0]), L2_(layers[1]), loss_(loss), opt_(opt), fused_(fuses_momentum(opt)) {
+    const Index n = L1_.n_in, h = L1_.n_out, o = L2_.n_out;
+    // The split point: half the units, on a multiple of 8 (whole SIMD vectors of rows).
+    bounds_ = {0, std::min(h, (h / 2 + 4) / 8 * 8), h};
+    const bool stores_gradient = !fused_;
+    for (int t = 0; t < 2; ++t) {
+      Team& tm = teams_[t];
+      const Index r = bounds_[t], m = rows(t);
+      tm.x.resize(n, max_batch);
+      tm.target.resize(o, max_batch);
+      for (auto* a : {&tm.z2, &tm.y2, &tm.dy2, &tm.dz2}) a->resize(o, max_batch);
+      for (auto* a : {&tm.z1, &tm.y1, &tm.dy1, &tm.dz1}) a->resize(m, max_batch);
+      tm.db_tmp.resize(std::max(m, o));
+      tm.db1.resize(m);
+      if (stores_gradient) {
+        tm.dW1.resize(m * n);
+        tm.dW2.resize(m * o);
+      }
+      // The team's rows of layer 1, in the caller's memory.
+      tm.hidden = L1_;
+      tm.hidden.n_out = m;
+      tm.hidden.W += r * n;
+      tm.hidden.b += r;
+      for (int k = 0; k < 2; ++k) {
+        if (L1_.state_W[k]) tm.hidden.state_W[k] += r * n;
+        if (L1_.state_b[k]) tm.hidden.state_b[k] += r;
+      }
+      // Its columns of W2 (and their optimizer state) live in private copies during a
+      // run, as the m x o column-major W2ᵀ slice: in the caller's row-major W2 they
+      // share a cache line with the other team's at every row, and the two cores would
+      // pass those lines back and forth on every update.
+      tm.w2.resize(m * o);
+      tm.out = L2_;
+      tm.out.n_in = m;
+      tm.out.W = tm.w2.data();
+      tm.out.b = nullptr;  // b2 is team 0's, updated in place
+      for (int k = 0; k < 2; ++k) {
+        tm.out.state_b[k] = nullptr;
+        if (L2_.state_W[k]) {
+          tm.w2_state[k].resize(m * o);
+          tm.out.state_W[k] = tm.w2_state[k].data();
+        }
+      }
+      for (auto& p : partial_[t]) p.resize(o, max_batch);
+      b2_copy_[t].resize(o);
+    }
+    db2_.resize(o);
+  }
+
+  // Epochs e = 0 .. n_epochs-1, each visiting batches [first_batch, end_batch) of the
+  // order at orders + e·n_order, as Trainer::run would, batch for batch. Stops before
+  // the update of the first batch whose loss is not finite. velocity_scaled: whether W's
+  // velocities hold μ v (trainer.hpp), on entry and on return.
+  SplitRun run(const ConstBatchRef<T>& X, const ConstBatchRef<T>& targets,
+               const std::int64_t* orders, Index n_epochs, Index n_order, Index batch_size,
+               Index first_batch, Index end_batch, bool& velocity_scaled) {
+    Job job{X, targets, orders, n_epochs, n_order, batch_size, first_batch, end_batch};
+    job.out.epochs.resize(static_cast<size_t>(n_epochs));
+    job.scaled_in = velocity_scaled;
+    job.step0 = opt_.kind == OptimizerKind::adam ? *opt_.step : 0;
+    for (auto& s : signals_) s.reset();
+    const auto team_task = [&](std::int64_t t) { run_team(job, static_cast<int>(t)); };
+    if (!thread_pool().run_pair(team_task)) run_interleaved(job);
+    if (job.error) std::rethrow_exception(job.error);
+    velocity_scaled = job.scaled_out;
+    if (opt_.kind == OptimizerKind::adam) *opt_.step = job.step0 + job.updates;
+    return std::move(job.out);
+  }
+
+ private:
+  struct Team {
+    Matrix<T> x, target;         // the gathered minibatch (private copies)
+    Matrix<T> z2, y2, dy2, dz2;  // the output layer (private copies)
+    Matrix<T> z1, y1, dy1, dz1;  // the team's hidden units only
+    Vector<T> db_tmp;            // aligned scratch for the bias gradients
+    Vector<T> db1, dW1, dW2;     // the team's gradients (dW*: unless fused momentum)
+    LayerSlot<T> hidden;         // the team's rows of layer 1 (the caller's memory)
+    LayerSlot<T> out;            // the team's columns of W2: w2, w2_state (no b)
+    Vector<T> w2, w2_state[2];
+  };
+
+  struct Job {
+    const ConstBatchRef<T>& X;
+    const ConstBatchRef<T>& targets;
+    const std::int64_t* orders;
+    Index n_epochs, n_order, batch_size, first_batch, end_batch;
+    SplitRun out;
+    bool scaled_in = false;    // W's velocities hold μ v on entry
+    bool scaled_out = false;   // ... on return (written by team 0 only, when it ends)
+    std::int64_t step0 = 0;    // Adam's t before the run
+    std::int64_t updates = 0;  // batches that updated the parameters
+    std::exception_ptr error;  // the first failure of either team
+    std::atomic<bool> failed{false};
+  };
+
+  // Batch `bi` of epoch e: its first sample's position in the orders and its size.
+  static Index batch_start(const Job& job, Index e, Index bi) {
+    return e * job.n_order + bi * job.batch_size;
+  }
+  static Index batch_len(const Job& job, Index bi) {
+    return std::min(job.batch_size, job.n_order - bi * job.batch_size);
+  }
+
+  Index rows(int t) const { return bounds_[t + 1] - bounds_[t]; }
+
+  // One team's whole run, concurrently with the other's. Both teams walk the same
+  // batches and see the same losses, so they stop at the same batch.
+  void run_team(Job& job, int t) {
+    copy_w2(t, true);
+    try {
+      std::int64_t k = 0;  // the batch's position in the run
+      bool scaled = job.scaled_in;
+      bool go = true;
+      for (Index e = 0; go && e < job.n_epochs; ++e) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (Index bi = job.first_batch; go && bi < job.end_batch; ++bi) {
+          phase_a(job, t, e, bi, k);
+          signals_[t].publish(k + 1);
+          go = signals_[1 - t].wait_for(k + 1);  // false: the other team failed
+          go = go && phase_b(job, t, e, bi, k, scaled);
+          k += go;
+        }
+        if (go && t == 0) record_epoch_time(job, t0);
+      }
+      finish(job, t, k, scaled);
+    } catch (...) {
+      fail(job);
+    }
+    copy_w2(t, false);
+  }
+
+  // Both teams' phases in turn on the calling thread: the same work, the same bits.
+  void run_interleaved(Job& job) {
+    copy_w2(0, true);
+    copy_w2(1, true);
+    try {
+      std::int64_t k = 0;
+      bool scaled = job.scaled_in;
+      bool go = true;
+      for (Index e = 0; go && e < job.n_epochs; ++e) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (Index bi = job.first_batch; go && bi < job.end_batch; ++bi) {
+          phase_a(job, 0, e, bi, k);
+          phase_a(job, 1, e, bi, k);
+          bool scaled1 = scaled;
+          go = phase_b(job, 0, e, bi, k, scaled);
+          phase_b(job, 1, e, bi, k, scaled1);
+          k += go;
+        }
+        if (go) record_epoch_time(job, t0);
+      }
+      finish(job, 0, k, scaled);
+    } catch (...) {
+      fail(job);
+    }
+    copy_w2(0, false);
+    copy_w2(1, false);
+  }
+
+  // Team 0 reports: k batches updated, velocities left as `scaled` says.
+  static void finish(Job& job, int t, std::int64_t k, bool scaled) {
+    if (t != 0) return;
+    job.updates = k;
+    job.scaled_out = scaled;
+  }
+
+  void fail(Job& job) {
+    if (!job.failed.exchange(true)) job.error = std::current_exception();
+    for (auto& s : signals_) s.abort();
+  }
+
+  static void record_epoch_time(Job& job, std::chrono::steady_clock::time_point t0) {
+    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+    job.out.seconds.push_back(dt.count());
+  }
+
+  // Team t's columns of W2 and of its optimizer state: into the private copies (in),
+  // or back to the caller's arrays (out), which happens however the run ends.
+  void copy_w2(int t, bool in) noexcept {
+    Team& tm = teams_[t];
+    const Index h = L1_.n_out, o = L2_.n_out, r = bounds_[t], m = rows(t);
+    auto copy = [&](T* caller, T* mine) {
+      if (!caller) return;
+      for (Index i = 0; i < o; ++i) {
+        T* row = caller + i * h + r;  // W2[i, r:r+m]
+        if (in) {
+          std::copy(row, row + m, mine + i * m);
+        } else {
+          std::copy(mine + i * m, mine + (i + 1) * m, row);
+        }
+      }
+    };
+    copy(L2_.W, tm.out.W);
+    for (int k = 0; k < 2; ++k) copy(L2_.state_W[k], tm.out.state_W[k]);
+  }
+
+  // Phase A of batch bi of epoch e (the k-th of the run) for team t; see the header.
+  void phase_a(Job& job, int t, Index e, Index bi, std::int64_t k) {
+    Team& tm = teams_[t];
+    const Index bs = batch_len(job, bi), n = L1_.n_in, o = L2_.n_out, m = rows(t);
+    const std::int64_t* idx = job.orders + batch_start(job, e, bi);
+    gather(job.X, idx, bs, tm.x.data());
+    gather(job.targets, idx, bs, tm.target.data());
+    // z1_t = W1[r:r+m, :] x + b1_t;  y1_t = f1(z1_t)
+    BatchRef<T> z1 = tm.z1.leftCols(bs), y1 = tm.y1.leftCols(bs);
+    gemm<T>(Op::T, Op::N, m, bs, n, tm.hidden.W, n, tm.x.data(), n, z1.data(), m);
+    bias_activation<T>(L1_.activation, ConstVectorMap<T>(tm.hidden.b, m), z1, y1);
+    // P_t = W2[:, r:r+m] y1_t   (the private copy is W2ᵀ's rows r.., column-major)
+    Matrix<T>& P = partial_[t][k & 1];
+    gemm<T>(Op::T, Op::N, o, bs, m, tm.out.W, m, y1.data(), m, P.data(), o);
+    if (t == 0) b2_copy_[k & 1] = ConstVectorMap<T>(L2_.b, o);  // b2 as of this batch
+  }
+
+  // Columns idx[0..bs) of the column-major `from` into the contiguous `to`.
+  static void gather(const ConstBatchRef<T>& from, const std::int64_t* idx, Index bs, T* to) {
+    const Index rows = from.rows(), ld = from.outerStride();
+    for (Index c = 0; c < bs; ++c) {
+      const T* col = from.data() + static_cast<Index>(idx[c]) * ld;
+      std::copy(col, col + rows, to + c * rows);
+    }
+  }
+
+  // Phase B; false when the batch's loss is not finite (nothing was updated). scaled:
+  // whether W's velocities hold μ v from the batch before, updated for the next.
+  bool phase_b(Job& job, int t, Index e, Index bi, std::int64_t k, bool& scaled) {
+    Team& tm = teams_[t];
+    const Index bs = batch_len(job, bi), n = L1_.n_in, o = L2_.n_out, m = rows(t);
+    // z2 = (P_0 + P_1) + b2;  y2 = f2(z2);  dy2 = dJ/dy2 and the loss J
+    BatchRef<T> z2 = tm.z2.leftCols(bs), y2 = tm.y2.leftCols(bs);
+    BatchRef<T> dy2 = tm.dy2.leftCols(bs), dz2 = tm.dz2.leftCols(bs);
+    z2.noalias() = partial_[0][k & 1].leftCols(bs) + partial_[1][k & 1].leftCols(bs);
+    bias_activation<T>(L2_.activation, b2_copy_[k & 1], z2, y2);
+    const T loss = loss_forward_backward<T>(loss_, y2, tm.target.leftCols(bs), &dy2);
+    if (!std::isfinite(static_cast<double>(loss))) {
+      if (t == 0) {
+        RunResult& res = job.out.epochs[static_cast<size_t>(e)];
+        res.diverged = true;
+        res.diverged_batch = bi;
+      }
+      return false;
+    }
+    const bool last = bi + 1 == job.end_batch;
+    if (fused_ && !scaled) {  // the run's first batch: v = μ v (parameters.hpp says why)
+      prescale_velocity<T>(opt_, tm.hidden, 0, m * n);
+      prescale_velocity<T>(opt_, tm.out, 0, m * o);
+    }
+    const T beta = fused_ ? T(1) : T(0);                   // v = dz yᵀ + (μ v), or dW = dz yᵀ
+    activation_backward<T>(L2_.activation, z2, dy2, dz2);  // dz2 = dy2 ⊙ f2'(z2)
+    // The team's columns of dW2 = dz2 · y1ᵀ (as W2ᵀ's rows, column-major), or of the
+    // velocity under fused momentum (v = dz2 · y1ᵀ + μ v, trainer.hpp).
+    T* dW2 = fused_ ? tm.out.state_W[0] : tm.dW2.data();
+    ConstBatchRef<T> y1 = tm.y1.leftCols(bs);
+    gemm<T>(Op::N, Op::T, m, o, bs, y1.data(), m, dz2.data(), o, dW2, m, beta);
+    // dy1_t = W2[:, r:r+m]ᵀ dz2;  dz1_t = dy1_t ⊙ f1'(z1_t)
+    BatchRef<T> dy1 = tm.dy1.leftCols(bs), dz1 = tm.dz1.leftCols(bs);
+    gemm<T>(Op::N, Op::N, m, bs, o, tm.out.W, m, dz2.data(), o, dy1.data(), m);
+    activation_backward<T>(L1_.activation, tm.z1.leftCols(bs), dy1, dz1);
+    // The team's rows of dW1 = dz1 · xᵀ (dW1ᵀ's columns), or of the velocity.
+    T* dW1 = fused_ ? tm.hidden.state_W[0] : tm.dW1.data();
+    gemm<T>(Op::N, Op::T, n, m, bs, tm.x.data(), n, dz1.data(), m, dW1, n, beta);
+    // db = sum(dz, axis=1), through the aligned scratch (dense.hpp says why)
+    tm.db_tmp.head(m).noalias() = dz1.rowwise().sum();
+    tm.db1 = tm.db_tmp.head(m);
+    if (t == 0) {
+      tm.db_tmp.head(o).noalias() = dz2.rowwise().sum();
+      db2_ = tm.db_tmp.head(o);
+    }
+    // The updates of the team's slices; Adam's t counts the run's updates so far.
+    const bool prescale = fused_ && !last;
+    const std::int64_t adam_t = job.step0 + k + 1;  // every batch before k updated
+    update_slice<T>(opt_, fused_, adam_t, tm.hidden, 0, tm.dW1.data(), 0, m * n, prescale);
+    update_slice<T>(opt_, fused_, adam_t, tm.hidden, 1, tm.db1.data(), 0, m, false);
+    update_slice<T>(opt_, fused_, adam_t, tm.out, 0, tm.dW2.data(), 0, m * o, prescale);
+    if (t == 0) {
+      update_slice<T>(opt_, fused_, adam_t, L2_, 1, db2_.data(), 0, o, false);
+      RunResult& res = job.out.epochs[static_cast<size_t>(e)];
+      res.loss_sum += static_cast<double>(loss) * static_cast<double>(bs);
+      res.samples += bs;
+      res.batches += 1;
+    }
+    scaled = prescale;
+    return true;
+  }
+
+  LayerSlot<T> L1_, L2_;
+  Loss loss_;
+  OptimizerConfig opt_;
+  bool fused_;
+  std::array<Index, 3> bounds_{};
+  std::array<Team, 2> teams_;
+  std::array<std::array<Matrix<T>, 2>, 2> partial_;  // [team][batch parity]: P_t
+  std::array<Vector<T>, 2> b2_copy_;                 // [batch parity]: b2 for z2
+  Vector<T> db2_;
+  std::array<Signal, 2> signals_;  // [team]: batches whose P_t is published
+};
+
+}  // namespace densa
