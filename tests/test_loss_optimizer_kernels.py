@@ -40,6 +40,28 @@ SHAPES = [pytest.param(_shape(s), id=f"seed{s}") for s in range(4)] + [
 ]
 
 
+@dtypes
+@pytest.mark.parametrize("name", LOSSES)
+def test_dy_of_a_sample_does_not_depend_on_its_batch(name, dtype):
+    # The softmax works on blocks of 16 samples, transposed (loss.hpp); every sample must
+    # still get the same bits at any place in a block, and from a misaligned copy.
+    rng = np.random.default_rng(7)
+    n, m = 37, 10  # two full blocks and a partial one
+    out = (3 * rng.standard_normal((n, m))).astype(dtype)
+    t = _targets(rng, name, n, m, dtype)
+    _, dy = native.loss_backward(name, out, t)
+    for j in (0, 5, 15, 16, 31, 36):
+        # dy carries the batch's 1/N: compare with a batch of the same N, every sample
+        # of which is sample j.
+        tiled = np.repeat(out[j : j + 1], n, axis=0), np.repeat(t[j : j + 1], n, axis=0)
+        _, same_n = native.loss_backward(name, *tiled)
+        for row in same_n:
+            np.testing.assert_array_equal(row, dy[j], err_msg=f"sample {j} at every place")
+    shifted = np.empty(out.size + 1, dtype)[1:].reshape(out.shape)  # not aligned to 64 B
+    shifted[...] = out
+    np.testing.assert_array_equal(native.loss_backward(name, shifted, t)[1], dy)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @dtypes
 @pytest.mark.parametrize("name", LOSSES)

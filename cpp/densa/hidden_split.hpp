@@ -38,6 +38,8 @@
 #include <cmath>
 #include <cstdint>
 #include <exception>
+#include <optional>
+#include <thread>
 #include <vector>
 
 #include "dense.hpp"
@@ -93,49 +95,25 @@ class HiddenSplit {
     const Index n = L1_.n_in, h = L1_.n_out, o = L2_.n_out;
     // The split point: half the units, on a multiple of 8 (whole SIMD vectors of rows).
     bounds_ = {0, std::min(h, (h / 2 + 4) / 8 * 8), h};
-    const bool stores_gradient = !fused_;
     for (int t = 0; t < 2; ++t) {
       Team& tm = teams_[t];
-      const Index r = bounds_[t], m = rows(t);
+      const Index m = rows(t);
       tm.x.resize(n, max_batch);
       tm.target.resize(o, max_batch);
       for (auto* a : {&tm.z2, &tm.y2, &tm.dy2, &tm.dz2}) a->resize(o, max_batch);
       for (auto* a : {&tm.z1, &tm.y1, &tm.dy1, &tm.dz1}) a->resize(m, max_batch);
-      tm.db_tmp.resize(std::max(m, o));
-      tm.db1.resize(m);
-      if (stores_gradient) {
-        tm.dW1.resize(m * n);
-        tm.dW2.resize(m * o);
-      }
-      // The team's rows of layer 1, in the caller's memory.
-      tm.hidden = L1_;
-      tm.hidden.n_out = m;
-      tm.hidden.W += r * n;
-      tm.hidden.b += r;
-      for (int k = 0; k < 2; ++k) {
-        if (L1_.state_W[k]) tm.hidden.state_W[k] += r * n;
-        if (L1_.state_b[k]) tm.hidden.state_b[k] += r;
-      }
-      // Its columns of W2 (and their optimizer state) live in private copies during a
-      // run, as the m x o column-major W2ᵀ slice: in the caller's row-major W2 they
-      // share a cache line with the other team's at every row, and the two cores would
-      // pass those lines back and forth on every update.
-      tm.w2.resize(m * o);
-      tm.out = L2_;
-      tm.out.n_in = m;
-      tm.out.W = tm.w2.data();
-      tm.out.b = nullptr;  // b2 is team 0's, updated in place
-      for (int k = 0; k < 2; ++k) {
-        tm.out.state_b[k] = nullptr;
-        if (L2_.state_W[k]) {
-          tm.w2_state[k].resize(m * o);
-          tm.out.state_W[k] = tm.w2_state[k].data();
-        }
-      }
+      tm.db_tmp.resize(std::max(m, o), 1);
+      tm.db1.resize(m, 1);
+      tm.db2.resize(o, 1);
+      tm.dW1.resize(fused_ ? 0 : m * n, 1);  // fused momentum keeps dW in the velocity
+      tm.dW2.resize(fused_ ? 0 : m * o, 1);
+      // The team's slices, as private copies during a run (LineBuffer says why).
+      tm.hidden = private_slot(L1_, m, n, tm.hidden_mem);
+      tm.out = private_slot(L2_, o, m, tm.out_mem);  // W2ᵀ's rows: m x o column-major
+      if (t == 0) tm.bias2 = private_slot(L2_, o, 0, tm.bias2_mem);
       for (auto& p : partial_[t]) p.resize(o, max_batch);
-      b2_copy_[t].resize(o);
+      b2_copy_[t].resize(o, 1);
     }
-    db2_.resize(o);
   }
 
   // Epochs e = 0 .. n_epochs-1, each visiting batches [first_batch, end_batch) of the
@@ -151,7 +129,9 @@ class HiddenSplit {
     job.step0 = opt_.kind == OptimizerKind::adam ? *opt_.step : 0;
     for (auto& s : signals_) s.reset();
     const auto team_task = [&](std::int64_t t) { run_team(job, static_cast<int>(t)); };
-    if (!thread_pool().run_pair(team_task)) run_interleaved(job);
+    // Two threads only where two CPUs are allowed: on one, the teams would take turns a
+    // time slice at a time.
+    if (allowed_cpus() < 2 || !thread_pool().run_pair(team_task)) run_interleaved(job);
     if (job.error) std::rethrow_exception(job.error);
     velocity_scaled = job.scaled_out;
     if (opt_.kind == OptimizerKind::adam) *opt_.step = job.step0 + job.updates;
@@ -159,15 +139,22 @@ class HiddenSplit {
   }
 
  private:
+  // Storage of a private slice: W (or b) and up to two optimizer states.
+  struct SliceMem {
+    LineBuffer<T> param, state[2];
+  };
+
   struct Team {
-    Matrix<T> x, target;         // the gathered minibatch (private copies)
-    Matrix<T> z2, y2, dy2, dz2;  // the output layer (private copies)
-    Matrix<T> z1, y1, dy1, dz1;  // the team's hidden units only
-    Vector<T> db_tmp;            // aligned scratch for the bias gradients
-    Vector<T> db1, dW1, dW2;     // the team's gradients (dW*: unless fused momentum)
-    LayerSlot<T> hidden;         // the team's rows of layer 1 (the caller's memory)
-    LayerSlot<T> out;            // the team's columns of W2: w2, w2_state (no b)
-    Vector<T> w2, w2_state[2];
+    LineBuffer<T> x, target;         // the gathered minibatch
+    LineBuffer<T> z2, y2, dy2, dz2;  // the output layer (both teams compute it)
+    LineBuffer<T> z1, y1, dy1, dz1;  // the team's hidden units only
+    LineBuffer<T> db_tmp;            // aligned scratch for the bias gradients
+    LineBuffer<T> db1, db2, dW1, dW2;
+    // Private copies of the team's slices: its rows of W1 and b1 (`hidden`, m x n), its
+    // columns of W2 (`out`, stored as W2ᵀ's rows, m x o column-major), and for team 0
+    // b2 (`bias2`). Each with its optimizer state.
+    LayerSlot<T> hidden, out, bias2;
+    SliceMem hidden_mem[2], out_mem[2], bias2_mem[2];  // [0]: W (or b), [1]: the bias
   };
 
   struct Job {
@@ -182,7 +169,33 @@ class HiddenSplit {
     std::int64_t updates = 0;  // batches that updated the parameters
     std::exception_ptr error;  // the first failure of either team
     std::atomic<bool> failed{false};
+    const std::thread::id caller = std::this_thread::get_id();
+    std::atomic<int> cpu[2] = {-1, -1};  // [team]: the CPU it ran its last batch on
   };
+
+  // A slot over private buffers shaped like (rows x cols) W values and `rows` b values
+  // (cols = 0: b only), with the optimizer state L has.
+  static LayerSlot<T> private_slot(const LayerSlot<T>& L, Index rows, Index cols,
+                                   SliceMem (&mem)[2]) {
+    LayerSlot<T> s = L;
+    s.n_out = rows;
+    s.n_in = cols;
+    for (int which = 0; which < 2; ++which) {
+      const Index size = which == 0 ? rows * cols : rows;
+      SliceMem& sm = mem[which];
+      sm.param.resize(size, 1);
+      T*& param = which == 0 ? s.W : s.b;
+      param = sm.param.data();
+      for (int k = 0; k < 2; ++k) {
+        T*& state = which == 0 ? s.state_W[k] : s.state_b[k];
+        if (state) {
+          sm.state[k].resize(size, 1);
+          state = sm.state[k].data();
+        }
+      }
+    }
+    return s;
+  }
 
   // Batch `bi` of epoch e: its first sample's position in the orders and its size.
   static Index batch_start(const Job& job, Index e, Index bi) {
@@ -197,7 +210,11 @@ class HiddenSplit {
   // One team's whole run, concurrently with the other's. Both teams walk the same
   // batches and see the same losses, so they stop at the same batch.
   void run_team(Job& job, int t) {
-    copy_w2(t, true);
+    copy_slices(t, true);
+    // The team on the pool's worker leaves the caller's CPU if it finds itself on it
+    // (parallel.hpp, current_cpu, says why), until the run ends.
+    const bool on_worker = std::this_thread::get_id() != job.caller;
+    std::optional<AvoidCpu> apart;
     try {
       std::int64_t k = 0;  // the batch's position in the run
       bool scaled = job.scaled_in;
@@ -206,8 +223,14 @@ class HiddenSplit {
         const auto t0 = std::chrono::steady_clock::now();
         for (Index bi = job.first_batch; go && bi < job.end_batch; ++bi) {
           phase_a(job, t, e, bi, k);
+          const int cpu = current_cpu();
+          job.cpu[t].store(cpu, std::memory_order_relaxed);
           signals_[t].publish(k + 1);
           go = signals_[1 - t].wait_for(k + 1);  // false: the other team failed
+          if (on_worker && !apart && cpu >= 0 &&
+              job.cpu[1 - t].load(std::memory_order_relaxed) == cpu) {
+            apart.emplace(cpu);
+          }
           go = go && phase_b(job, t, e, bi, k, scaled);
           k += go;
         }
@@ -217,13 +240,13 @@ class HiddenSplit {
     } catch (...) {
       fail(job);
     }
-    copy_w2(t, false);
+    copy_slices(t, false);
   }
 
   // Both teams' phases in turn on the calling thread: the same work, the same bits.
   void run_interleaved(Job& job) {
-    copy_w2(0, true);
-    copy_w2(1, true);
+    copy_slices(0, true);
+    copy_slices(1, true);
     try {
       std::int64_t k = 0;
       bool scaled = job.scaled_in;
@@ -244,8 +267,8 @@ class HiddenSplit {
     } catch (...) {
       fail(job);
     }
-    copy_w2(0, false);
-    copy_w2(1, false);
+    copy_slices(0, false);
+    copy_slices(1, false);
   }
 
   // Team 0 reports: k batches updated, velocities left as `scaled` says.
@@ -265,24 +288,38 @@ class HiddenSplit {
     job.out.seconds.push_back(dt.count());
   }
 
-  // Team t's columns of W2 and of its optimizer state: into the private copies (in),
-  // or back to the caller's arrays (out), which happens however the run ends.
-  void copy_w2(int t, bool in) noexcept {
+  // Team t's slices of the parameters and of their optimizer state: into its private
+  // copies (in), or back to the caller's arrays (out), which happens however a run ends.
+  void copy_slices(int t, bool in) noexcept {
     Team& tm = teams_[t];
-    const Index h = L1_.n_out, o = L2_.n_out, r = bounds_[t], m = rows(t);
-    auto copy = [&](T* caller, T* mine) {
+    const Index n = L1_.n_in, h = L1_.n_out, o = L2_.n_out, r = bounds_[t], m = rows(t);
+    // `count` runs of `len` values, run i at caller + i·stride, packed in `mine`.
+    auto copy = [in](T* caller, T* mine, Index count, Index len, Index stride) {
       if (!caller) return;
-      for (Index i = 0; i < o; ++i) {
-        T* row = caller + i * h + r;  // W2[i, r:r+m]
+      for (Index i = 0; i < count; ++i) {
         if (in) {
-          std::copy(row, row + m, mine + i * m);
+          std::copy(caller + i * stride, caller + i * stride + len, mine + i * len);
         } else {
-          std::copy(mine + i * m, mine + (i + 1) * m, row);
+          std::copy(mine + i * len, mine + (i + 1) * len, caller + i * stride);
         }
       }
     };
-    copy(L2_.W, tm.out.W);
-    for (int k = 0; k < 2; ++k) copy(L2_.state_W[k], tm.out.state_W[k]);
+    // W1's rows r..r+m and b1's entries (contiguous).
+    copy(L1_.W ? L1_.W + r * n : nullptr, tm.hidden.W, 1, m * n, 0);
+    copy(L1_.b + r, tm.hidden.b, 1, m, 0);
+    for (int k = 0; k < 2; ++k) {
+      copy(L1_.state_W[k] ? L1_.state_W[k] + r * n : nullptr, tm.hidden.state_W[k], 1, m * n, 0);
+      copy(L1_.state_b[k] ? L1_.state_b[k] + r : nullptr, tm.hidden.state_b[k], 1, m, 0);
+    }
+    // W2[i, r:r+m] for every output i (strided).
+    copy(L2_.W + r, tm.out.W, o, m, h);
+    for (int k = 0; k < 2; ++k) {
+      copy(L2_.state_W[k] ? L2_.state_W[k] + r : nullptr, tm.out.state_W[k], o, m, h);
+    }
+    if (t == 0) {  // b2
+      copy(L2_.b, tm.bias2.b, 1, o, 0);
+      for (int k = 0; k < 2; ++k) copy(L2_.state_b[k], tm.bias2.state_b[k], 1, o, 0);
+    }
   }
 
   // Phase A of batch bi of epoch e (the k-th of the run) for team t; see the header.
@@ -293,13 +330,15 @@ class HiddenSplit {
     gather(job.X, idx, bs, tm.x.data());
     gather(job.targets, idx, bs, tm.target.data());
     // z1_t = W1[r:r+m, :] x + b1_t;  y1_t = f1(z1_t)
-    BatchRef<T> z1 = tm.z1.leftCols(bs), y1 = tm.y1.leftCols(bs);
+    BatchRef<T> z1 = tm.z1.cols(bs), y1 = tm.y1.cols(bs);
     gemm<T>(Op::T, Op::N, m, bs, n, tm.hidden.W, n, tm.x.data(), n, z1.data(), m);
     bias_activation<T>(L1_.activation, ConstVectorMap<T>(tm.hidden.b, m), z1, y1);
     // P_t = W2[:, r:r+m] y1_t   (the private copy is W2ᵀ's rows r.., column-major)
-    Matrix<T>& P = partial_[t][k & 1];
+    LineBuffer<T>& P = partial_[t][k & 1];
     gemm<T>(Op::T, Op::N, o, bs, m, tm.out.W, m, y1.data(), m, P.data(), o);
-    if (t == 0) b2_copy_[k & 1] = ConstVectorMap<T>(L2_.b, o);  // b2 as of this batch
+    if (t == 0) {  // b2 as of this batch, for both teams' z2
+      std::copy(tm.bias2.b, tm.bias2.b + o, b2_copy_[k & 1].data());
+    }
   }
 
   // Columns idx[0..bs) of the column-major `from` into the contiguous `to`.
@@ -317,11 +356,11 @@ class HiddenSplit {
     Team& tm = teams_[t];
     const Index bs = batch_len(job, bi), n = L1_.n_in, o = L2_.n_out, m = rows(t);
     // z2 = (P_0 + P_1) + b2;  y2 = f2(z2);  dy2 = dJ/dy2 and the loss J
-    BatchRef<T> z2 = tm.z2.leftCols(bs), y2 = tm.y2.leftCols(bs);
-    BatchRef<T> dy2 = tm.dy2.leftCols(bs), dz2 = tm.dz2.leftCols(bs);
-    z2.noalias() = partial_[0][k & 1].leftCols(bs) + partial_[1][k & 1].leftCols(bs);
-    bias_activation<T>(L2_.activation, b2_copy_[k & 1], z2, y2);
-    const T loss = loss_forward_backward<T>(loss_, y2, tm.target.leftCols(bs), &dy2);
+    BatchRef<T> z2 = tm.z2.cols(bs), y2 = tm.y2.cols(bs);
+    BatchRef<T> dy2 = tm.dy2.cols(bs), dz2 = tm.dz2.cols(bs);
+    z2.noalias() = partial_[0][k & 1].cols(bs) + partial_[1][k & 1].cols(bs);
+    bias_activation<T>(L2_.activation, b2_copy_[k & 1].vec(), z2, y2);
+    const T loss = loss_forward_backward<T>(loss_, y2, tm.target.cols(bs), &dy2);
     if (!std::isfinite(static_cast<double>(loss))) {
       if (t == 0) {
         RunResult& res = job.out.epochs[static_cast<size_t>(e)];
@@ -340,21 +379,22 @@ class HiddenSplit {
     // The team's columns of dW2 = dz2 · y1ᵀ (as W2ᵀ's rows, column-major), or of the
     // velocity under fused momentum (v = dz2 · y1ᵀ + μ v, trainer.hpp).
     T* dW2 = fused_ ? tm.out.state_W[0] : tm.dW2.data();
-    ConstBatchRef<T> y1 = tm.y1.leftCols(bs);
-    gemm<T>(Op::N, Op::T, m, o, bs, y1.data(), m, dz2.data(), o, dW2, m, beta);
+    const T* y1 = tm.y1.data();
+    gemm<T>(Op::N, Op::T, m, o, bs, y1, m, dz2.data(), o, dW2, m, beta);
     // dy1_t = W2[:, r:r+m]ᵀ dz2;  dz1_t = dy1_t ⊙ f1'(z1_t)
-    BatchRef<T> dy1 = tm.dy1.leftCols(bs), dz1 = tm.dz1.leftCols(bs);
+    BatchRef<T> dy1 = tm.dy1.cols(bs), dz1 = tm.dz1.cols(bs);
     gemm<T>(Op::N, Op::N, m, bs, o, tm.out.W, m, dz2.data(), o, dy1.data(), m);
-    activation_backward<T>(L1_.activation, tm.z1.leftCols(bs), dy1, dz1);
+    activation_backward<T>(L1_.activation, tm.z1.cols(bs), dy1, dz1);
     // The team's rows of dW1 = dz1 · xᵀ (dW1ᵀ's columns), or of the velocity.
     T* dW1 = fused_ ? tm.hidden.state_W[0] : tm.dW1.data();
     gemm<T>(Op::N, Op::T, n, m, bs, tm.x.data(), n, dz1.data(), m, dW1, n, beta);
     // db = sum(dz, axis=1), through the aligned scratch (dense.hpp says why)
-    tm.db_tmp.head(m).noalias() = dz1.rowwise().sum();
-    tm.db1 = tm.db_tmp.head(m);
+    auto db_tmp = tm.db_tmp.vec();
+    db_tmp.head(m).noalias() = dz1.rowwise().sum();
+    tm.db1.vec() = db_tmp.head(m);
     if (t == 0) {
-      tm.db_tmp.head(o).noalias() = dz2.rowwise().sum();
-      db2_ = tm.db_tmp.head(o);
+      db_tmp.head(o).noalias() = dz2.rowwise().sum();
+      tm.db2.vec() = db_tmp.head(o);
     }
     // The updates of the team's slices; Adam's t counts the run's updates so far.
     const bool prescale = fused_ && !last;
@@ -363,7 +403,7 @@ class HiddenSplit {
     update_slice<T>(opt_, fused_, adam_t, tm.hidden, 1, tm.db1.data(), 0, m, false);
     update_slice<T>(opt_, fused_, adam_t, tm.out, 0, tm.dW2.data(), 0, m * o, prescale);
     if (t == 0) {
-      update_slice<T>(opt_, fused_, adam_t, L2_, 1, db2_.data(), 0, o, false);
+      update_slice<T>(opt_, fused_, adam_t, tm.bias2, 1, tm.db2.data(), 0, o, false);
       RunResult& res = job.out.epochs[static_cast<size_t>(e)];
       res.loss_sum += static_cast<double>(loss) * static_cast<double>(bs);
       res.samples += bs;
@@ -373,16 +413,15 @@ class HiddenSplit {
     return true;
   }
 
-  LayerSlot<T> L1_, L2_;
+  LayerSlot<T> L1_, L2_;  // the caller's arrays
   Loss loss_;
   OptimizerConfig opt_;
   bool fused_;
   std::array<Index, 3> bounds_{};
   std::array<Team, 2> teams_;
-  std::array<std::array<Matrix<T>, 2>, 2> partial_;  // [team][batch parity]: P_t
-  std::array<Vector<T>, 2> b2_copy_;                 // [batch parity]: b2 for z2
-  Vector<T> db2_;
-  std::array<Signal, 2> signals_;  // [team]: batches whose P_t is published
+  std::array<std::array<LineBuffer<T>, 2>, 2> partial_;  // [team][batch parity]: P_t
+  std::array<LineBuffer<T>, 2> b2_copy_;                 // [batch parity]: b2 for z2
+  std::array<Signal, 2> signals_;                        // [team]: batches whose P_t is published
 };
 
 }  // namespace densa
