@@ -341,6 +341,18 @@ class HiddenSplit {
     }
   }
 
+  // z2 = (P_0 + P_1) + b2 for the first bs samples of the batch of parity `parity`, in
+  // one pass (o x bs, contiguous).
+  void sum_partials(std::int64_t parity, Index bs, T* z2) const {
+    const Index o = L2_.n_out;
+    const T* p0 = partial_[0][parity].data();
+    const T* p1 = partial_[1][parity].data();
+    const T* b = b2_copy_[parity].data();
+    for (Index c = 0; c < bs; ++c) {
+      for (Index i = 0; i < o; ++i) z2[c * o + i] = (p0[c * o + i] + p1[c * o + i]) + b[i];
+    }
+  }
+
   // Columns idx[0..bs) of the column-major `from` into the contiguous `to`.
   static void gather(const ConstBatchRef<T>& from, const std::int64_t* idx, Index bs, T* to) {
     const Index rows = from.rows(), ld = from.outerStride();
@@ -356,10 +368,13 @@ class HiddenSplit {
     Team& tm = teams_[t];
     const Index bs = batch_len(job, bi), n = L1_.n_in, o = L2_.n_out, m = rows(t);
     // z2 = (P_0 + P_1) + b2;  y2 = f2(z2);  dy2 = dJ/dy2 and the loss J
-    BatchRef<T> z2 = tm.z2.cols(bs), y2 = tm.y2.cols(bs);
-    BatchRef<T> dy2 = tm.dy2.cols(bs), dz2 = tm.dz2.cols(bs);
-    z2.noalias() = partial_[0][k & 1].cols(bs) + partial_[1][k & 1].cols(bs);
-    bias_activation<T>(L2_.activation, b2_copy_[k & 1].vec(), z2, y2);
+    // An identity output (the usual one under softmax cross-entropy) has y2 = z2 and
+    // dz2 = dy2 · 1 = dy2 exactly: neither is copied.
+    const bool identity_out = L2_.activation == Activation::identity;
+    BatchRef<T> z2 = tm.z2.cols(bs), y2 = identity_out ? z2 : tm.y2.cols(bs);
+    BatchRef<T> dy2 = tm.dy2.cols(bs), dz2 = identity_out ? dy2 : tm.dz2.cols(bs);
+    sum_partials(k & 1, bs, z2.data());
+    if (!identity_out) activation_f<T>(L2_.activation, z2, y2);
     const T loss = loss_forward_backward<T>(loss_, y2, tm.target.cols(bs), &dy2);
     if (!std::isfinite(static_cast<double>(loss))) {
       if (t == 0) {
@@ -374,8 +389,8 @@ class HiddenSplit {
       prescale_velocity<T>(opt_, tm.hidden, 0, m * n);
       prescale_velocity<T>(opt_, tm.out, 0, m * o);
     }
-    const T beta = fused_ ? T(1) : T(0);                   // v = dz yᵀ + (μ v), or dW = dz yᵀ
-    activation_backward<T>(L2_.activation, z2, dy2, dz2);  // dz2 = dy2 ⊙ f2'(z2)
+    const T beta = fused_ ? T(1) : T(0);  // v = dz yᵀ + (μ v), or dW = dz yᵀ
+    if (!identity_out) activation_backward<T>(L2_.activation, z2, dy2, dz2);  // dy2 ⊙ f2'(z2)
     // The team's columns of dW2 = dz2 · y1ᵀ (as W2ᵀ's rows, column-major), or of the
     // velocity under fused momentum (v = dz2 · y1ᵀ + μ v, trainer.hpp).
     T* dW2 = fused_ ? tm.out.state_W[0] : tm.dW2.data();
