@@ -222,7 +222,7 @@ class HiddenSplit {
       for (Index e = 0; go && e < job.n_epochs; ++e) {
         const auto t0 = std::chrono::steady_clock::now();
         for (Index bi = job.first_batch; go && bi < job.end_batch; ++bi) {
-          phase_a(job, t, e, bi, k);
+          phase_a(job, t, e, bi, k, false);
           const int cpu = current_cpu();
           job.cpu[t].store(cpu, std::memory_order_relaxed);
           signals_[t].publish(k + 1);
@@ -231,7 +231,7 @@ class HiddenSplit {
               job.cpu[1 - t].load(std::memory_order_relaxed) == cpu) {
             apart.emplace(cpu);
           }
-          go = go && phase_b(job, t, e, bi, k, scaled);
+          go = go && phase_b(job, t, e, bi, k, scaled, false);
           k += go;
         }
         if (go && t == 0) record_epoch_time(job, t0);
@@ -254,11 +254,13 @@ class HiddenSplit {
       for (Index e = 0; go && e < job.n_epochs; ++e) {
         const auto t0 = std::chrono::steady_clock::now();
         for (Index bi = job.first_batch; go && bi < job.end_batch; ++bi) {
-          phase_a(job, 0, e, bi, k);
-          phase_a(job, 1, e, bi, k);
+          // Team 1 reuses team 0's minibatch and output layer: both teams compute the same
+          // numbers there, so this gives the same bits without the duplicated work.
+          phase_a(job, 0, e, bi, k, false);
+          phase_a(job, 1, e, bi, k, true);
           bool scaled1 = scaled;
-          go = phase_b(job, 0, e, bi, k, scaled);
-          phase_b(job, 1, e, bi, k, scaled1);
+          go = phase_b(job, 0, e, bi, k, scaled, false);
+          if (go) phase_b(job, 1, e, bi, k, scaled1, true);
           k += go;
         }
         if (go) record_epoch_time(job, t0);
@@ -323,15 +325,19 @@ class HiddenSplit {
   }
 
   // Phase A of batch bi of epoch e (the k-th of the run) for team t; see the header.
-  void phase_a(Job& job, int t, Index e, Index bi, std::int64_t k) {
+  // reuse: take team 0's gathered minibatch (one thread running both teams in turn).
+  void phase_a(Job& job, int t, Index e, Index bi, std::int64_t k, bool reuse) {
     Team& tm = teams_[t];
     const Index bs = batch_len(job, bi), n = L1_.n_in, o = L2_.n_out, m = rows(t);
-    const std::int64_t* idx = job.orders + batch_start(job, e, bi);
-    gather(job.X, idx, bs, tm.x.data());
-    gather(job.targets, idx, bs, tm.target.data());
+    const T* x = reuse ? teams_[0].x.data() : tm.x.data();
+    if (!reuse) {
+      const std::int64_t* idx = job.orders + batch_start(job, e, bi);
+      gather(job.X, idx, bs, tm.x.data());
+      gather(job.targets, idx, bs, tm.target.data());
+    }
     // z1_t = W1[r:r+m, :] x + b1_t;  y1_t = f1(z1_t)
     BatchRef<T> z1 = tm.z1.cols(bs), y1 = tm.y1.cols(bs);
-    gemm<T>(Op::T, Op::N, m, bs, n, tm.hidden.W, n, tm.x.data(), n, z1.data(), m);
+    gemm<T>(Op::T, Op::N, m, bs, n, tm.hidden.W, n, x, n, z1.data(), m);
     bias_activation<T>(L1_.activation, ConstVectorMap<T>(tm.hidden.b, m), z1, y1);
     // P_t = W2[:, r:r+m] y1_t   (the private copy is W2ᵀ's rows r.., column-major)
     LineBuffer<T>& P = partial_[t][k & 1];
@@ -364,18 +370,24 @@ class HiddenSplit {
 
   // Phase B; false when the batch's loss is not finite (nothing was updated). scaled:
   // whether W's velocities hold μ v from the batch before, updated for the next.
-  bool phase_b(Job& job, int t, Index e, Index bi, std::int64_t k, bool& scaled) {
+  // reuse: take team 0's minibatch and output layer, computed just before (one thread
+  // running both teams in turn; team 0 found the loss finite).
+  bool phase_b(Job& job, int t, Index e, Index bi, std::int64_t k, bool& scaled, bool reuse) {
     Team& tm = teams_[t];
+    Team& io = reuse ? teams_[0] : tm;  // the minibatch and the output layer
     const Index bs = batch_len(job, bi), n = L1_.n_in, o = L2_.n_out, m = rows(t);
     // z2 = (P_0 + P_1) + b2;  y2 = f2(z2);  dy2 = dJ/dy2 and the loss J
     // An identity output (the usual one under softmax cross-entropy) has y2 = z2 and
     // dz2 = dy2 · 1 = dy2 exactly: neither is copied.
     const bool identity_out = L2_.activation == Activation::identity;
-    BatchRef<T> z2 = tm.z2.cols(bs), y2 = identity_out ? z2 : tm.y2.cols(bs);
-    BatchRef<T> dy2 = tm.dy2.cols(bs), dz2 = identity_out ? dy2 : tm.dz2.cols(bs);
-    sum_partials(k & 1, bs, z2.data());
-    if (!identity_out) activation_f<T>(L2_.activation, z2, y2);
-    const T loss = loss_forward_backward<T>(loss_, y2, tm.target.cols(bs), &dy2);
+    BatchRef<T> z2 = io.z2.cols(bs), y2 = identity_out ? z2 : io.y2.cols(bs);
+    BatchRef<T> dy2 = io.dy2.cols(bs), dz2 = identity_out ? dy2 : io.dz2.cols(bs);
+    T loss = T(0);
+    if (!reuse) {
+      sum_partials(k & 1, bs, z2.data());
+      if (!identity_out) activation_f<T>(L2_.activation, z2, y2);
+      loss = loss_forward_backward<T>(loss_, y2, tm.target.cols(bs), &dy2);
+    }
     if (!std::isfinite(static_cast<double>(loss))) {
       if (t == 0) {
         RunResult& res = job.out.epochs[static_cast<size_t>(e)];
@@ -390,7 +402,9 @@ class HiddenSplit {
       prescale_velocity<T>(opt_, tm.out, 0, m * o);
     }
     const T beta = fused_ ? T(1) : T(0);  // v = dz yᵀ + (μ v), or dW = dz yᵀ
-    if (!identity_out) activation_backward<T>(L2_.activation, z2, dy2, dz2);  // dy2 ⊙ f2'(z2)
+    if (!identity_out && !reuse) {
+      activation_backward<T>(L2_.activation, z2, dy2, dz2);  // dz2 = dy2 ⊙ f2'(z2)
+    }
     // The team's columns of dW2 = dz2 · y1ᵀ (as W2ᵀ's rows, column-major), or of the
     // velocity under fused momentum (v = dz2 · y1ᵀ + μ v, trainer.hpp).
     T* dW2 = fused_ ? tm.out.state_W[0] : tm.dW2.data();
@@ -402,7 +416,7 @@ class HiddenSplit {
     activation_backward<T>(L1_.activation, tm.z1.cols(bs), dy1, dz1);
     // The team's rows of dW1 = dz1 · xᵀ (dW1ᵀ's columns), or of the velocity.
     T* dW1 = fused_ ? tm.hidden.state_W[0] : tm.dW1.data();
-    gemm<T>(Op::N, Op::T, n, m, bs, tm.x.data(), n, dz1.data(), m, dW1, n, beta);
+    gemm<T>(Op::N, Op::T, n, m, bs, io.x.data(), n, dz1.data(), m, dW1, n, beta);
     // db = sum(dz, axis=1), through the aligned scratch (dense.hpp says why)
     auto db_tmp = tm.db_tmp.vec();
     db_tmp.head(m).noalias() = dz1.rowwise().sum();
