@@ -170,7 +170,8 @@ class HiddenSplit {
     std::exception_ptr error;  // the first failure of either team
     std::atomic<bool> failed{false};
     const std::thread::id caller = std::this_thread::get_id();
-    std::atomic<int> cpu[2] = {-1, -1};  // [team]: the CPU it ran its last batch on
+    std::atomic<int> cpu[2] = {-1, -1};   // [team]: the CPU it ran its last batch on
+    std::atomic<int> team_on_caller{-1};  // set before the first exchange, read after
   };
 
   // A slot over private buffers shaped like (rows x cols) W values and `rows` b values
@@ -213,7 +214,9 @@ class HiddenSplit {
     copy_slices(t, true);
     // The team on the pool's worker leaves the caller's CPU if it finds itself on it
     // (parallel.hpp, current_cpu, says why), until the run ends.
-    const bool on_worker = std::this_thread::get_id() != job.caller;
+    // With more than two threads, both teams may be on workers: then team 1 moves.
+    const bool on_caller = std::this_thread::get_id() == job.caller;
+    if (on_caller) job.team_on_caller.store(t, std::memory_order_relaxed);
     std::optional<AvoidCpu> apart;
     try {
       std::int64_t k = 0;  // the batch's position in the run
@@ -227,7 +230,9 @@ class HiddenSplit {
           job.cpu[t].store(cpu, std::memory_order_relaxed);
           signals_[t].publish(k + 1);
           go = signals_[1 - t].wait_for(k + 1);  // false: the other team failed
-          if (on_worker && !apart && cpu >= 0 &&
+          const int caller_team = job.team_on_caller.load(std::memory_order_relaxed);
+          const bool mover = !on_caller && (caller_team == 1 - t || (caller_team < 0 && t == 1));
+          if (mover && !apart && cpu >= 0 &&
               job.cpu[1 - t].load(std::memory_order_relaxed) == cpu) {
             apart.emplace(cpu);
           }
