@@ -16,6 +16,7 @@ that run many epochs do so in float64.
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
 import time
 
@@ -39,6 +40,22 @@ def _net(sizes, backend, dtype="float32"):
 
 def _params(net):
     return [p.copy() for layer in net.layers for p in (layer.W, layer.b)]
+
+
+@pytest.fixture(autouse=True)
+def python_handles_sigint():
+    """Python's own Ctrl-C handler for each test, whatever the process inherited.
+
+    A process started in the background by a non-interactive shell inherits SIGINT
+    ignored, and Python then installs no handler: ``_thread.interrupt_main`` does nothing
+    and every fit below would run its 10**6 epochs. Under Python's handler, the tests
+    see what a user pressing Ctrl-C in a terminal sees.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="module")
