@@ -10,12 +10,12 @@
 // dy1, dz1 and their columns of W2, and the same slices of every optimizer state. Per
 // batch, each team
 //   A  gathers the whole minibatch x (a private copy) and computes its units,
-//        z1_t = W1[r_t:r_t+1, :] x + b1_t,  y1_t = f1(z1_t),
-//      and its share of the output's product, P_t = W2[:, r_t:r_t+1] y1_t;
+//        z1_t = W1[r_t:r_{t+1}, :] x + b1_t,  y1_t = f1(z1_t),
+//      and its share of the output's product, P_t = W2[:, r_t:r_{t+1}] y1_t;
 //   -- publishes P_t and waits for the other team's (the one exchange of the batch);
 //   B  forms z2 = (P_0 + P_1) + b2 and everything of the output layer in private copies
 //      (both teams compute the same numbers, which costs less than a second exchange),
-//      then from its own slices only: its columns of dW2, dy1_t = W2[:, t]ᵀ dz2,
+//      then from its own slices only: its columns of dW2, dy1_t = W2[:, r_t:r_{t+1}]ᵀ dz2,
 //      dz1_t = dy1_t ⊙ f1'(z1_t), its rows of dW1, db1_t, and the updates of its slices.
 //      Team 0 also updates b2.
 // Nothing else is shared, so nothing else needs waiting for: a team's next batch reads
@@ -23,9 +23,16 @@
 // buffers by batch parity: a team cannot write batch k+2's before the other has passed
 // batch k+1's exchange, i.e. finished reading batch k's.
 //
+// Each team trains on private copies of its slices, on cache lines of their own, copied
+// in when a run call starts and back however it ends (LineBuffer, parallel.hpp, says
+// why). The team on the pool's worker leaves the caller's CPU if it finds itself on it
+// (current_cpu, parallel.hpp).
+//
 // Results: every element is computed by the same code on the same operands whoever
-// runs it, and the split depends on the shape only. With one thread, or when the pool
-// is busy, one thread runs both teams' phases in turn: the same bits as two threads.
+// runs it, and the split depends on the shape only. With one thread, when the pool is
+// busy, or where the process may use one CPU only, one thread runs both teams' phases
+// in turn, team 1 reusing team 0's minibatch and output layer: the same bits as two
+// threads, without the duplicated work.
 // Only z2's sum over hidden units is formed as two partial products plus their sum, so
 // these networks round a little differently from the general loop (within the
 // reference tests' tolerances, like any change of summation order).
