@@ -24,9 +24,9 @@
 // batch k+1's exchange, i.e. finished reading batch k's.
 //
 // Each team trains on private copies of its slices, on cache lines of their own, copied
-// in when a run call starts and back however it ends (LineBuffer, parallel.hpp, says
+// in when a run call starts and back however it ends (LineBuffer, teamwork.hpp, says
 // why). The team on the pool's worker leaves the caller's CPU if it finds itself on it
-// (current_cpu, parallel.hpp).
+// (current_cpu, teamwork.hpp).
 //
 // Results: every element is computed by the same code on the same operands whoever
 // runs it, and the split depends on the shape only. With one thread, when the pool is
@@ -54,6 +54,7 @@
 #include "loss.hpp"
 #include "parallel.hpp"
 #include "parameters.hpp"
+#include "teamwork.hpp"
 #include "types.hpp"
 
 namespace densa {
@@ -220,7 +221,7 @@ class HiddenSplit {
   void run_team(Job& job, int t) {
     copy_slices(t, true);
     // The team on the pool's worker leaves the caller's CPU if it finds itself on it
-    // (parallel.hpp, current_cpu, says why), until the run ends.
+    // (teamwork.hpp, current_cpu, says why), until the run ends.
     // With more than two threads, both teams may be on workers: then team 1 moves.
     const bool on_caller = std::this_thread::get_id() == job.caller;
     if (on_caller) job.team_on_caller.store(t, std::memory_order_relaxed);

@@ -1,0 +1,181 @@
+// What two threads working on one training batch need (hidden_split.hpp): a count one
+// publishes and the other waits for, control over which CPU a thread runs on, and
+// buffers that never share a cache line. Pure C++: nothing here knows Python.
+#pragma once
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <thread>
+
+#include "parallel.hpp"
+#include "types.hpp"
+
+namespace densa {
+
+// A count that one thread raises and another waits for: "my part of batch k is
+// published". The waiter polls (spin_until), then sleeps on a condition variable, so
+// that a partner descheduled for long (a busy or oversubscribed machine) costs no CPU.
+// abort() wakes a waiter for good: its partner failed and will publish nothing more.
+class alignas(64) Signal {  // its own cache line: the two teams' signals sit side by side
+ public:
+  void publish(std::int64_t count) {
+    count_.store(count, std::memory_order_seq_cst);
+    // seq_cst on both sides (here, and sleepers_ then count_ in wait_for): either the
+    // waiter sees the new count, or this sees the waiter and wakes it.
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      wake_.notify_all();
+    }
+  }
+
+  // True once the count reaches `count`; false if aborted first.
+  bool wait_for(std::int64_t count) {
+    auto ready = [&] {
+      return count_.load(std::memory_order_acquire) >= count ||
+             aborted_.load(std::memory_order_acquire);
+    };
+    // First a tight poll, without spin_until's sched_yield calls: the partner usually
+    // arrives within microseconds, and a yield (a system call, ~1-2 us on this virtual
+    // machine) in progress when it does delays the waiter by as much, which measured
+    // 1.7 us per batch of the hidden split.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    for (unsigned i = 1; !ready(); ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+      if ((i & 255) == 0 && std::chrono::steady_clock::now() > deadline) break;
+    }
+    if (!ready() && !spin_until(ready)) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      wake_.wait(lock, [&] {
+        return count_.load(std::memory_order_seq_cst) >= count ||
+               aborted_.load(std::memory_order_seq_cst);
+      });
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    }
+    return count_.load(std::memory_order_acquire) >= count;
+  }
+
+  void abort() {
+    aborted_.store(true, std::memory_order_seq_cst);
+    std::lock_guard<std::mutex> lock(mutex_);
+    wake_.notify_all();
+  }
+
+  void reset() {
+    count_.store(0);
+    aborted_.store(false);
+  }
+
+ private:
+  std::atomic<std::int64_t> count_{0};
+  std::atomic<bool> aborted_{false};
+  std::atomic<int> sleepers_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+};
+
+// Which CPUs threads run on (Linux; elsewhere these report "unknown" and do nothing).
+//
+// Why: two threads that wait on each other every few microseconds (hidden_split.hpp)
+// must run on different CPUs. When a pool worker is woken, Linux tends to place it on
+// the CPU of the thread that woke it (the two share a cache); both then spin on one CPU,
+// taking turns a time slice at a time, until the load balancer separates them
+// milliseconds later. Measured: a digits fit 2.5x slower than on one thread.
+
+// The CPU the calling thread is on, or -1 if unknown.
+inline int current_cpu() {
+#if defined(__linux__)
+  return sched_getcpu();
+#else
+  return -1;
+#endif
+}
+
+// How many CPUs the calling thread may run on (at least 1).
+inline int allowed_cpus() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (pthread_getaffinity_np(pthread_self(), sizeof set, &set) == 0) {
+    return std::max(1, CPU_COUNT(&set));
+  }
+#endif
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// While alive, keeps the calling thread off one CPU (its affinity mask without it; no
+// change if that would leave no CPU); restores the thread's mask when destroyed.
+class AvoidCpu {
+ public:
+  explicit AvoidCpu(int cpu) {
+#if defined(__linux__)
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return;
+    if (pthread_getaffinity_np(pthread_self(), sizeof saved_, &saved_) != 0) return;
+    cpu_set_t without = saved_;
+    CPU_CLR(cpu, &without);
+    if (CPU_COUNT(&without) == 0) return;
+    active_ = pthread_setaffinity_np(pthread_self(), sizeof without, &without) == 0;
+#else
+    (void)cpu;
+#endif
+  }
+  AvoidCpu(const AvoidCpu&) = delete;
+  AvoidCpu& operator=(const AvoidCpu&) = delete;
+  ~AvoidCpu() {
+#if defined(__linux__)
+    if (active_) pthread_setaffinity_np(pthread_self(), sizeof saved_, &saved_);
+#endif
+  }
+
+ private:
+#if defined(__linux__)
+  cpu_set_t saved_{};
+#endif
+  bool active_ = false;
+};
+
+// A column-major rows x cols buffer on whole cache lines of its own: 64-byte aligned,
+// its size rounded up to a multiple of 64 bytes. Buffers that different threads write
+// then never share a line, which the two cores would otherwise pass back and forth on
+// every write (false sharing: it made the hidden split's batches up to 1.5x slower,
+// depending on where the allocator happened to put them).
+template <class T>
+class LineBuffer {
+ public:
+  void resize(Index rows, Index cols) {
+    const std::size_t bytes = static_cast<std::size_t>(std::max<Index>(rows * cols, 1)) * sizeof(T);
+    T* p = static_cast<T*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+    if (!p) throw std::bad_alloc();
+    mem_.reset(p);
+    rows_ = rows;
+    cols_ = cols;
+  }
+  T* data() const { return mem_.get(); }
+  Index rows() const { return rows_; }
+  Index size() const { return rows_ * cols_; }
+  // The first n columns, as a matrix.
+  Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>> cols(Index n) const {
+    return {mem_.get(), rows_, n};
+  }
+  Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> vec() const { return {mem_.get(), size()}; }
+
+ private:
+  struct Free {
+    void operator()(T* p) const { std::free(p); }
+  };
+  std::unique_ptr<T, Free> mem_;
+  Index rows_ = 0, cols_ = 0;
+};
+
+}  // namespace densa
