@@ -114,6 +114,39 @@ def copies(arrays):
     return [copies(a) if isinstance(a, list) else a.copy() for a in arrays]
 
 
+class TrainerOnCopies:
+    """A backend's Trainer over its own copies of ``Ws`` and ``bs``, with zeroed optimizer
+    state (a velocity for SGD; m and v, and a step count, for Adam)."""
+
+    def __init__(self, backend, Ws, bs, activations, loss, optimizer, hyper, max_batch):
+        self.Ws, self.bs = copies(Ws), copies(bs)
+        n_state = 1 if optimizer == "sgd" else 2
+        self.state_W = [[np.zeros_like(W) for _ in range(n_state)] for W in self.Ws]
+        self.state_b = [[np.zeros_like(b) for _ in range(n_state)] for b in self.bs]
+        self.step = np.zeros(1, dtype=np.int64) if optimizer == "adam" else None
+        self.trainer = backend.Trainer(
+            self.Ws,
+            self.bs,
+            list(activations),
+            loss,
+            optimizer,
+            hyper,
+            self.state_W,
+            self.state_b,
+            self.step,
+            max_batch,
+        )
+
+    def arrays(self):
+        """The trained arrays by name (W0, b0, state0_W0, ...), live, not copies."""
+        named = {f"W{j}": W for j, W in enumerate(self.Ws)}
+        named.update({f"b{j}": b for j, b in enumerate(self.bs)})
+        for j, (sW, sb) in enumerate(zip(self.state_W, self.state_b)):
+            named.update({f"state{k}_W{j}": s for k, s in enumerate(sW)})
+            named.update({f"state{k}_b{j}": s for k, s in enumerate(sb)})
+        return named
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -17,7 +17,7 @@ import pytest
 
 import densa
 from densa import _core, native, reference
-from helpers import assert_matches, copies
+from helpers import TrainerOnCopies, assert_matches
 
 SGD = {"lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
 MOMENTUM = {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
@@ -77,30 +77,14 @@ def orders(n_epochs, seed=1):
     return np.stack([rng.permutation(N_SAMPLES) for _ in range(n_epochs)]).astype(np.int64)
 
 
-class Run:
+class Run(TrainerOnCopies):
     """One trainer over its own copies of the parameters and optimizer state."""
 
     def __init__(self, backend, config, shape, dtype, seed=0):
         loss, activations, optimizer, hyper = CONFIGS[config]
         Ws, bs, self.X, self.T = make_problem(shape, loss, dtype, seed)
         self.batch = shape[3]
-        self.Ws, self.bs = copies(Ws), copies(bs)
-        n_state = 1 if optimizer == "sgd" else 2
-        self.state_W = [[np.zeros_like(W) for _ in range(n_state)] for W in self.Ws]
-        self.state_b = [[np.zeros_like(b) for _ in range(n_state)] for b in self.bs]
-        self.step = np.zeros(1, dtype=np.int64) if optimizer == "adam" else None
-        self.trainer = backend.Trainer(
-            self.Ws,
-            self.bs,
-            list(activations),
-            loss,
-            optimizer,
-            hyper,
-            self.state_W,
-            self.state_b,
-            self.step,
-            self.batch,
-        )
+        super().__init__(backend, Ws, bs, activations, loss, optimizer, hyper, self.batch)
 
     def run(self, order, first_batch=0, n_batches=10**6):
         return self.trainer.run(self.X, self.T, order, self.batch, first_batch, n_batches)
@@ -109,11 +93,8 @@ class Run:
         return self.trainer.run_epochs(self.X, self.T, orders_, self.batch)
 
     def arrays(self):
-        named = {f"W{j}": W for j, W in enumerate(self.Ws)}
-        named.update({f"b{j}": b for j, b in enumerate(self.bs)})
-        for j, (sW, sb) in enumerate(zip(self.state_W, self.state_b)):
-            named.update({f"state{k}_W{j}": s for k, s in enumerate(sW)})
-            named.update({f"state{k}_b{j}": s for k, s in enumerate(sb)})
+        """Copies of every trained array, Adam's step count included."""
+        named = super().arrays()
         if self.step is not None:
             named["step"] = self.step
         return {k: v.copy() for k, v in named.items()}

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from densa import native
-from helpers import BACKENDS, DTYPES, assert_matches, copies
+from helpers import BACKENDS, DTYPES, TrainerOnCopies, assert_matches
 
 N_SAMPLES, BATCH, EPOCHS = 50, 8, 3  # 50 = 6·8 + 2
 N_BATCHES = -(-N_SAMPLES // BATCH)
@@ -72,38 +72,14 @@ def make_problem(dtype, loss, seed=0):
     return Ws, bs, X, T.astype(dtype)
 
 
-class Run:
+class Run(TrainerOnCopies):
     """One backend's trainer over its own copies of the parameters and state."""
 
     def __init__(self, backend, Ws, bs, activations, loss, optimizer, hyper, max_batch=BATCH):
-        self.Ws, self.bs = copies(Ws), copies(bs)
-        n_state = 1 if optimizer == "sgd" else 2
-        self.state_W = [[np.zeros_like(W) for _ in range(n_state)] for W in self.Ws]
-        self.state_b = [[np.zeros_like(b) for _ in range(n_state)] for b in self.bs]
-        self.step = np.zeros(1, dtype=np.int64) if optimizer == "adam" else None
-        self.trainer = backend.Trainer(
-            self.Ws,
-            self.bs,
-            list(activations),
-            loss,
-            optimizer,
-            hyper,
-            self.state_W,
-            self.state_b,
-            self.step,
-            max_batch,
-        )
+        super().__init__(backend, Ws, bs, activations, loss, optimizer, hyper, max_batch)
 
     def run(self, X, T, order, first_batch=0, n_batches=10**6):
         return self.trainer.run(X, T, order, BATCH, first_batch, n_batches)
-
-    def arrays(self):
-        named = {f"W{j}": W for j, W in enumerate(self.Ws)}
-        named.update({f"b{j}": b for j, b in enumerate(self.bs)})
-        for j, (sW, sb) in enumerate(zip(self.state_W, self.state_b)):
-            named.update({f"state{k}_W{j}": s for k, s in enumerate(sW)})
-            named.update({f"state{k}_b{j}": s for k, s in enumerate(sb)})
-        return named
 
 
 def pair(dtype, config, seed=0):
