@@ -5,11 +5,15 @@
 
 #include <pthread.h>
 #include <sched.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -144,6 +148,45 @@ class AvoidCpu {
 #endif
   bool active_ = false;
 };
+
+// Cache hints for the values the teams hand each other every batch (P_t, b2).
+//
+// A line the partner read last time sits in its cache, so the next write to it first
+// has to take it back, one line at a time as the stores reach it: writing a 10 x 32 P_t
+// measured ~1000 cycles more than on one thread. prefetch_for_write asks for ownership
+// of all the lines ahead, while other work runs. PREFETCHW exists on every AMD CPU with
+// 3DNow! prefetch and on Intel from Broadwell; elsewhere the hint is skipped.
+// prefetch_for_read asks for every line of the partner's values at once, so their
+// transfers overlap instead of following one another.
+// Both are hints only: they never change a value.
+namespace detail {
+#if defined(__x86_64__) || defined(__i386__)
+inline bool cpu_has_prefetchw() {
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid(0x80000001u, &a, &b, &c, &d) != 0 && (c & bit_PRFCHW) != 0;
+  }();
+  return has;
+}
+__attribute__((target("prfchw"))) inline void prefetchw_lines(const char* p, std::size_t bytes) {
+  for (std::size_t i = 0; i < bytes; i += 64) __builtin_prefetch(p + i, 1, 3);
+}
+#endif
+}  // namespace detail
+
+inline void prefetch_for_write(const void* p, std::size_t bytes) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (detail::cpu_has_prefetchw()) detail::prefetchw_lines(static_cast<const char*>(p), bytes);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+inline void prefetch_for_read(const void* p, std::size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (std::size_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 0, 3);
+}
 
 // A column-major rows x cols buffer on whole cache lines of its own: 64-byte aligned,
 // its size rounded up to a multiple of 64 bytes. Buffers that different threads write
