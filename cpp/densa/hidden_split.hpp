@@ -155,8 +155,8 @@ class HiddenSplit {
   };
 
   struct Team {
-    LineBuffer<T> x, target;         // the gathered minibatch
-    LineBuffer<T> z2, y2, dy2, dz2;  // the output layer (both teams compute it)
+    LineBuffer<T> x, target;         // the gathered minibatch (target: a row per sample)
+    LineBuffer<T> z2, y2, dy2, dz2;  // the output layer, a row per sample (both teams)
     LineBuffer<T> z1, y1, dy1, dz1;  // the team's hidden units only
     LineBuffer<T> db_tmp;            // aligned scratch for the bias gradients
     LineBuffer<T> db1, db2, dW1, dW2;
@@ -353,7 +353,7 @@ class HiddenSplit {
     if (!reuse) {
       const std::int64_t* idx = job.orders + batch_start(job, e, bi);
       gather(job.X, idx, bs, tm.x.data());
-      gather(job.targets, idx, bs, tm.target.data());
+      gather_rows(job.targets, idx, bs, tm.target.data());
     }
     // z1_t = W1[r:r+m, :] x + b1_t;  y1_t = f1(z1_t)
     BatchRef<T> z1 = tm.z1.cols(bs), y1 = tm.y1.cols(bs);
@@ -367,7 +367,7 @@ class HiddenSplit {
   }
 
   // z2 = (P_0 + P_1) + b2 for the first bs samples of the batch of parity `parity`, in
-  // one pass from the transposed partials (bs x o) into z2 (o x bs).
+  // one pass, a row per sample like the partials (bs x o).
   void sum_partials(std::int64_t parity, Index bs, T* z2) const {
     const Index o = L2_.n_out;
     const T* p0 = partial_[0][parity].data();
@@ -379,7 +379,7 @@ class HiddenSplit {
     prefetch_for_read(p1, bytes);
     prefetch_for_read(b, static_cast<std::size_t>(o) * sizeof(T));
     for (Index i = 0; i < o; ++i) {
-      for (Index c = 0; c < bs; ++c) z2[c * o + i] = (p0[i * bs + c] + p1[i * bs + c]) + b[i];
+      for (Index c = 0; c < bs; ++c) z2[i * bs + c] = (p0[i * bs + c] + p1[i * bs + c]) + b[i];
     }
   }
 
@@ -392,6 +392,20 @@ class HiddenSplit {
     }
   }
 
+  // The same columns as the rows of `to` (bs x from.rows(), column-major).
+  static void gather_rows(const ConstBatchRef<T>& from, const std::int64_t* idx, Index bs, T* to) {
+    const Index rows = from.rows(), ld = from.outerStride();
+    for (Index c = 0; c < bs; ++c) {
+      const T* col = from.data() + static_cast<Index>(idx[c]) * ld;
+      for (Index i = 0; i < rows; ++i) to[i * bs + c] = col[i];
+    }
+  }
+
+  // The first bs rows of a buffer holding a row per sample (bs x cols, column-major).
+  static BatchRef<T> sample_rows(const LineBuffer<T>& buf, Index bs, Index cols) {
+    return Eigen::Map<Matrix<T>>(buf.data(), bs, cols);
+  }
+
   // Phase B; false when the batch's loss is not finite (nothing was updated). scaled:
   // whether W's velocities hold μ v from the batch before, updated for the next.
   // reuse: take team 0's minibatch and output layer, computed just before (one thread
@@ -400,17 +414,21 @@ class HiddenSplit {
     Team& tm = teams_[t];
     Team& io = reuse ? teams_[0] : tm;  // the minibatch and the output layer
     const Index bs = batch_len(job, bi), n = L1_.n_in, o = L2_.n_out, m = rows(t);
-    // z2 = (P_0 + P_1) + b2;  y2 = f2(z2);  dy2 = dJ/dy2 and the loss J
+    // z2 = (P_0 + P_1) + b2;  y2 = f2(z2);  dy2 = dJ/dy2 and the loss J, all with a row
+    // per sample (bs x o), the partials' shape: the softmax then reads its blocks of
+    // samples as they lie (loss.hpp), and the products below take dz2 transposed.
     // An identity output (the usual one under softmax cross-entropy) has y2 = z2 and
     // dz2 = dy2 · 1 = dy2 exactly: neither is copied.
     const bool identity_out = L2_.activation == Activation::identity;
-    BatchRef<T> z2 = io.z2.cols(bs), y2 = identity_out ? z2 : io.y2.cols(bs);
-    BatchRef<T> dy2 = io.dy2.cols(bs), dz2 = identity_out ? dy2 : io.dz2.cols(bs);
+    BatchRef<T> z2 = sample_rows(io.z2, bs, o);
+    BatchRef<T> y2 = identity_out ? z2 : sample_rows(io.y2, bs, o);
+    BatchRef<T> dy2 = sample_rows(io.dy2, bs, o);
+    BatchRef<T> dz2 = identity_out ? dy2 : sample_rows(io.dz2, bs, o);
     T loss = T(0);
     if (!reuse) {
       sum_partials(k & 1, bs, z2.data());
       if (!identity_out) activation_f<T>(L2_.activation, z2, y2);
-      loss = loss_forward_backward<T>(loss_, y2, tm.target.cols(bs), &dy2);
+      loss = loss_forward_backward<T, true>(loss_, y2, sample_rows(tm.target, bs, o), &dy2);
     }
     if (!std::isfinite(static_cast<double>(loss))) {
       if (t == 0) {
@@ -433,10 +451,10 @@ class HiddenSplit {
     // velocity under fused momentum (v = dz2 · y1ᵀ + μ v, trainer.hpp).
     T* dW2 = fused_ ? tm.out.state_W[0] : tm.dW2.data();
     const T* y1 = tm.y1.data();
-    gemm<T>(Op::N, Op::T, m, o, bs, y1, m, dz2.data(), o, dW2, m, beta);
+    gemm<T>(Op::N, Op::N, m, o, bs, y1, m, dz2.data(), bs, dW2, m, beta);
     // dy1_t = W2[:, r:r+m]ᵀ dz2;  dz1_t = dy1_t ⊙ f1'(z1_t)
     BatchRef<T> dy1 = tm.dy1.cols(bs), dz1 = tm.dz1.cols(bs);
-    gemm<T>(Op::N, Op::N, m, bs, o, tm.out.W, m, dz2.data(), o, dy1.data(), m);
+    gemm<T>(Op::N, Op::T, m, bs, o, tm.out.W, m, dz2.data(), bs, dy1.data(), m);
     activation_backward<T>(L1_.activation, tm.z1.cols(bs), dy1, dz1);
     // The team's rows of dW1 = dz1 · xᵀ (dW1ᵀ's columns), or of the velocity.
     T* dW1 = fused_ ? tm.hidden.state_W[0] : tm.dW1.data();
@@ -446,7 +464,7 @@ class HiddenSplit {
     db_tmp.head(m).noalias() = dz1.rowwise().sum();
     tm.db1.vec() = db_tmp.head(m);
     if (t == 0) {
-      db_tmp.head(o).noalias() = dz2.rowwise().sum();
+      db_tmp.head(o).noalias() = dz2.colwise().sum().transpose();
       tm.db2.vec() = db_tmp.head(o);
     }
     // The updates of the team's slices; Adam's t counts the run's updates so far.

@@ -60,14 +60,18 @@ T* softmax_scratch(Index size) {
 // exponentials and the logarithms are Eigen's packet functions on aligned, padded arrays, so no
 // element takes a scalar path; the bits depend neither on where arrays sit nor on a sample's place
 // in its block.
+//
+// SamplesInRows: z, t and dy hold a row per sample (n x m) instead of a column, as the
+// hidden split keeps its output layer (hidden_split.hpp). A block is then copied, not
+// transposed, and every value goes through the same operations: the same J and dy bits.
 inline constexpr Index kSoftmaxBlock = 16;
 
-template <class T>
+template <class T, bool SamplesInRows = false>
 T softmax_cross_entropy(const ConstBatchRef<T>& z, const ConstBatchRef<T>& t, BatchRef<T>* dy,
                         T inv_n) {
   constexpr Index B = kSoftmaxBlock;
   using Aligned = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>, Eigen::Aligned64>;
-  const Index m = z.rows(), n = z.cols();
+  const Index m = SamplesInRows ? z.cols() : z.rows(), n = SamplesInRows ? z.rows() : z.cols();
   const Index n_pad = (n + B - 1) / B * B;
   // zt, tt: a block transposed, B x m column-major (column k: z_k or t_k of each sample);
   // then, per sample of the batch, Σ t_k (z_k - max z), s and Σ t_k. Every part starts
@@ -83,8 +87,13 @@ T softmax_cross_entropy(const ConstBatchRef<T>& z, const ConstBatchRef<T>& t, Ba
   for (Index j0 = 0; j0 < n; j0 += B) {
     const Index nb = std::min(B, n - j0);
     // Padding samples are zeros: finite, and never copied out.
-    zb.topRows(nb) = z.middleCols(j0, nb).transpose().array();
-    tb.topRows(nb) = t.middleCols(j0, nb).transpose().array();
+    if constexpr (SamplesInRows) {
+      zb.topRows(nb) = z.middleRows(j0, nb).array();
+      tb.topRows(nb) = t.middleRows(j0, nb).array();
+    } else {
+      zb.topRows(nb) = z.middleCols(j0, nb).transpose().array();
+      tb.topRows(nb) = t.middleCols(j0, nb).transpose().array();
+    }
     if (nb < B) {
       zb.bottomRows(B - nb).setZero();
       tb.bottomRows(B - nb).setZero();
@@ -110,7 +119,11 @@ T softmax_cross_entropy(const ConstBatchRef<T>& z, const ConstBatchRef<T>& t, Ba
     if (dy) {
       const Lanes scale = tsum / s;  // one division per sample
       for (Index k = 0; k < m; ++k) zb.col(k) = (zb.col(k) * scale - tb.col(k)) * inv_n;
-      dy->middleCols(j0, nb) = zb.topRows(nb).transpose().matrix();
+      if constexpr (SamplesInRows) {
+        dy->middleRows(j0, nb) = zb.topRows(nb).matrix();
+      } else {
+        dy->middleCols(j0, nb) = zb.topRows(nb).transpose().matrix();
+      }
     }
   }
   std::fill(s_all + n, s_all + n_pad, T(1));
@@ -133,14 +146,22 @@ T softmax_cross_entropy(const ConstBatchRef<T>& z, const ConstBatchRef<T>& t, Ba
 //   binary_cross_entropy over logits z, t in {0, 1} (or [0, 1]):
 //         J = 1/N Σ [ max(z, 0) - z t + log1p(exp(-|z|)) ]
 //         dy = (sigmoid(z) - t) / N
-template <class T>
+//
+// SamplesInRows: out, target and dy hold a row per sample (N x m_K) instead of a column
+// (see softmax_cross_entropy). dy is then the same bits, element for element; J of mse
+// and binary cross-entropy is summed in another order.
+template <class T, bool SamplesInRows = false>
 T loss_forward_backward(Loss loss, const ConstBatchRef<T>& out, const ConstBatchRef<T>& target,
                         BatchRef<T>* dy) {
-  check_loss_shapes(out.rows(), out.cols(), target.rows(), target.cols());
-  const Index n = out.cols();
+  if constexpr (SamplesInRows) {
+    check_loss_shapes(out.cols(), out.rows(), target.cols(), target.rows());
+  } else {
+    check_loss_shapes(out.rows(), out.cols(), target.rows(), target.cols());
+  }
+  const Index n = SamplesInRows ? out.rows() : out.cols();
   DENSA_REQUIRE(n > 0, "loss: the batch has no samples");
   if (dy) {
-    DENSA_REQUIRE(dy->rows() == out.rows() && dy->cols() == n,
+    DENSA_REQUIRE(dy->rows() == out.rows() && dy->cols() == out.cols(),
                   "loss: dy buffer has the wrong shape");
   }
   const T inv_n = T(1) / static_cast<T>(n);
@@ -151,7 +172,7 @@ T loss_forward_backward(Loss loss, const ConstBatchRef<T>& out, const ConstBatch
       return T(0.5) * total * inv_n;
     }
     case Loss::softmax_cross_entropy:
-      return detail::softmax_cross_entropy<T>(out, target, dy, inv_n);
+      return detail::softmax_cross_entropy<T, SamplesInRows>(out, target, dy, inv_n);
     case Loss::binary_cross_entropy: {
       auto z = out.array();
       auto t = target.array();
