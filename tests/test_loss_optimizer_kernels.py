@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from densa import native, reference
+from densa import _core, native, reference
 from helpers import BACKENDS, DTYPES, assert_matches
 
 LOSSES = ("mse", "softmax_cross_entropy", "binary_cross_entropy")
@@ -60,6 +60,32 @@ def test_dy_of_a_sample_does_not_depend_on_its_batch(name, dtype):
     shifted = np.empty(out.size + 1, dtype)[1:].reshape(out.shape)  # not aligned to 64 B
     shifted[...] = out
     np.testing.assert_array_equal(native.loss_backward(name, shifted, t)[1], dy)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@dtypes
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
+def test_loss_with_a_row_per_sample_gives_the_same_bits(name, dtype, shape, soft):
+    # The hidden split holds its output layer with a row per sample (loss.hpp,
+    # SamplesInRows): dy must be the same bits; J too for the softmax, whose per-sample
+    # sums run in the same order; mse and binary cross-entropy sum J in another order.
+    n, m = shape
+    rng = np.random.default_rng([n, m, LOSSES.index(name), soft])
+    out = (3 * rng.standard_normal((n, m))).astype(dtype)
+    t = _targets(rng, name, n, m, dtype, soft=soft)
+    value, dy = native.loss_backward(name, out, t)
+    hook = _core._loss_backward_samples_in_rows
+    value_rows, dy_rows = hook(name, np.ascontiguousarray(out.T), np.ascontiguousarray(t.T))
+    assert dy_rows.shape == (m, n)
+    np.testing.assert_array_equal(dy_rows.T, dy)
+    if name == "softmax_cross_entropy":
+        assert value_rows == value
+    else:
+        rtol = 1e-5 if dtype == np.float32 else 1e-13
+        assert value_rows == pytest.approx(value, rel=rtol, abs=rtol)
+    with pytest.raises(ValueError, match="target has shape"):
+        hook(name, np.ascontiguousarray(out.T), np.zeros((m + 1, n), dtype))
 
 
 @pytest.mark.parametrize("shape", SHAPES)

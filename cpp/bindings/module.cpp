@@ -201,6 +201,26 @@ py::tuple loss_backward(const std::string& name, const Array<T>& out_arr, const 
   return py::make_tuple(static_cast<double>(value), dy_arr);
 }
 
+// Test hook: loss_backward on arrays given transposed, (m, N) C-contiguous, which C++
+// sees as a row per sample (the hidden split's layout, loss.hpp SamplesInRows); dy comes
+// back the same way.
+template <class T>
+py::tuple loss_backward_samples_in_rows(const std::string& name, const Array<T>& out_arr,
+                                        const Array<T>& t_arr) {
+  const Loss loss = loss_from_name(name);
+  auto out = as_batch<T>(out_arr, "output");  // N x m: a row per sample
+  auto t = as_batch<T>(t_arr, "target");
+  check_loss_shapes(out.cols(), out.rows(), t.cols(), t.rows());
+  Array<T> dy_arr = new_batch<T>(out.cols(), out.rows());
+  BatchRef<T> dy = as_mutable_batch<T>(dy_arr, "dy");
+  T value;
+  {
+    py::gil_scoped_release release;
+    value = loss_forward_backward<T, true>(loss, out, t, &dy);
+  }
+  return py::make_tuple(static_cast<double>(value), dy_arr);
+}
+
 template <class T>
 void sgd_step(Array<T>& theta, const Array<T>& grad, Array<T>& velocity, double lr, double momentum,
               bool nesterov, double weight_decay) {
@@ -364,6 +384,10 @@ void bind_dtype(py::module_& m) {
         py::arg("target").noconvert());
   m.def("loss_backward", &loss_backward<T>, py::arg("name"), py::arg("output").noconvert(),
         py::arg("target").noconvert());
+  m.def("_loss_backward_samples_in_rows", &loss_backward_samples_in_rows<T>, py::arg("name"),
+        py::arg("output").noconvert(), py::arg("target").noconvert(),
+        "Test hook: loss_backward on output.T and target.T as C++ gets them from the hidden "
+        "split (a row per sample); returns (J, dy.T).");
   m.def("sgd_step", &sgd_step<T>, py::arg("theta").noconvert(), py::arg("grad").noconvert(),
         py::arg("velocity").noconvert(), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"),
         py::arg("weight_decay"));

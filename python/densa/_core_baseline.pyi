@@ -35,6 +35,16 @@ def _gemm_tn_applies(M: typing.SupportsInt | typing.SupportsIndex, N: typing.Sup
     """
     Whether a float32 forward product of this shape runs on densa's own kernel (gemm_tn.hpp) rather than the BLAS (tests check both paths).
     """
+@typing.overload
+def _loss_backward_samples_in_rows(name: str, output: numpy.typing.NDArray[numpy.float32], target: numpy.typing.NDArray[numpy.float32]) -> tuple:
+    """
+    Test hook: loss_backward on output.T and target.T as C++ gets them from the hidden split (a row per sample); returns (J, dy.T).
+    """
+@typing.overload
+def _loss_backward_samples_in_rows(name: str, output: numpy.typing.NDArray[numpy.float64], target: numpy.typing.NDArray[numpy.float64]) -> tuple:
+    """
+    Test hook: loss_backward on output.T and target.T as C++ gets them from the hidden split (a row per sample); returns (J, dy.T).
+    """
 def _set_gemm_tn(enabled: bool) -> None:
     """
     Benchmark hook: False sends every product to the BLAS, to compare (results then differ in rounding, not in meaning).
