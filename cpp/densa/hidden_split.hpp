@@ -9,21 +9,23 @@
 // How: team t (t = 0, 1) owns hidden units [r_t, r_{t+1}): their rows of W1, b1, z1, y1,
 // dy1, dz1 and their columns of W2, and the same slices of every optimizer state. Per
 // batch, each team
-//   A  gathers the whole minibatch x (a private copy) and computes its units,
+//   A  gathers the whole minibatch x (a private copy; unless already gathered, below)
+//      and computes its units,
 //        z1_t = W1[r_t:r_{t+1}, :] x + b1_t,  y1_t = f1(z1_t),
 //      and its share of the output's product, P_t = W2[:, r_t:r_{t+1}] y1_t, held
 //      transposed (batch x outputs): in that shape it is the forward kernel's
-//      (gemm_tn.hpp), 0.3 us against OpenBLAS's 0.5 us for its 10 rows;
-//   -- publishes P_t and waits for the other team's (the one exchange of the batch);
-//   B  forms z2 = (P_0 + P_1) + b2 and everything of the output layer in private copies
-//      (both teams compute the same numbers, which costs less than a second exchange),
-//      then from its own slices only: its columns of dW2, dy1_t = W2[:, r_t:r_{t+1}]ᵀ dz2,
+//      (gemm_tn.hpp), 0.3 us against OpenBLAS's 0.5 us for its 10 rows; then publishes
+//      P_t. The first team to get there
+//   O  waits for the other's P_t and computes the output layer for both: z2 = (P_0 +
+//      P_1) + b2, the loss and dz2 (output_layer), and publishes them; the other team
+//      gathers its next minibatch meanwhile and waits for them;
+//   B  from its own slices only: its columns of dW2, dy1_t = W2[:, r_t:r_{t+1}]ᵀ dz2,
 //      dz1_t = dy1_t ⊙ f1'(z1_t), its rows of dW1, db1_t, and the updates of its slices.
 //      Team 0 also updates b2.
 // Nothing else is shared, so nothing else needs waiting for: a team's next batch reads
-// only its own rows of W1 and columns of W2. P and b2's snapshot alternate between two
-// buffers by batch parity: a team cannot write batch k+2's before the other has passed
-// batch k+1's exchange, i.e. finished reading batch k's.
+// only its own rows of W1 and columns of W2. P, b2's snapshot and the output layer
+// alternate between two buffers by batch parity: a team cannot write batch k+2's before
+// the other has published its P for batch k+2, i.e. finished with batch k's.
 //
 // Each team trains on private copies of its slices, on cache lines of their own, copied
 // in when a run call starts and back however it ends (LineBuffer, teamwork.hpp, says
@@ -33,8 +35,8 @@
 // Results: every element is computed by the same code on the same operands whoever
 // runs it, and the split depends on the shape only. With one thread, when the pool is
 // busy, or where the process may use one CPU only, one thread runs both teams' phases
-// in turn, team 1 reusing team 0's minibatch and output layer: the same bits as two
-// threads, without the duplicated work.
+// in turn, team 1 reusing team 0's minibatch: the same bits as two threads, without the
+// duplicated work. Which team computes a batch's output layer changes no bits either.
 // Only z2's sum over hidden units is formed as two partial products plus their sum, so
 // these networks round a little differently from the general loop (within the
 // reference tests' tolerances, like any change of summation order).
@@ -108,9 +110,7 @@ class HiddenSplit {
     for (int t = 0; t < 2; ++t) {
       Team& tm = teams_[t];
       const Index m = rows(t);
-      tm.x.resize(n, max_batch);
-      tm.target.resize(o, max_batch);
-      for (auto* a : {&tm.z2, &tm.y2, &tm.dy2, &tm.dz2}) a->resize(o, max_batch);
+      for (auto& x : tm.x) x.resize(n, max_batch);
       for (auto* a : {&tm.z1, &tm.y1, &tm.dy1, &tm.dz1}) a->resize(m, max_batch);
       tm.db_tmp.resize(std::max(m, o), 1);
       tm.db1.resize(m, 1);
@@ -123,6 +123,10 @@ class HiddenSplit {
       if (t == 0) tm.bias2 = private_slot(L2_, o, 0, tm.bias2_mem);
       for (auto& p : partial_[t]) p.resize(o, max_batch);
       b2_copy_[t].resize(o, 1);
+    }
+    for (OutputLayer& ol : output_) {
+      for (auto* a : {&ol.target, &ol.z2, &ol.y2, &ol.dy2, &ol.dz2}) a->resize(o, max_batch);
+      ol.loss.resize(1, 1);
     }
   }
 
@@ -138,6 +142,9 @@ class HiddenSplit {
     job.scaled_in = velocity_scaled;
     job.step0 = opt_.kind == OptimizerKind::adam ? *opt_.step : 0;
     for (auto& s : signals_) s.reset();
+    output_ready_.reset();
+    claim_.last.store(-1, std::memory_order_relaxed);
+    for (Team& tm : teams_) tm.gathered = -1;
     const auto team_task = [&](std::int64_t t) { run_team(job, static_cast<int>(t)); };
     // Two threads only where two CPUs are allowed: on one, the teams would take turns a
     // time slice at a time.
@@ -155,8 +162,8 @@ class HiddenSplit {
   };
 
   struct Team {
-    LineBuffer<T> x, target;         // the gathered minibatch (target: a row per sample)
-    LineBuffer<T> z2, y2, dy2, dz2;  // the output layer, a row per sample (both teams)
+    LineBuffer<T> x[2];              // [batch parity]: the gathered minibatch
+    std::int64_t gathered = -1;      // the batch (its place k in the run) in x[k & 1]
     LineBuffer<T> z1, y1, dy1, dz1;  // the team's hidden units only
     LineBuffer<T> db_tmp;            // aligned scratch for the bias gradients
     LineBuffer<T> db1, db2, dW1, dW2;
@@ -165,6 +172,17 @@ class HiddenSplit {
     // b2 (`bias2`). Each with its optimizer state.
     LayerSlot<T> hidden, out, bias2;
     SliceMem hidden_mem[2], out_mem[2], bias2_mem[2];  // [0]: W (or b), [1]: the bias
+  };
+
+  // The output layer of one batch, a row per sample (bs x o), computed by one team for
+  // both (output_layer).
+  struct OutputLayer {
+    LineBuffer<T> target, z2, y2, dy2, dz2;
+    LineBuffer<T> loss;  // J, one value
+  };
+
+  struct alignas(64) Claim {             // a cache line of its own: both teams write it
+    std::atomic<std::int64_t> last{-1};  // the last batch whose output layer is taken
   };
 
   struct Job {
@@ -238,8 +256,21 @@ class HiddenSplit {
           phase_a(job, t, e, bi, k, false);
           const int cpu = current_cpu();
           job.cpu[t].store(cpu, std::memory_order_relaxed);
+          // The first team here computes the batch's output layer for both; the other
+          // gathers its next minibatch meanwhile (output_layer says why). Taken before
+          // P_t is published, so that the other team cannot be a batch ahead.
+          std::int64_t before = k - 1;
+          const bool computes_output =
+              claim_.last.compare_exchange_strong(before, k, std::memory_order_acq_rel);
           signals_[t].publish(k + 1);
-          go = signals_[1 - t].wait_for(k + 1);  // false: the other team failed
+          if (computes_output) {
+            go = signals_[1 - t].wait_for(k + 1);  // false: the other team failed
+            if (go) output_layer(job, e, bi, k);
+            output_ready_.publish(k + 1);
+          } else {
+            gather_ahead(job, t, e, bi, k);
+            go = output_ready_.wait_for(k + 1);
+          }
           const int caller_team = job.team_on_caller.load(std::memory_order_relaxed);
           const bool mover = !on_caller && (caller_team == 1 - t || (caller_team < 0 && t == 1));
           if (mover && !apart && cpu >= 0 &&
@@ -269,10 +300,11 @@ class HiddenSplit {
       for (Index e = 0; go && e < job.n_epochs; ++e) {
         const auto t0 = std::chrono::steady_clock::now();
         for (Index bi = job.first_batch; go && bi < job.end_batch; ++bi) {
-          // Team 1 reuses team 0's minibatch and output layer: both teams compute the same
-          // numbers there, so this gives the same bits without the duplicated work.
+          // Team 1 reuses team 0's minibatch: the same numbers, so the same bits without
+          // the duplicated work.
           phase_a(job, 0, e, bi, k, false);
           phase_a(job, 1, e, bi, k, true);
+          output_layer(job, e, bi, k);
           bool scaled1 = scaled;
           go = phase_b(job, 0, e, bi, k, scaled, false);
           if (go) phase_b(job, 1, e, bi, k, scaled1, true);
@@ -298,6 +330,7 @@ class HiddenSplit {
   void fail(Job& job) {
     if (!job.failed.exchange(true)) job.error = std::current_exception();
     for (auto& s : signals_) s.abort();
+    output_ready_.abort();
   }
 
   static void record_epoch_time(Job& job, std::chrono::steady_clock::time_point t0) {
@@ -349,12 +382,11 @@ class HiddenSplit {
     LineBuffer<T>& P = partial_[t][k & 1];
     prefetch_for_write(P.data(), static_cast<std::size_t>(o * bs) * sizeof(T));
     if (t == 0) prefetch_for_write(b2_copy_[k & 1].data(), static_cast<std::size_t>(o) * sizeof(T));
-    const T* x = reuse ? teams_[0].x.data() : tm.x.data();
-    if (!reuse) {
-      const std::int64_t* idx = job.orders + batch_start(job, e, bi);
-      gather(job.X, idx, bs, tm.x.data());
-      gather_rows(job.targets, idx, bs, tm.target.data());
+    if (!reuse && tm.gathered != k) {  // unless gather_ahead did it
+      gather(job.X, job.orders + batch_start(job, e, bi), bs, tm.x[k & 1].data());
+      tm.gathered = k;
     }
+    const T* x = teams_[reuse ? 0 : t].x[k & 1].data();
     // z1_t = W1[r:r+m, :] x + b1_t;  y1_t = f1(z1_t)
     BatchRef<T> z1 = tm.z1.cols(bs), y1 = tm.y1.cols(bs);
     gemm<T>(Op::T, Op::N, m, bs, n, tm.hidden.W, n, x, n, z1.data(), m);
@@ -406,30 +438,62 @@ class HiddenSplit {
     return Eigen::Map<Matrix<T>>(buf.data(), bs, cols);
   }
 
+  // The output layer of batch bi of epoch e (the k-th of the run), for both teams, from
+  // both partials: z2 = (P_0 + P_1) + b2;  y2 = f2(z2);  dy2 = dJ/dy2 and the loss J;
+  // dz2 = dy2 ⊙ f2'(z2). All with a row per sample (bs x o), the partials' shape: the
+  // softmax then reads its blocks of samples as they lie (loss.hpp), and phase B's
+  // products take dz2 transposed. An identity output (the usual one under softmax
+  // cross-entropy) has y2 = z2 and dz2 = dy2 · 1 = dy2 exactly: neither is copied.
+  //
+  // Why one team: both teams need all of it, and computing it twice made each team pay
+  // for it (the loss ~1.8k ticks, z2's sum and the targets' gather ~1.3k more, per batch).
+  // Now the team that finishes phase A first computes it (it would otherwise wait), and
+  // the other gathers its next minibatch in that time (gather_ahead), so that neither
+  // team's batch holds a gather or a loss the other one is waiting on. Which team does
+  // it changes no bits: the same code on the same values.
+  void output_layer(Job& job, Index e, Index bi, std::int64_t k) {
+    OutputLayer& ol = output_[k & 1];
+    const Index bs = batch_len(job, bi), o = L2_.n_out;
+    gather_rows(job.targets, job.orders + batch_start(job, e, bi), bs, ol.target.data());
+    const bool identity_out = L2_.activation == Activation::identity;
+    BatchRef<T> z2 = sample_rows(ol.z2, bs, o);
+    BatchRef<T> y2 = identity_out ? z2 : sample_rows(ol.y2, bs, o);
+    BatchRef<T> dy2 = sample_rows(ol.dy2, bs, o);
+    BatchRef<T> dz2 = identity_out ? dy2 : sample_rows(ol.dz2, bs, o);
+    sum_partials(k & 1, bs, z2.data());
+    if (!identity_out) activation_f<T>(L2_.activation, z2, y2);
+    const T loss = loss_forward_backward<T, true>(loss_, y2, sample_rows(ol.target, bs, o), &dy2);
+    if (!identity_out) activation_backward<T>(L2_.activation, z2, dy2, dz2);
+    ol.loss.data()[0] = loss;
+  }
+
+  // The next batch's minibatch into team t's other x buffer, while the other team
+  // computes the output layer of batch k (bi of epoch e).
+  void gather_ahead(Job& job, int t, Index e, Index bi, std::int64_t k) {
+    Index e_next = e, bi_next = bi + 1;
+    if (bi_next >= job.end_batch) {
+      if (e + 1 >= job.n_epochs) return;  // the run's last batch
+      e_next = e + 1;
+      bi_next = job.first_batch;
+    }
+    Team& tm = teams_[t];
+    gather(job.X, job.orders + batch_start(job, e_next, bi_next), batch_len(job, bi_next),
+           tm.x[(k + 1) & 1].data());
+    tm.gathered = k + 1;
+  }
+
   // Phase B; false when the batch's loss is not finite (nothing was updated). scaled:
   // whether W's velocities hold μ v from the batch before, updated for the next.
-  // reuse: take team 0's minibatch and output layer, computed just before (one thread
-  // running both teams in turn; team 0 found the loss finite).
+  // reuse: take team 0's minibatch (one thread running both teams in turn; team 0 found
+  // the loss finite).
   bool phase_b(Job& job, int t, Index e, Index bi, std::int64_t k, bool& scaled, bool reuse) {
     Team& tm = teams_[t];
-    Team& io = reuse ? teams_[0] : tm;  // the minibatch and the output layer
+    const OutputLayer& ol = output_[k & 1];
+    const T* x = teams_[reuse ? 0 : t].x[k & 1].data();
     const Index bs = batch_len(job, bi), n = L1_.n_in, o = L2_.n_out, m = rows(t);
-    // z2 = (P_0 + P_1) + b2;  y2 = f2(z2);  dy2 = dJ/dy2 and the loss J, all with a row
-    // per sample (bs x o), the partials' shape: the softmax then reads its blocks of
-    // samples as they lie (loss.hpp), and the products below take dz2 transposed.
-    // An identity output (the usual one under softmax cross-entropy) has y2 = z2 and
-    // dz2 = dy2 · 1 = dy2 exactly: neither is copied.
     const bool identity_out = L2_.activation == Activation::identity;
-    BatchRef<T> z2 = sample_rows(io.z2, bs, o);
-    BatchRef<T> y2 = identity_out ? z2 : sample_rows(io.y2, bs, o);
-    BatchRef<T> dy2 = sample_rows(io.dy2, bs, o);
-    BatchRef<T> dz2 = identity_out ? dy2 : sample_rows(io.dz2, bs, o);
-    T loss = T(0);
-    if (!reuse) {
-      sum_partials(k & 1, bs, z2.data());
-      if (!identity_out) activation_f<T>(L2_.activation, z2, y2);
-      loss = loss_forward_backward<T, true>(loss_, y2, sample_rows(tm.target, bs, o), &dy2);
-    }
+    BatchRef<T> dz2 = sample_rows(identity_out ? ol.dy2 : ol.dz2, bs, o);
+    const T loss = ol.loss.data()[0];
     if (!std::isfinite(static_cast<double>(loss))) {
       if (t == 0) {
         RunResult& res = job.out.epochs[static_cast<size_t>(e)];
@@ -444,9 +508,6 @@ class HiddenSplit {
       prescale_velocity<T>(opt_, tm.out, 0, m * o);
     }
     const T beta = fused_ ? T(1) : T(0);  // v = dz yᵀ + (μ v), or dW = dz yᵀ
-    if (!identity_out && !reuse) {
-      activation_backward<T>(L2_.activation, z2, dy2, dz2);  // dz2 = dy2 ⊙ f2'(z2)
-    }
     // The team's columns of dW2 = dz2 · y1ᵀ (as W2ᵀ's rows, column-major), or of the
     // velocity under fused momentum (v = dz2 · y1ᵀ + μ v, trainer.hpp).
     T* dW2 = fused_ ? tm.out.state_W[0] : tm.dW2.data();
@@ -458,7 +519,7 @@ class HiddenSplit {
     activation_backward<T>(L1_.activation, tm.z1.cols(bs), dy1, dz1);
     // The team's rows of dW1 = dz1 · xᵀ (dW1ᵀ's columns), or of the velocity.
     T* dW1 = fused_ ? tm.hidden.state_W[0] : tm.dW1.data();
-    gemm<T>(Op::N, Op::T, n, m, bs, io.x.data(), n, dz1.data(), m, dW1, n, beta);
+    gemm<T>(Op::N, Op::T, n, m, bs, x, n, dz1.data(), m, dW1, n, beta);
     // db = sum(dz, axis=1), through the aligned scratch (dense.hpp says why)
     auto db_tmp = tm.db_tmp.vec();
     db_tmp.head(m).noalias() = dz1.rowwise().sum();
@@ -493,6 +554,9 @@ class HiddenSplit {
   std::array<std::array<LineBuffer<T>, 2>, 2> partial_;  // [team][batch parity]: P_tᵀ
   std::array<LineBuffer<T>, 2> b2_copy_;                 // [batch parity]: b2 for z2
   std::array<Signal, 2> signals_;                        // [team]: batches whose P_t is published
+  std::array<OutputLayer, 2> output_;                    // [batch parity]
+  Signal output_ready_;                                  // batches whose output layer is done
+  Claim claim_;                                          // which team computes it
 };
 
 }  // namespace densa
