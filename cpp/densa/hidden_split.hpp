@@ -264,8 +264,9 @@ class HiddenSplit {
               claim_.last.compare_exchange_strong(before, k, std::memory_order_acq_rel);
           signals_[t].publish(k + 1);
           if (computes_output) {
+            output_prepare(job, e, bi, k);         // what needs no P, before waiting for it
             go = signals_[1 - t].wait_for(k + 1);  // false: the other team failed
-            if (go) output_layer(job, e, bi, k);
+            if (go) output_layer(job, bi, k);
             output_ready_.publish(k + 1);
           } else {
             gather_ahead(job, t, e, bi, k);
@@ -304,7 +305,8 @@ class HiddenSplit {
           // the duplicated work.
           phase_a(job, 0, e, bi, k, false);
           phase_a(job, 1, e, bi, k, true);
-          output_layer(job, e, bi, k);
+          output_prepare(job, e, bi, k);
+          output_layer(job, bi, k);
           bool scaled1 = scaled;
           go = phase_b(job, 0, e, bi, k, scaled, false);
           if (go) phase_b(job, 1, e, bi, k, scaled1, true);
@@ -451,10 +453,9 @@ class HiddenSplit {
   // the other gathers its next minibatch in that time (gather_ahead), so that neither
   // team's batch holds a gather or a loss the other one is waiting on. Which team does
   // it changes no bits: the same code on the same values.
-  void output_layer(Job& job, Index e, Index bi, std::int64_t k) {
+  void output_layer(Job& job, Index bi, std::int64_t k) {
     OutputLayer& ol = output_[k & 1];
     const Index bs = batch_len(job, bi), o = L2_.n_out;
-    gather_rows(job.targets, job.orders + batch_start(job, e, bi), bs, ol.target.data());
     const bool identity_out = L2_.activation == Activation::identity;
     BatchRef<T> z2 = sample_rows(ol.z2, bs, o);
     BatchRef<T> y2 = identity_out ? z2 : sample_rows(ol.y2, bs, o);
@@ -465,6 +466,23 @@ class HiddenSplit {
     const T loss = loss_forward_backward<T, true>(loss_, y2, sample_rows(ol.target, bs, o), &dy2);
     if (!identity_out) activation_backward<T>(L2_.activation, z2, dy2, dz2);
     ol.loss.data()[0] = loss;
+  }
+
+  // The part of output_layer that needs neither partial, done while the team that
+  // computes it waits for the other's: the batch's targets, and the lines of this
+  // parity's buffers, which the other team may have read last (teamwork.hpp).
+  void output_prepare(Job& job, Index e, Index bi, std::int64_t k) {
+    OutputLayer& ol = output_[k & 1];
+    const Index bs = batch_len(job, bi), o = L2_.n_out;
+    gather_rows(job.targets, job.orders + batch_start(job, e, bi), bs, ol.target.data());
+    const std::size_t bytes = static_cast<std::size_t>(o * bs) * sizeof(T);
+    prefetch_for_write(ol.z2.data(), bytes);
+    prefetch_for_write(ol.dy2.data(), bytes);
+    if (L2_.activation != Activation::identity) {  // y2 and dz2 are z2 and dy2 otherwise
+      prefetch_for_write(ol.y2.data(), bytes);
+      prefetch_for_write(ol.dz2.data(), bytes);
+    }
+    prefetch_for_write(ol.loss.data(), sizeof(T));
   }
 
   // The next batch's minibatch into team t's other x buffer, while the other team
