@@ -114,6 +114,27 @@ def copies(arrays):
     return [copies(a) if isinstance(a, list) else a.copy() for a in arrays]
 
 
+def training_problem(sizes, n_samples: int, loss: str, dtype, seed: int = 0):
+    """``(Ws, bs, X, T)`` for a network of layer widths ``sizes`` and ``n_samples``
+    samples: weights scaled by 1/sqrt(fan-in), small biases, standard-normal inputs, and
+    targets of the kind ``loss`` is meant for (one-hot, 0/1 or real)."""
+    rng = np.random.default_rng(seed)
+    Ws = [
+        (rng.standard_normal((o, i)) / np.sqrt(i)).astype(dtype)
+        for i, o in zip(sizes[:-1], sizes[1:])
+    ]
+    bs = [(0.1 * rng.standard_normal(o)).astype(dtype) for o in sizes[1:]]
+    X = rng.standard_normal((n_samples, sizes[0])).astype(dtype)
+    m = sizes[-1]
+    if loss == "softmax_cross_entropy":
+        T = np.eye(m)[rng.integers(0, m, n_samples)]
+    elif loss == "binary_cross_entropy":
+        T = rng.integers(0, 2, (n_samples, m))
+    else:
+        T = rng.standard_normal((n_samples, m))
+    return Ws, bs, X, T.astype(dtype)
+
+
 class TrainerOnCopies:
     """A backend's Trainer over its own copies of ``Ws`` and ``bs``, with zeroed optimizer
     state (a velocity for SGD; m and v, and a step count, for Adam)."""

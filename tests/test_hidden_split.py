@@ -17,7 +17,7 @@ import pytest
 
 import densa
 from densa import _core, native, reference
-from helpers import TrainerOnCopies, assert_matches
+from helpers import TrainerOnCopies, assert_matches, training_problem
 
 SGD = {"lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
 MOMENTUM = {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
@@ -56,20 +56,7 @@ TRAIN_TOL = {
 
 def make_problem(shape, loss, dtype, seed=0):
     n_in, hidden, n_out, _ = shape
-    rng = np.random.default_rng(seed)
-    sizes = (n_in, hidden, n_out)
-    Ws = [
-        (rng.standard_normal((o, i)) / np.sqrt(i)).astype(dtype) for i, o in zip(sizes, sizes[1:])
-    ]
-    bs = [(0.1 * rng.standard_normal(o)).astype(dtype) for o in sizes[1:]]
-    X = rng.standard_normal((N_SAMPLES, n_in)).astype(dtype)
-    if loss == "softmax_cross_entropy":
-        T = np.eye(n_out)[rng.integers(0, n_out, N_SAMPLES)]
-    elif loss == "binary_cross_entropy":
-        T = rng.integers(0, 2, (N_SAMPLES, n_out))
-    else:
-        T = rng.standard_normal((N_SAMPLES, n_out))
-    return Ws, bs, X, T.astype(dtype)
+    return training_problem((n_in, hidden, n_out), N_SAMPLES, loss, dtype, seed)
 
 
 def orders(n_epochs, seed=1):

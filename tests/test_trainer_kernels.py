@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from densa import native
-from helpers import BACKENDS, DTYPES, TrainerOnCopies, assert_matches
+from helpers import BACKENDS, DTYPES, TrainerOnCopies, assert_matches, training_problem
 
 N_SAMPLES, BATCH, EPOCHS = 50, 8, 3  # 50 = 6·8 + 2
 N_BATCHES = -(-N_SAMPLES // BATCH)
@@ -55,21 +55,7 @@ TRAIN_TOL = {
 
 
 def make_problem(dtype, loss, seed=0):
-    rng = np.random.default_rng(seed)
-    Ws = [
-        (rng.standard_normal((o, i)) / np.sqrt(i)).astype(dtype)
-        for i, o in zip(SIZES[:-1], SIZES[1:])
-    ]
-    bs = [(0.1 * rng.standard_normal(o)).astype(dtype) for o in SIZES[1:]]
-    X = rng.standard_normal((N_SAMPLES, SIZES[0])).astype(dtype)
-    m = SIZES[-1]
-    if loss == "softmax_cross_entropy":
-        T = np.eye(m)[rng.integers(0, m, N_SAMPLES)]
-    elif loss == "binary_cross_entropy":
-        T = rng.integers(0, 2, (N_SAMPLES, m))
-    else:
-        T = rng.standard_normal((N_SAMPLES, m))
-    return Ws, bs, X, T.astype(dtype)
+    return training_problem(SIZES, N_SAMPLES, loss, dtype, seed)
 
 
 class Run(TrainerOnCopies):

@@ -185,38 +185,25 @@ double loss_forward(const std::string& name, const Array<T>& out_arr, const Arra
   return static_cast<double>(loss_forward_backward<T>(loss, out, t, nullptr));
 }
 
-template <class T>
+// SamplesInRows (the test hook _loss_backward_samples_in_rows): the arrays come
+// transposed, (m, N) C-contiguous, which C++ sees as a row per sample (the hidden
+// split's layout, loss.hpp); dy goes back the same way.
+template <class T, bool SamplesInRows = false>
 py::tuple loss_backward(const std::string& name, const Array<T>& out_arr, const Array<T>& t_arr) {
   const Loss loss = loss_from_name(name);
   auto out = as_batch<T>(out_arr, "output");
   auto t = as_batch<T>(t_arr, "target");
-  check_loss_shapes(out.rows(), out.cols(), t.rows(), t.cols());
-  Array<T> dy_arr = new_batch<T>(out.cols(), out.rows());
-  BatchRef<T> dy = as_mutable_batch<T>(dy_arr, "dy");
-  T value;
-  {
-    py::gil_scoped_release release;
-    value = loss_forward_backward<T>(loss, out, t, &dy);
+  if constexpr (SamplesInRows) {
+    check_loss_shapes(out.cols(), out.rows(), t.cols(), t.rows());
+  } else {
+    check_loss_shapes(out.rows(), out.cols(), t.rows(), t.cols());
   }
-  return py::make_tuple(static_cast<double>(value), dy_arr);
-}
-
-// Test hook: loss_backward on arrays given transposed, (m, N) C-contiguous, which C++
-// sees as a row per sample (the hidden split's layout, loss.hpp SamplesInRows); dy comes
-// back the same way.
-template <class T>
-py::tuple loss_backward_samples_in_rows(const std::string& name, const Array<T>& out_arr,
-                                        const Array<T>& t_arr) {
-  const Loss loss = loss_from_name(name);
-  auto out = as_batch<T>(out_arr, "output");  // N x m: a row per sample
-  auto t = as_batch<T>(t_arr, "target");
-  check_loss_shapes(out.cols(), out.rows(), t.cols(), t.rows());
   Array<T> dy_arr = new_batch<T>(out.cols(), out.rows());
   BatchRef<T> dy = as_mutable_batch<T>(dy_arr, "dy");
   T value;
   {
     py::gil_scoped_release release;
-    value = loss_forward_backward<T, true>(loss, out, t, &dy);
+    value = loss_forward_backward<T, SamplesInRows>(loss, out, t, &dy);
   }
   return py::make_tuple(static_cast<double>(value), dy_arr);
 }
@@ -384,7 +371,7 @@ void bind_dtype(py::module_& m) {
         py::arg("target").noconvert());
   m.def("loss_backward", &loss_backward<T>, py::arg("name"), py::arg("output").noconvert(),
         py::arg("target").noconvert());
-  m.def("_loss_backward_samples_in_rows", &loss_backward_samples_in_rows<T>, py::arg("name"),
+  m.def("_loss_backward_samples_in_rows", &loss_backward<T, true>, py::arg("name"),
         py::arg("output").noconvert(), py::arg("target").noconvert(),
         "Test hook: loss_backward on output.T and target.T as C++ gets them from the hidden "
         "split (a row per sample); returns (J, dy.T).");
