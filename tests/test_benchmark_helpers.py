@@ -109,3 +109,32 @@ def test_a_mismatch_between_the_two_networks_is_refused():
     )  # tanh where densa has relu: other outputs
     with pytest.raises(RuntimeError, match="does not reproduce densa's initial outputs"):
         bench.sklearn_from_densa(est, net, X, y)
+
+
+def test_w5_reset_check_passes_a_full_reset_and_catches_a_partial_one():
+    # W5's timed calls reuse one network, reset on the clock (bench_digits); the check
+    # must see a reset that forgets anything, here the biases.
+    X, y = _classification(n=96, n_in=8, classes=4)
+
+    def build(init):
+        return _net([8, 16, 4], ["relu", "identity"], "softmax_cross_entropy", seed=init)
+
+    def train(net, shuffle):
+        net.rng = np.random.default_rng(1000 + shuffle)
+        net.fit(
+            X, y, epochs=3, batch_size=16, optimizer=densa.SGD(0.1, momentum=0.9), progress=False
+        )
+
+    timed = build(0)
+    init = [(layer.W.copy(), layer.b.copy()) for layer in timed.layers]
+
+    def timed_fit(keep_biases):
+        for layer, (W, b) in zip(timed.layers, init):
+            layer.W[...] = W
+            if not keep_biases:
+                layer.b[...] = b
+        train(timed, 0)
+
+    bench.check_timed_resets(lambda: timed_fit(False), build, train, timed, None)
+    with pytest.raises(RuntimeError, match="does not start from initialisation 0"):
+        bench.check_timed_resets(lambda: timed_fit(True), build, train, timed, None)
