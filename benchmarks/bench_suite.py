@@ -125,16 +125,23 @@ def make_densa(sizes, acts, loss, backend, seed=0):
 def make_torch(torch, net):
     mods = []
     for layer in net.layers:
-        lin = torch.nn.Linear(layer.n_in, layer.n_out)
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(layer.W))  # same initial weights as densa
-            lin.bias.copy_(torch.from_numpy(layer.b))
-        mods.append(lin)
+        mods.append(torch.nn.Linear(layer.n_in, layer.n_out))
         if layer.activation == "relu":
             mods.append(torch.nn.ReLU())
         elif layer.activation == "tanh":
             mods.append(torch.nn.Tanh())
-    return torch.nn.Sequential(*mods)
+    model = torch.nn.Sequential(*mods)
+    load_torch(torch, model, [(layer.W, layer.b) for layer in net.layers])  # densa's weights
+    return model
+
+
+def load_torch(torch, model, weights):
+    """Copy (W, b) pairs, densa's layout, into the model's Linear layers in order."""
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for lin, (W, b) in zip(linears, weights):
+            lin.weight.copy_(torch.from_numpy(W))
+            lin.bias.copy_(torch.from_numpy(b))
 
 
 def torch_epoch(torch, model, opt, lossfn, Xt, Tt, batch, gen):
@@ -377,11 +384,7 @@ def bench_digits(repeats, sk, torch):
         def torch_fit(init=None, shuffle=0):
             if init is None:  # the timed call
                 model = timed_model
-                with torch.no_grad():
-                    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
-                    for lin, (W, b) in zip(linears, timed_init):
-                        lin.weight.copy_(torch.from_numpy(W))
-                        lin.bias.copy_(torch.from_numpy(b))
+                load_torch(torch, model, timed_init)
             else:
                 model = make_torch(torch, densa_net(init))
             opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
