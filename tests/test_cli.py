@@ -151,8 +151,19 @@ def test_train_then_predict_csv_matches_network_load_predict(tmp_path, spiral_cs
     assert names == ["class", "p0", "p1"]
     np.testing.assert_array_equal(table[:, 1:], net.predict(X).astype(np.float64))
     np.testing.assert_array_equal(table[:, 0], net.predict_classes(X))
-    # predict reports the score on the target column it was told to leave out.
-    assert number_after("accuracy", out) == pytest.approx(net.evaluate(X, y)["accuracy"])
+    # predict reports the score on the target column it was told to leave out (5 digits).
+    accuracy = net.evaluate(X, y)["accuracy"]
+    assert number_after("accuracy", out) == pytest.approx(accuracy, rel=1e-4)
+
+    # To stdout, the predictions stay a clean CSV and the scores go to stderr.
+    code, out, err = run(["predict", model, path, "--target", "label"])
+    assert code == 0, err
+    names, table = _read_csv(out)
+    assert names == ["class", "p0", "p1"]
+    assert table.shape == (len(X), 3)
+    np.testing.assert_array_equal(table[:, 0], net.predict_classes(X))
+    assert err.startswith("scores on label:")
+    assert number_after("accuracy", err) == pytest.approx(accuracy, rel=1e-4)
 
 
 def test_predict_to_stdout_without_target_column(tmp_path, spiral_csv):
@@ -306,6 +317,7 @@ def _garbage(tmp_path) -> Path:
         (["predict", "{tmp}/none.npz", "{csv}"], "No such file or directory"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["gradcheck", "--sizes", "3"], "--sizes needs at least an input and an output"),
+        (["demo", "--samples", "1"], "argument --samples: expected at least 2 points"),
     ],
     ids=[
         "missing-file",
@@ -317,6 +329,7 @@ def _garbage(tmp_path) -> Path:
         "missing-model",
         "unknown-command",
         "gradcheck-sizes",
+        "demo-one-point",
     ],
 )
 def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path, spiral_csv, argv, message):

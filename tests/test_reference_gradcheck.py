@@ -66,7 +66,7 @@ def test_backward_matches_finite_differences(activation, shape):
 
 
 def test_two_layer_recursion_matches_finite_differences():
-    # NOTATION.md's recursion: the dx of layer 2 is the dy of layer 1, with the mse cost
+    # docs/backprop.md's recursion: the dx of layer 2 is the dy of layer 1, with the mse cost
     # gradient dy_K = (y_K − t) / N at the top.
     rng = np.random.default_rng(3)
     W1, b1, x, _ = draw_layer(rng, 3, 5, 4, np.float64)

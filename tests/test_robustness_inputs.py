@@ -231,6 +231,12 @@ def test_binary_targets_must_lie_in_0_1(bad):
         (lambda: densa.SGD(momentum=1.0), ValueError, "momentum must lie in [0.0, 1.0)"),
         (lambda: densa.SGD(momentum=-0.1), ValueError, "momentum"),
         (lambda: densa.SGD(weight_decay=-1), ValueError, "weight_decay"),
+        (
+            lambda: densa.SGD(weight_decay=float("inf")),
+            ValueError,
+            "weight_decay must be a finite number >= 0.0, got inf",
+        ),
+        (lambda: densa.Adam(eps=float("inf")), ValueError, "eps must be a finite number"),
         (lambda: densa.SGD(nesterov=True), ValueError, "nesterov=True needs momentum > 0"),
         (lambda: densa.Adam(lr=0), ValueError, "lr must be"),
         (lambda: densa.Adam(betas=(1.0, 0.9)), ValueError, "betas[0] must lie in [0.0, 1.0)"),

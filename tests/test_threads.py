@@ -56,10 +56,12 @@ def test_context_manager_restores_even_on_error():
     assert densa.get_num_threads() == 2
 
 
-@pytest.mark.parametrize("bad", [0, -1])
-def test_refuses_non_positive(bad):
-    with pytest.raises(ValueError, match="at least 1"):
+@pytest.mark.parametrize("bad", [0, -1, 1025, 10**9])
+def test_refuses_counts_out_of_range(bad):
+    before = densa.get_num_threads()
+    with pytest.raises(ValueError, match="n must be from 1 to 1024, got"):
         densa.set_num_threads(bad)
+    assert densa.get_num_threads() == before
 
 
 @pytest.mark.parametrize("bad", [1.5, "2", None, True])
@@ -87,6 +89,27 @@ def test_environment_sets_the_default(var, value, want):
         check=True,
     )
     assert out.stdout.split()[-1] == str(want)
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [("DENSA_NUM_THREADS", "0"), ("DENSA_NUM_THREADS", "abc"), ("OMP_NUM_THREADS", "99999")],
+)
+def test_an_unusable_environment_value_is_ignored_with_a_warning(var, value):
+    env = _env_without("OMP_NUM_THREADS", "DENSA_NUM_THREADS")
+    env[var] = value
+    code = "import densa, os; print(densa.get_num_threads(), len(os.sched_getaffinity(0)))"
+    out = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    threads, cpus = out.stdout.split()[-2:]
+    assert threads == cpus  # the default without the variable
+    assert f"densa: ignoring {var}={value!r}" in out.stderr
+    assert "RuntimeWarning" in out.stderr
 
 
 def _layer(shape, dtype, seed):

@@ -1,4 +1,4 @@
-// Activations f and their derivatives f' (NOTATION.md: "activation.f" / "activation.df").
+// Activations f and their derivatives f' (docs/backprop.md, "y_j = f_j(z_j)" and "dz_j").
 // Written as Eigen array expressions so that they vectorise; every formula is arranged
 // so that no intermediate overflows for |z| up to 1e4 in float32 (exp only ever sees
 // a non-positive argument). The reference (python/densa/reference/activations.py) writes the same

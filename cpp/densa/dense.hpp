@@ -1,4 +1,4 @@
-// The dense layer of NOTATION.md, forward and backward, on column-major batches
+// The dense layer of docs/backprop.md, forward and backward, on column-major batches
 // (one column per sample). Each line carries the equation it computes.
 #pragma once
 

@@ -1,6 +1,6 @@
 // Costs on the output batch y_K (m_K x N, a column per sample), summed over outputs and
-// averaged over samples, each fused with its gradient dy_K = dJ/dy_K (NOTATION.md,
-// "dy (cost gradient)"). The cross-entropy losses take logits: softmax and sigmoid are
+// averaged over samples, each fused with its gradient dy_K = dJ/dy_K (docs/backprop.md,
+// "The cost and its gradient dy_K"). The cross-entropy losses take logits: softmax and sigmoid are
 // folded into the loss, where they are numerically stable.
 #pragma once
 

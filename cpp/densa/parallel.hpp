@@ -1,7 +1,7 @@
 // densa's one thread pool. Pure C++ (std::thread); nothing here knows Python.
 //
 // Why densa owns its threads instead of letting OpenBLAS or Eigen+OpenMP thread each
-// product (DESIGN.md, "Facts measured on this machine"):
+// product (both measured on the development machine):
 //   * results: OpenBLAS's threading changes how it splits a product, and the sums it
 //     forms, with the thread count. densa splits each product into slabs whose bounds
 //     depend on the product's shape only (gemm.hpp), and each slab is one single-threaded

@@ -1,5 +1,5 @@
 // The fused training loop: gather a minibatch through a shuffled order, forward through
-// every layer, loss gradient, backward (NOTATION.md's recursion), optimizer update, all
+// every layer, loss gradient, backward (docs/backprop.md's recursion), optimizer update, all
 // in C++ on parameters the caller owns. Workspaces are sized once, at construction,
 // for the largest batch: no allocation per batch.
 #pragma once

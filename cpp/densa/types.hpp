@@ -1,7 +1,7 @@
 // Eigen views densa computes on. Pure C++: nothing here knows Python.
 //
 // A batch of N samples with m features is held by NumPy as an (N, m) C-contiguous
-// array. Read in column-major order, those bytes are the m x N matrix of NOTATION.md
+// array. Read in column-major order, those bytes are the m x N matrix of docs/backprop.md
 // (one column per sample), so kernels map them as column-major without a copy.
 // W (m_out, m_in) C-contiguous is the same matrix as the equations, mapped row-major.
 #pragma once

@@ -1,6 +1,6 @@
 """densa: multilayer perceptrons whose hot path is native.
 
-The backpropagation of ``NOTATION.md`` (dz = dy ⊙ f'(z), dW = dz·xᵀ, db = Σ dz,
+The backpropagation of ``docs/backprop.md`` (dz = dy ⊙ f'(z), dW = dz·xᵀ, db = Σ dz,
 dx = Wᵀ·dz) is written twice: in C++ with Eigen (``densa.native``) and literally in
 NumPy (``densa.reference``), and the two are tested equal. ``Network`` trains on either.
 """

@@ -1,4 +1,5 @@
-"""Backend names to modules. Both modules expose the same functions (see DESIGN.md)."""
+"""Backend names to modules. Both modules expose the same functions (docs/backprop.md
+shows the two side by side)."""
 
 from __future__ import annotations
 

@@ -18,17 +18,26 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+# Each thread past the first is an OS thread started up front. A product has at most as
+# many slabs as the machine has CPUs, so threads beyond that only wait; the limit keeps
+# a typo (10**9) from failing later, inside some computation, as an out-of-memory error.
+MAX_THREADS = 1024
+
 
 def _core() -> Any:  # densa._core, imported on first use
     return importlib.import_module("densa._core")
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads (n >= 1) for densa's products, from now on, process-wide."""
+    """Use ``n`` threads (1 <= n <= 1024) for densa's products, from now on, process-wide.
+
+    More threads than CPUs gain nothing: a product is cut into at most as many slabs as
+    the machine has CPUs (at least 2).
+    """
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"set_num_threads: n must be at least 1, got {n}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"set_num_threads: n must be from 1 to {MAX_THREADS}, got {n}")
     _core().set_num_threads(n)
 
 

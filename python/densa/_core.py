@@ -18,6 +18,7 @@ import contextlib
 import importlib
 import importlib.util
 import os
+import warnings
 from typing import TYPE_CHECKING
 
 # Loads libscipy_openblas (RTLD_GLOBAL) before the extension needs it; a build with
@@ -26,6 +27,7 @@ with contextlib.suppress(ImportError):
     import scipy_openblas32  # noqa: F401
 
 from . import _core_baseline
+from ._config import MAX_THREADS
 
 if TYPE_CHECKING:
     # Type checkers see the API every level shares (tools/stubs.py checks it is one).
@@ -97,9 +99,16 @@ def _default_num_threads() -> int:
             try:
                 n = int(value)
             except ValueError:
-                continue
-            if n >= 1:
+                n = 0
+            if 1 <= n <= MAX_THREADS:
                 return n
+            # Said once, as the extension loads: a typo here would otherwise go unnoticed.
+            warnings.warn(
+                f"densa: ignoring {var}={os.environ[var]!r} (expected a whole number of "
+                f"threads from 1 to {MAX_THREADS})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux

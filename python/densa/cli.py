@@ -2,7 +2,8 @@
 
 Subcommands: ``demo`` (the default), ``train``, ``predict``, ``gradcheck``, ``bench``;
 ``densa <command> --help`` describes each. Errors print one line to stderr, prefixed
-``densa: error:``, and exit with status 1 (2 for a bad command line); never a traceback.
+``densa <command>: error:``, and exit with status 1 (2 for a bad command line); never a
+traceback.
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _point_count(text: str) -> int:
+    """The demo's --samples: two spiral arms need a point each."""
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected at least 2 points (one per arm), got {value}")
     return value
 
 
@@ -123,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "accuracy curves and the decision boundary as PNG files.",
     )
     p.add_argument("--epochs", type=_positive_int, default=40)
-    p.add_argument("--samples", type=_positive_int, default=1000, help="spiral points")
+    p.add_argument("--samples", type=_point_count, default=1000, help="spiral points")
     p.add_argument("--noise", type=float, default=0.03, help="jitter of the points")
     p.add_argument("--lr", type=_positive_float, default=0.005, help="Adam's learning rate")
     p.add_argument("--batch-size", type=_positive_int, default=32)
@@ -367,13 +376,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
             labels = net.predict_classes(table.X)
         names, values = tabular.prediction_table(net.loss, probabilities, labels)
         tabular.write_csv(names, values, args.out)
+    scores = ""
+    if table.y is not None:
+        y = table.y.astype(np.int64) if net.loss == "softmax_cross_entropy" else table.y
+        scored = net.evaluate(table.X, y)
+        scores = ", ".join(f"{k} {v:.5g}" for k, v in scored.items())
     if args.out is not None:
         line = f"wrote {len(probabilities)} predictions to {args.out}"
-        if table.y is not None:
-            y = table.y.astype(np.int64) if net.loss == "softmax_cross_entropy" else table.y
-            scores = net.evaluate(table.X, y)
-            line += " (" + ", ".join(f"{k} {v:.5g}" for k, v in scores.items()) + ")"
-        _say(line)
+        _say(line + (f" ({scores})" if scores else ""))
+    elif scores:
+        # The predictions are on stdout, where the score line would corrupt the CSV.
+        print(f"scores on {args.target}: {scores}", file=sys.stderr)
     return 0
 
 

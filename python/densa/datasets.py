@@ -28,7 +28,11 @@ def _noise(noise: object) -> float:
 
 
 def spirals(
-    n: int = 1000, noise: float = 0.03, seed: int | None = 0, turns: float = 1.5
+    n: int = 1000,
+    noise: float = 0.03,
+    seed: int | None = 0,
+    turns: float = 1.5,
+    shuffle: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaved spirals, a classic problem no linear model separates.
 
@@ -44,20 +48,27 @@ def spirals(
     noise : float
         Standard deviation of the added Gaussian noise.
     seed : int or None
-        Seeds the noise (and nothing else: the points without noise are fixed).
+        Seeds the noise and the order (the points without noise are fixed).
     turns : float
         Turns of each arm.
+    shuffle : bool
+        Return the points in a random order (the default), so that any slice of them,
+        such as the last fraction that ``fit(validation_split=...)`` holds out, has
+        both classes and every part of the arms. False: class 0's points first, then
+        class 1's, each arm from its centre outwards.
 
     Returns
     -------
     X : ndarray, shape (n, 2), float64
     y : ndarray, shape (n,), int64
-        0 or 1, the first n // 2 points of class 0.
+        0 or 1 (n // 2 points of class 0).
     """
     n = _count(n, "n", 2)
     noise = _noise(noise)
     if isinstance(turns, bool) or not isinstance(turns, (int, float)) or not turns > 0:
         raise ValueError(f"turns must be a number > 0, got {turns!r}")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
     rng = np.random.default_rng(seed)
     counts = (n // 2, n - n // 2)
     arms: list[np.ndarray] = []
@@ -70,7 +81,12 @@ def spirals(
         labels.append(np.full(m, c, dtype=np.int64))
     X = np.concatenate(arms)
     X += noise * rng.standard_normal(X.shape)
-    return X, np.concatenate(labels)
+    y = np.concatenate(labels)
+    if shuffle:
+        # Drawn after the noise: shuffle=False gives the same points, in class order.
+        order = rng.permutation(n)
+        X, y = X[order], y[order]
+    return X, y
 
 
 def xor() -> tuple[np.ndarray, np.ndarray]:

@@ -12,22 +12,26 @@ if TYPE_CHECKING:
 
 
 class LayerGradients(Mapping[str, np.ndarray]):
-    """One layer's quantities from NOTATION.md, under the exercise's names.
+    """One layer's quantities from docs/backprop.md, under the exercise's names.
 
     Mapping (``g["dW"]``) and attributes (``g.dW``) give the same arrays, with
-    a row per sample for batch quantities:
+    a row per sample for batch quantities, as NumPy users lay out data. The
+    equations (docs/backprop.md) hold a column per sample; in the arrays' row
+    layout they read as in the last column:
 
-    ========== =================== ==========================================
-    name       shape               meaning
-    ========== =================== ==========================================
-    last_input (N, m_in)           y_{j-1}, the layer's input
-    z          (N, m_out)          z_j = W y_{j-1} + b
-    dy         (N, m_out)          dJ/dy_j (cost gradient, or dx of the layer above)
-    dz         (N, m_out)          dz_j = dy_j ⊙ f'(z_j)
-    dW         (m_out, m_in)       dW = dz·y_{j-1}ᵀ
-    db         (m_out,)            db = sum(dz, axis=1)
-    dx         (N, m_in)           dx = Wᵀ·dz, the dy of the layer below
-    ========== =================== ==========================================
+    ========== ============= ============================== =========================
+    name       shape         meaning (a column per sample)  with these arrays
+    ========== ============= ============================== =========================
+    last_input (N, m_in)     y_{j-1}, the layer's input
+    z          (N, m_out)    z_j = W y_{j-1} + b            last_input @ W.T + b
+    dy         (N, m_out)    dJ/dy_j (cost gradient, or
+                             dx of the layer above)
+    dz         (N, m_out)    dz_j = dy_j ⊙ f'(z_j)          dy * f'(z)
+    dW         (m_out, m_in) dW = dz·y_{j-1}ᵀ               dz.T @ last_input
+    db         (m_out,)      db = sum(dz, axis=1)           dz.sum(axis=0)
+    dx         (N, m_in)     dx = Wᵀ·dz, the dy of the      dz @ W
+                             layer below
+    ========== ============= ============================== =========================
     """
 
     _names = ("last_input", "z", "dy", "dz", "dW", "db", "dx")

@@ -24,7 +24,7 @@ class Dense:
     Parameters
     ----------
     n_in, n_out : int
-        Input and output sizes (m_{j-1} and m_j in NOTATION.md).
+        Input and output sizes (m_{j-1} and m_j in docs/backprop.md).
     activation : str
         One of identity (alias linear), sigmoid, tanh, relu, leaky_relu, elu, softplus, gelu.
     init : str, optional

@@ -443,7 +443,9 @@ class Network:
             Draw a new sample order every epoch from the network's generator.
         validation_data : (X_val, y_val), optional
         validation_split : float
-            Hold out this last fraction of (X, y) for validation instead.
+            Hold out this last fraction of (X, y) for validation instead (the last
+            rows, as in Keras: rows sorted by class or by time give a validation set
+            unlike the training set, so shuffle such data first).
         early_stopping : EarlyStopping, int (patience) or None
         progress : bool
             Show a progress bar when writing to a terminal or notebook.

@@ -36,6 +36,8 @@ def _check_range(value: object, name: str, low: float, high: float, high_open: b
     value = float(value)
     ok = math.isfinite(value) and low <= value and (value < high if high_open else value <= high)
     if not ok:
+        if math.isinf(high):  # [low, inf] would seem to admit inf, which is refused
+            raise ValueError(f"{name} must be a finite number >= {low}, got {value}")
         bracket = ")" if high_open else "]"
         raise ValueError(f"{name} must lie in [{low}, {high}{bracket}, got {value}")
     return value
@@ -52,7 +54,8 @@ class Optimizer:
     def __init__(self) -> None:
         self.state_W: list[list[np.ndarray]] = []
         self.state_b: list[list[np.ndarray]] = []
-        self.step = np.zeros(1, dtype=np.int64)  # updates applied so far
+        # Adam's t, the updates applied so far (its bias correction); SGD leaves it at 0.
+        self.step = np.zeros(1, dtype=np.int64)
 
     def hyper(self) -> dict[str, float]:
         """The hyperparameters the update rules take, by name."""

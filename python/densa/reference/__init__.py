@@ -1,4 +1,4 @@
-"""densa's NumPy reference: the derivation of ``NOTATION.md`` written literally.
+"""densa's NumPy reference: the derivation of ``docs/backprop.md`` written literally.
 
 Every native result is compared with this package. It favours being obviously right
 over being fast: each line carries the equation it computes, under the derivation's

@@ -1,4 +1,4 @@
-"""One dense layer, forward and backward: NOTATION.md's equations, line by line.
+"""One dense layer, forward and backward: docs/backprop.md's equations, line by line.
 
 Batches arrive as NumPy users hold them, ``(N, m)`` with a row per sample. The
 equations use one column per sample (``m x N``), so each function transposes on the
@@ -51,7 +51,7 @@ def dense_backward(
     activation: str,
     return_dz: bool = False,
 ) -> tuple[np.ndarray, ...]:
-    """Backward through one dense layer (NOTATION.md's recursion, one step).
+    """Backward through one dense layer (docs/backprop.md's recursion, one step).
 
     Parameters
     ----------
