@@ -7,6 +7,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -14,11 +15,14 @@ import pytest
 sklearn = pytest.importorskip("sklearn", minversion="1.6")
 
 from sklearn import neural_network as sknn  # noqa: E402
+from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_digits, load_iris, make_regression  # noqa: E402
+from sklearn.ensemble import BaggingClassifier  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from sklearn.utils.validation import has_fit_parameter  # noqa: E402
 
 from densa.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
@@ -323,12 +327,103 @@ def test_verbose_prints_each_epoch(iris, capsys):
         (dict(dtype="float16"), ValueError, "dtype must be one of 'float64', 'float32'"),
         (dict(backend="gpu"), ValueError, "backend: unknown name 'gpu'"),
         (dict(shuffle="yes"), TypeError, "shuffle must be True or False"),
+        (dict(max_fun=0), ValueError, "max_fun must be >= 1"),
     ],
 )
 def test_bad_parameters_are_named(iris, params, error, match):
     X, y = iris
     with pytest.raises(error, match=match):
         MLPClassifier(**params).fit(X, y)
+
+
+def test_activation_error_lists_each_name_once(iris):
+    X, y = iris
+    with pytest.raises(ValueError, match="activation must be one of") as err:
+        MLPClassifier(activation="softmax").fit(X, y)
+    listed = str(err.value).split("one of ", 1)[1].split(", got")[0].split(", ")
+    assert len(listed) == len(set(listed))
+    assert {"'identity'", "'logistic'", "'tanh'", "'relu'", "'sigmoid'", "'gelu'"} <= set(listed)
+
+
+# ----- scikit-learn's parameters and fit keywords -----------------------------------------------
+@pytest.mark.parametrize("kind", ["MLPClassifier", "MLPRegressor"])
+def test_constructs_from_sklearn_get_params(iris, kind):
+    ours_cls = getattr(sys.modules["densa.sklearn"], kind)
+    theirs = getattr(sknn, kind)()
+    ours = ours_cls(**theirs.get_params())
+    # The same parameters and defaults as scikit-learn's, plus densa's dtype and backend.
+    params = ours.get_params()
+    assert params.pop("dtype") == "float64"
+    assert params.pop("backend") == "native"
+    assert params == theirs.get_params()
+    assert ours_cls().get_params() == ours.get_params()
+    assert clone(ours).get_params() == ours.get_params()
+    assert ours.set_params(max_fun=7).get_params()["max_fun"] == 7  # lbfgs only: ignored
+    X, y = iris
+    if kind == "MLPRegressor":
+        y = X[:, 0].copy()
+    with pytest.warns(ConvergenceWarning):
+        ours.set_params(hidden_layer_sizes=(4,), max_iter=2).fit(X, y)
+    with pytest.raises(TypeError, match=rf"^{kind}\.__init__\(\) got an unexpected keyword"):
+        ours_cls(hiden_layer_sizes=(4,))
+
+
+@pytest.mark.parametrize("loss", ["poisson", "absolute_error"])
+def test_regressor_refuses_losses_other_than_squared_error(iris, loss):
+    X, _ = iris
+    est = MLPRegressor(loss=loss)  # checked in fit, as scikit-learn does
+    assert est.get_params()["loss"] == loss
+    with pytest.raises(ValueError, match=r"loss.*'squared_error'") as err:
+        est.fit(X, X[:, 0])
+    assert f"{loss!r}" in str(err.value)
+    with pytest.raises(
+        TypeError, match=r"MLPClassifier\.__init__\(\) got an unexpected keyword argument 'loss'"
+    ):
+        MLPClassifier(loss="log_loss")  # scikit-learn's classifier has no loss parameter
+
+
+def test_loss_squared_error_trains_as_the_default(iris):
+    X, _ = iris
+    y = X[:, 0] * X[:, 1]
+    params = dict(hidden_layer_sizes=(6,), max_iter=8, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        default = MLPRegressor(**params).fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        squared = MLPRegressor(**params, loss="squared_error").fit(X, y)
+    for a, b in zip(default.coefs_ + default.intercepts_, squared.coefs_ + squared.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert squared.loss_curve_ == default.loss_curve_
+
+
+@pytest.mark.parametrize("kind", ["MLPClassifier", "MLPRegressor"])
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_sample_weight_is_refused_unless_none(iris, kind, method):
+    X, y = iris
+    est = getattr(sys.modules["densa.sklearn"], kind)(hidden_layer_sizes=(4,), max_iter=2)
+    kwargs = {"classes": np.unique(y)} if (kind, method) == ("MLPClassifier", "partial_fit") else {}
+    fit = getattr(est, method)
+    with pytest.raises(ValueError, match=r"sample_weight is not supported") as err:
+        fit(X, y, sample_weight=np.ones(len(y)), **kwargs)
+    assert str(err.value).startswith(f"{kind}.{method}()")
+    assert "_BaseMLP" not in str(err.value)
+    with pytest.raises(TypeError, match=rf"^{kind}\.{method}\(\) got an unexpected keyword"):
+        fit(X, y, sample_weigth=None, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert fit(X, y, sample_weight=None, **kwargs) is est
+
+
+def test_sample_weight_support_is_not_advertised(iris):
+    # sample_weight is not in fit's signature, so scikit-learn's meta-estimators see that it
+    # is not supported: bagging samples rows by indexing instead of passing weights.
+    assert not has_fit_parameter(MLPClassifier(), "sample_weight")
+    assert not has_fit_parameter(MLPRegressor(), "sample_weight")
+    X, y = iris
+    est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, learning_rate_init=0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        bagging = BaggingClassifier(est, n_estimators=2, random_state=0).fit(X, y)
+    assert len(bagging.estimators_) == 2
 
 
 def test_sparse_input_is_refused(iris):

@@ -8,8 +8,13 @@ and methods, so they work in pipelines, ``GridSearchCV``, ``cross_val_score`` an
 
 Where densa differs from scikit-learn
 -------------------------------------
-* ``solver="lbfgs"`` and ``sample_weight`` are not available; sparse ``X`` is refused
-  (densify it first); ``momentum`` must be below 1.
+* ``solver="lbfgs"`` is not available (its ``max_fun`` is accepted and ignored), nor
+  ``MLPRegressor(loss="poisson")``: ``loss`` must be ``"squared_error"``, and is
+  keyword-only (scikit-learn's is the first positional parameter). Sparse ``X`` is
+  refused (densify it first); ``momentum`` must be below 1.
+* ``fit`` and ``partial_fit`` take ``sample_weight=None`` only, outside their signatures,
+  so that scikit-learn's ``has_fit_parameter`` (consulted by bagging, boosting,
+  calibration and ``check_estimator``) sees no support for sample weights.
 * ``alpha`` (L2 penalty). scikit-learn adds ``alpha/(2·n_b)·Σ‖W‖²`` to the loss of each
   minibatch of ``n_b`` samples, i.e. ``(alpha/n_b)·W`` to the gradient of the weights
   (not the intercepts). densa passes ``weight_decay = alpha / batch_size`` to its
@@ -142,7 +147,9 @@ def _hidden_activation(value: object) -> str:
     try:
         return _checks.activation_name(value)
     except (TypeError, ValueError):
-        names = [*_SKLEARN_ACTIVATIONS, *(a for a in _checks.ACTIVATIONS if a != "identity")]
+        # scikit-learn's names, then densa's others: each accepted name once.
+        names = [*_SKLEARN_ACTIVATIONS]
+        names += [a for a in _checks.ACTIVATIONS if a not in _SKLEARN_ACTIVATIONS]
         raise ValueError(
             f"activation must be one of {', '.join(map(repr, names))}, got {value!r}"
         ) from None
@@ -187,10 +194,20 @@ _PARAMETERS_DOC = """
     beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
     epsilon : float, default=1e-8
     n_iter_no_change : int or np.inf, default=10
+    max_fun : int, default=15000
+        Used only by scikit-learn's ``solver="lbfgs"``, which densa does not implement:
+        accepted for compatibility (and checked to be an integer >= 1), otherwise ignored.
     dtype : {"float64", "float32"}, default="float64"
         Precision of the weights and of the computation (densa's own parameter).
     backend : {"native", "reference"}, default="native"
         densa's C++ kernels or its NumPy reference (densa's own parameter).
+"""
+
+# MLPRegressor's own parameter, documented after ``activation`` as scikit-learn does.
+_LOSS_DOC = """    loss : {"squared_error"}, default="squared_error"
+        Half the squared error, as in scikit-learn. scikit-learn's ``"poisson"`` is not
+        available in densa. Keyword-only (scikit-learn's is the first positional
+        parameter).
 """
 
 
@@ -201,34 +218,40 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
     """
 
     _estimator_kind = ""  # "classifier" or "regressor", set by the subclasses
+    # The default for estimators pickled before this parameter existed, which then lack
+    # the instance attribute (get_params and refitting read it).
+    max_fun = 15000
 
+    # The public classes list the parameters with their defaults (scikit-learn reads
+    # them from the class's own __init__) and pass them here.
     def __init__(
         self,
-        hidden_layer_sizes: int | Sequence[int] = (100,),
-        activation: str = "relu",
         *,
-        solver: str = "adam",
-        alpha: float = 0.0001,
-        batch_size: int | str = "auto",
-        learning_rate: str = "constant",
-        learning_rate_init: float = 0.001,
-        power_t: float = 0.5,
-        max_iter: int = 200,
-        shuffle: bool = True,
-        random_state: int | np.random.RandomState | None = None,
-        tol: float = 1e-4,
-        verbose: bool | int = False,
-        warm_start: bool = False,
-        momentum: float = 0.9,
-        nesterovs_momentum: bool = True,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        n_iter_no_change: int | float = 10,
-        dtype: str = "float64",
-        backend: str = "native",
+        hidden_layer_sizes: int | Sequence[int],
+        activation: str,
+        solver: str,
+        alpha: float,
+        batch_size: int | str,
+        learning_rate: str,
+        learning_rate_init: float,
+        power_t: float,
+        max_iter: int,
+        shuffle: bool,
+        random_state: int | np.random.RandomState | None,
+        tol: float,
+        verbose: bool | int,
+        warm_start: bool,
+        momentum: float,
+        nesterovs_momentum: bool,
+        early_stopping: bool,
+        validation_fraction: float,
+        beta_1: float,
+        beta_2: float,
+        epsilon: float,
+        n_iter_no_change: int | float,
+        max_fun: int,
+        dtype: str,
+        backend: str,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -252,6 +275,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.dtype = dtype
         self.backend = backend
 
@@ -292,6 +316,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         _number(self.epsilon, "epsilon", 0.0, low_open=True)
         if not (isinstance(self.n_iter_no_change, float) and self.n_iter_no_change == math.inf):
             _integer(self.n_iter_no_change, "n_iter_no_change", 1)
+        _integer(self.max_fun, "max_fun", 1)  # lbfgs only: checked as scikit-learn does
         _choice(self.dtype, "dtype", ("float64", "float32"))
         _backends.check_name(self.backend)
 
@@ -574,20 +599,20 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             print(msg + f" Setting learning rate to {opt.lr:f}")
         return False
 
-    def fit(self, X: Any, y: Any) -> _BaseMLP:
-        """Train on (X, y) for up to ``max_iter`` epochs.
-
-        Parameters
-        ----------
-        X : array_like, shape (n_samples, n_features)
-        y : array_like, shape (n_samples,) or (n_samples, n_outputs)
-            Class labels (classifier; a 2-D indicator matrix for multilabel) or targets.
-
-        Returns
-        -------
-        self
-        """
-        return self._fit(X, y, incremental=False)
+    def _refuse_fit_params(self, method: str, fit_params: dict[str, Any]) -> None:
+        """Accept scikit-learn's ``sample_weight`` keyword when it is None, refuse anything
+        else. It is taken through ``**fit_params``, not named in the signatures, so that
+        ``has_fit_parameter`` reports (to bagging, boosting, calibration and
+        ``check_estimator``) that sample weights are not supported."""
+        where = f"{type(self).__name__}.{method}()"
+        for key, value in fit_params.items():
+            if key != "sample_weight":
+                raise TypeError(f"{where} got an unexpected keyword argument {key!r}")
+            if value is not None:
+                raise ValueError(
+                    f"{where}: sample_weight is not supported; densa's estimators weight "
+                    "every sample equally (pass sample_weight=None)"
+                )
 
     def _raw_output(self, X: Any) -> np.ndarray:
         """Network predictions (probabilities or values), shape (n_samples, n_outputs)."""
@@ -643,6 +668,63 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
 
     _estimator_kind = "classifier"
 
+    def __init__(
+        self,
+        hidden_layer_sizes: int | Sequence[int] = (100,),
+        activation: str = "relu",
+        *,
+        solver: str = "adam",
+        alpha: float = 0.0001,
+        batch_size: int | str = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: int | np.random.RandomState | None = None,
+        tol: float = 1e-4,
+        verbose: bool | int = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int | float = 10,
+        max_fun: int = 15000,
+        dtype: str = "float64",
+        backend: str = "native",
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            dtype=dtype,
+            backend=backend,
+        )
+
     def _out_activation(self) -> str:
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
@@ -688,7 +770,26 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
             return math.nan
         return float(accuracy_score(y_true, self._labels_from_proba(proba)))
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> MLPClassifier:
+        """Train on (X, y) for up to ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+        y : array_like, shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a 2-D indicator matrix for multilabel.
+        sample_weight : None
+            Keyword-only; only None is accepted (densa does not support sample weights).
+
+        Returns
+        -------
+        self
+        """
+        self._refuse_fit_params("fit", fit_params)
+        self._fit(X, y, incremental=False)
+        return self
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, **fit_params: Any) -> MLPClassifier:
         """One epoch over (X, y), continuing from the current weights and optimizer.
 
         Parameters
@@ -698,11 +799,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
         classes : array_like, shape (n_classes,)
             Every class of the whole data set; required on the first call (ignored for a
             multilabel ``y``), optional later.
+        sample_weight : None
+            Keyword-only; only None is accepted (densa does not support sample weights).
 
         Returns
         -------
         self
         """
+        self._refuse_fit_params("partial_fit", fit_params)
         if not hasattr(self, "classes_"):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -753,7 +857,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
     ``densa.sklearn`` for where it differs. The output layer is linear, one unit per
     target column.
 """
-        + _PARAMETERS_DOC
+        + _PARAMETERS_DOC.replace("    solver : ", _LOSS_DOC + "    solver : ", 1)
         + """
     Attributes
     ----------
@@ -781,9 +885,78 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
     )
 
     _estimator_kind = "regressor"
+    loss = "squared_error"  # for estimators pickled before the parameter existed
+
+    def __init__(
+        self,
+        hidden_layer_sizes: int | Sequence[int] = (100,),
+        activation: str = "relu",
+        *,
+        loss: str = "squared_error",
+        solver: str = "adam",
+        alpha: float = 0.0001,
+        batch_size: int | str = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: int | np.random.RandomState | None = None,
+        tol: float = 1e-4,
+        verbose: bool | int = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int | float = 10,
+        max_fun: int = 15000,
+        dtype: str = "float64",
+        backend: str = "native",
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            dtype=dtype,
+            backend=backend,
+        )
+        self.loss = loss
 
     def _out_activation(self) -> str:
         return "identity"
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.loss == "poisson":
+            raise ValueError(
+                "loss='poisson' is not available in densa; MLPRegressor supports only "
+                "loss='squared_error'"
+            )
+        _choice(self.loss, "loss", ("squared_error",))
 
     def _encode_targets(self, y: np.ndarray, incremental: bool) -> np.ndarray:
         return y.reshape(-1, 1) if y.ndim == 1 else y
@@ -797,18 +970,40 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
             return math.nan
         return float(r2_score(y_true, pred))
 
-    def partial_fit(self, X: Any, y: Any) -> MLPRegressor:
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> MLPRegressor:
+        """Train on (X, y) for up to ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+        y : array_like, shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : None
+            Keyword-only; only None is accepted (densa does not support sample weights).
+
+        Returns
+        -------
+        self
+        """
+        self._refuse_fit_params("fit", fit_params)
+        self._fit(X, y, incremental=False)
+        return self
+
+    def partial_fit(self, X: Any, y: Any, **fit_params: Any) -> MLPRegressor:
         """One epoch over (X, y), continuing from the current weights and optimizer.
 
         Parameters
         ----------
         X : array_like, shape (n_samples, n_features)
         y : array_like, shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : None
+            Keyword-only; only None is accepted (densa does not support sample weights).
 
         Returns
         -------
         self
         """
+        self._refuse_fit_params("partial_fit", fit_params)
         self._fit(X, y, incremental=True)
         return self
 
