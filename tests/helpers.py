@@ -109,6 +109,17 @@ def draw_layer(rng: np.random.Generator, m_in: int, m_out: int, n: int, dtype):
     return tuple(a.astype(dtype) for a in (W, b, x, dy))
 
 
+def unaligned(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``a`` one byte past an aligned address: a legal NumPy
+    array (np.frombuffer at an offset) that the kernels must not load in place."""
+    raw = np.zeros(a.nbytes + 1, dtype=np.uint8)
+    out = np.frombuffer(raw.data, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
+    out[...] = a
+    assert out.flags.c_contiguous
+    assert not out.flags.aligned
+    return out
+
+
 def copies(arrays):
     """Independent copies of a list of arrays (or of a list of lists of arrays)."""
     return [copies(a) if isinstance(a, list) else a.copy() for a in arrays]

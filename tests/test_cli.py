@@ -318,6 +318,11 @@ def _garbage(tmp_path) -> Path:
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["gradcheck", "--sizes", "3"], "--sizes needs at least an input and an output"),
         (["demo", "--samples", "1"], "argument --samples: expected at least 2 points"),
+        (
+            ["predict", "{garbage}", "{csv}", "--out", "{tmp}/p.npz"],
+            "predict writes a .npy array or CSV text",
+        ),
+        (["gradcheck", "--sizes", "100000000,100000000"], "error: out of memory"),
     ],
     ids=[
         "missing-file",
@@ -330,6 +335,8 @@ def _garbage(tmp_path) -> Path:
         "unknown-command",
         "gradcheck-sizes",
         "demo-one-point",
+        "predict-npz-out",
+        "out-of-memory",
     ],
 )
 def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path, spiral_csv, argv, message):

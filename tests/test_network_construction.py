@@ -266,6 +266,65 @@ def test_setters_validate_shape_dtype_and_values():
     np.testing.assert_array_equal(layer.W, W0)  # a refused value changes nothing
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_assigning_weights_during_fit_reaches_the_trained_arrays(backend):
+    """A callback that clips W (a max-norm constraint, say) assigns a new array: the
+    values must land in the arrays the running fit trains, not in a copy it never sees."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 4))
+    y = rng.standard_normal((64, 3))
+    net = make_net("mse", backend=backend, seed=3)
+    arrays = [layer.W for layer in net.layers]
+
+    def clip(epoch, logs):
+        for layer in net.layers:
+            layer.W = np.clip(layer.W, -0.2, 0.2)
+
+    history = net.fit(
+        X,
+        y,
+        epochs=6,
+        batch_size=8,
+        optimizer=densa.SGD(lr=0.05),
+        progress=False,
+        on_epoch_end=clip,
+    )
+    assert all(layer.W is a for layer, a in zip(net.layers, arrays))
+    # The weights are the trained ones: the last epoch's loss is the loss of the final
+    # weights before the last clip, so re-evaluating after clipping stays close to it,
+    # and training moved the weights (a copy would have frozen them after epoch 1).
+    assert all(np.abs(layer.W).max() <= 0.2 for layer in net.layers)
+    assert history.loss[-1] < history.loss[0]
+    assert abs(net.evaluate(X, y)["loss"] - history.loss[-1]) < 0.1 * history.loss[0]
+
+
+def test_assigning_values_beyond_float32_is_refused():
+    net = make_net("mse", dtype="float32")
+    layer = net.layers[0]
+    W0 = layer.W.copy()
+    with pytest.raises(ValueError, match=r"W has values beyond float32's range"):
+        layer.W = np.full(layer.W.shape, 1e300)
+    with pytest.raises(ValueError, match=r"b has values beyond float32's range"):
+        layer.b = np.full(layer.n_out, -1e39)
+    np.testing.assert_array_equal(layer.W, W0)
+
+
+def test_a_layer_cannot_join_networks_of_two_dtypes():
+    layers = [densa.Dense(4, 5, "tanh"), densa.Dense(5, 2, "identity")]
+    a = densa.Network(layers, dtype="float32", seed=0)
+    W = [layer.W.copy() for layer in layers]
+    with pytest.raises(ValueError, match="already belongs to a float32 network and cannot join"):
+        densa.Network([densa.Dense(3, 4, "tanh"), *layers], dtype="float64", seed=0)
+    # Refused before anything changed: the first network is intact and still works.
+    for layer, w in zip(a.layers, W):
+        assert layer.W.dtype == np.float32
+        np.testing.assert_array_equal(layer.W, w)
+    assert a.predict(np.zeros((2, 4))).dtype == np.float32
+    # The same dtype shares the layers (and their weights).
+    b = densa.Network(layers, dtype="float32", seed=1)
+    assert b.layers[0].W is a.layers[0].W
+
+
 def test_unattached_layer_has_no_parameters_yet():
     layer = densa.Dense(3, 2)
     with pytest.raises(RuntimeError, match="not initialized yet"):

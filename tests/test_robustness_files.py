@@ -100,3 +100,54 @@ def test_saves_racing_from_two_threads_leave_one_complete_model(tmp_path):
     assert float(loaded.layers[0].W[0, 0]) in (1.0, 2.0)
     np.testing.assert_array_equal(loaded.layers[0].W, loaded.layers[0].W[0, 0])
     assert os.listdir(tmp_path) == ["m.npz"]  # no temporary left behind
+
+
+def test_save_refuses_what_load_would_refuse_and_writes_nothing(tmp_path):
+    net = _net()
+    path = tmp_path / "m.npz"
+    net.layers[1].b[0] = np.nan
+    with pytest.raises(ValueError, match=r"array 'b1' contains NaN or inf.*nothing was written"):
+        net.save(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_save_names_the_destination(tmp_path):
+    path = tmp_path / "missing-dir" / "m.npz"
+    with pytest.raises(FileNotFoundError) as info:
+        _net().save(path)
+    assert info.value.filename == str(path)
+    assert ".tmp" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (lambda meta: {**meta, "x": "NEST"}, "nests JSON arrays or objects too deeply"),
+        (
+            lambda meta: {
+                **meta,
+                "optimizer": {
+                    **meta["optimizer"],
+                    "hyper": {**meta["optimizer"]["hyper"], "lr": 10**400},
+                },
+            },
+            "lr must be a finite number > 0",
+        ),
+    ],
+    ids=["deep-nesting", "huge-integer-lr"],
+)
+def test_hostile_meta_raises_model_file_error(tmp_path, edit, fragment):
+    import json
+
+    net = _net()
+    net.fit(np.zeros((4, 3)), np.array([0, 1, 0, 1]), epochs=1, progress=False)
+    good = tmp_path / "good.npz"
+    net.save(good)
+    members = _members(good)
+    meta = json.loads(members["meta"].tobytes().decode())
+    text = json.dumps(edit(meta)).replace('"NEST"', "[" * 100_000 + "]" * 100_000)
+    members["meta"] = np.frombuffer(text.encode(), dtype=np.uint8)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **members)
+    with pytest.raises(densa.ModelFileError, match=fragment):
+        densa.Network.load(bad)

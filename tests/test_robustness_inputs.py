@@ -246,13 +246,32 @@ def test_binary_targets_must_lie_in_0_1(bad):
         (lambda: densa.Adam(eps=0), ValueError, "eps must be > 0"),
         (lambda: densa.EarlyStopping(patience=-1), ValueError, "patience must be >= 0"),
         (lambda: densa.EarlyStopping(patience=1.5), TypeError, "patience must be an integer"),
-        (lambda: densa.EarlyStopping(min_delta=True), ValueError, "min_delta"),
+        (lambda: densa.EarlyStopping(min_delta=True), TypeError, "min_delta must be a number"),
+        (lambda: densa.EarlyStopping(min_delta=10**400), ValueError, "min_delta must be a finite"),
+        (lambda: densa.Adam(lr=10**400), ValueError, "lr must be a finite number > 0"),
+        (lambda: densa.SGD(weight_decay=10**400), ValueError, "weight_decay must be a finite"),
         (lambda: densa.EarlyStopping(monitor="acc"), ValueError, "monitor"),
     ],
 )
 def test_bad_optimizer_and_early_stopping_arguments(make, error, fragment):
     with _raises(error, fragment):
         make()
+
+
+def test_numpy_scalars_are_numbers_like_python_ones():
+    net = _net()
+    history = net.fit(
+        _X(),
+        np.ones((N, N_OUT)),
+        epochs=2,
+        validation_split=np.float32(0.25),
+        early_stopping=densa.EarlyStopping(patience=np.int64(3), min_delta=np.float32(0.1)),
+        shuffle=np.bool_(True),
+        progress=False,
+    )
+    assert len(history.val_loss) == 2
+    with _raises(TypeError, "progress must be True or False, got str"):
+        net.fit(_X(), np.ones((N, N_OUT)), progress="yes")
 
 
 @pytest.mark.parametrize(
@@ -266,6 +285,9 @@ def test_bad_optimizer_and_early_stopping_arguments(make, error, fragment):
         ({"optimizer": 0.1}, TypeError, "optimizer must be"),
         ({"validation_split": 1.0}, ValueError, "validation_split must lie in [0, 1)"),
         ({"validation_split": float("nan")}, ValueError, "validation_split"),
+        ({"validation_split": "0.2"}, TypeError, "validation_split must be a number"),
+        ({"shuffle": "no"}, TypeError, "shuffle must be True or False, got str"),
+        ({"shuffle": 0.5}, TypeError, "shuffle must be True or False"),
         ({"validation_data": [1, 2, 3]}, TypeError, "validation_data must be a pair"),
         ({"early_stopping": -2}, ValueError, "patience"),
         ({"on_epoch_end": "print"}, TypeError, "on_epoch_end must be callable"),

@@ -110,8 +110,9 @@ def all_finite_many(arrays: Sequence[np.ndarray]) -> bool:
 
 
 def same_dtype(**arrays: np.ndarray) -> np.dtype[Any]:
-    """The dtype all ``arrays`` share, or a TypeError listing each one's."""
-    dtypes = {a.dtype for a in arrays.values()}
+    """The dtype all ``arrays`` share, in native byte order (a ``>f4`` input, converted
+    once, is float32 like the others), or a TypeError listing each one's."""
+    dtypes: set[np.dtype[Any]] = {a.dtype.newbyteorder("=") for a in arrays.values()}
     if len(dtypes) != 1:
         found = ", ".join(f"{k} is {v.dtype}" for k, v in arrays.items())
         raise TypeError(f"mixed dtypes: {found}; pass arrays of one dtype")
@@ -220,21 +221,37 @@ def trainer_run_args(
 
 
 def update_args(kind: str, theta: Any, grad: Any, **state: Any) -> None:
-    """Refuse, for the reference ``sgd_step`` / ``adam_step``, what the native ones refuse.
+    """Refuse, for both backends' ``sgd_step`` / ``adam_step``, what cannot be updated.
 
     ``theta`` and the ``state`` arrays (velocity, or m and v) are updated in place, so
-    they must be C-contiguous float32/float64 arrays (a converted copy would be updated
-    instead, and the caller's array silently left as it was); all arrays share one dtype
-    and one size.
+    they must be writable, C-contiguous, aligned float32/float64 arrays in native byte
+    order (a converted copy would be updated instead, and the caller's array silently
+    left as it was). ``grad`` is only read: any float32/float64 array, converted once
+    (``in_place``) where the extension could not read it as it is. All share one dtype
+    and one size. Nothing is written before these checks pass.
     """
     for name, a in {"theta": theta, "grad": grad, **state}.items():
         if a is None and name in state:  # as the native kernel: an empty state array
             raise ValueError(f"{kind}: {name} and parameter sizes differ (no {name} given)")
-        if not isinstance(a, np.ndarray) or a.dtype not in FLOAT_DTYPES:
+        if not isinstance(a, np.ndarray) or a.dtype.newbyteorder("=") not in FLOAT_DTYPES:
             found = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
             raise TypeError(f"{kind}_step: {name} must be a float32 or float64 array, got {found}")
-        if name != "grad" and not a.flags.c_contiguous:
+        if name == "grad":
+            continue
+        if not a.dtype.isnative:
+            raise TypeError(
+                f"{kind}_step: {name} must be in native byte order (it is updated in place), "
+                f"got {a.dtype.str}"
+            )
+        if not a.flags.c_contiguous:
             raise TypeError(f"{kind}_step: {name} must be C-contiguous (it is updated in place)")
+        if not a.flags.aligned:
+            raise TypeError(
+                f"{kind}_step: {name} must be aligned to its {a.dtype.itemsize}-byte elements "
+                "(it is updated in place)"
+            )
+        if not a.flags.writeable:
+            raise ValueError(f"{kind}_step: {name} is read-only; densa updates it in place")
     same_dtype(theta=theta, grad=grad, **state)
     if grad.size != theta.size:
         raise ValueError(f"{kind}_step: grad has {grad.size} entries, the parameter {theta.size}")
@@ -243,6 +260,28 @@ def update_args(kind: str, theta: Any, grad: Any, **state: Any) -> None:
             raise ValueError(
                 f"{kind}: {name} and parameter sizes differ ({a.size} vs {theta.size})"
             )
+
+
+def step_count(step: object) -> int:
+    """Adam's step count t (after this update's increment): an integer >= 1, else the
+    reference's ValueError."""
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
+        raise ValueError(f"adam: step count must be at least 1, got {step!r}")
+    return int(step)
+
+
+def hyperparameter(kind: str, name: str, value: object) -> float:
+    """An optimizer coefficient as a float, or a TypeError naming it. Anything ``float``
+    takes, as the extension does, except text and complex numbers; NaN and inf pass (the
+    kernels do not judge values: ``densa.optimizers`` does, for ``fit``)."""
+    if not isinstance(value, (str, bytes, bytearray, complex, np.complexfloating)):
+        try:
+            return float(value)  # type: ignore[arg-type]  # refused below when it fails
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(
+        f"{kind}_step: {name} must be a real number, got {type(value).__name__}: {value!r:.60}"
+    )
 
 
 def loss_args(name: object, output: object, target: object) -> tuple[str, np.ndarray, np.ndarray]:

@@ -357,6 +357,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    if args.out is not None and not str(args.out).lower().endswith((".npy", ".csv", ".txt")):
+        raise CommandError(
+            f"--out {args.out}: predict writes a .npy array or CSV text (.csv, .txt); "
+            "name the file with one of those extensions"
+        )
     net = Network.load(args.model)
     if args.backend:
         net.backend = args.backend
@@ -368,7 +373,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"expects {net.n_in}{hint}"
         )
     probabilities = net.predict(table.X)
-    if args.out is not None and str(args.out).endswith(".npy"):
+    if args.out is not None and str(args.out).lower().endswith(".npy"):
         np.save(args.out, probabilities, allow_pickle=False)
     else:
         labels = None
@@ -518,6 +523,14 @@ def main(argv: list[str] | None = None) -> int:
         # at devnull so that Python's final flush does not complain either.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
+    except MemoryError as exc:
+        # NumPy's says how much it tried to allocate; ours (std::bad_alloc) may be empty.
+        detail = str(exc) or "the sizes asked for do not fit in memory"
+        print(
+            f"densa {args.command}: error: out of memory: {_one_line(Exception(detail))}",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     except (ValueError, TypeError, OSError, TrainingDivergedError, RuntimeError) as exc:
         print(f"densa {args.command}: error: {_one_line(exc)}", file=sys.stderr)

@@ -35,9 +35,13 @@ class Dense:
     Attributes
     ----------
     W : ndarray, shape (n_out, n_in)
-        Weights; assigning copies the new values into the layer's dtype.
+        Weights. Assigning copies the new values, converted to the layer's dtype, into
+        the array the layer already holds: a ``fit`` in progress (an ``on_epoch_end``
+        that clips the weights, say), its optimizer and any trainer keep working on it.
     b : ndarray, shape (n_out,)
-        Bias, zeros at initialization.
+        Bias, zeros at initialization; assigned like W.
+
+    A layer belongs to the networks built from it, which must share one dtype.
     """
 
     def __init__(
@@ -53,6 +57,9 @@ class Dense:
         )
         self._W: np.ndarray | None = None
         self._b: np.ndarray | None = None
+        self._in_network = False  # set when a Network adopts the layer (initialize)
+
+    _in_network = False  # the default for layers pickled before the attribute existed
 
     # Parameters are stored C-contiguous in the network's dtype because the native
     # backend updates them in place through a zero-copy view.
@@ -64,7 +71,7 @@ class Dense:
 
     @W.setter
     def W(self, value: ArrayLike) -> None:
-        self._W = self._coerce(value, "W", (self.n_out, self.n_in))
+        self._W = self._place(self._W, self._coerce(value, "W", (self.n_out, self.n_in)))
 
     @property
     def b(self) -> np.ndarray:
@@ -74,7 +81,7 @@ class Dense:
 
     @b.setter
     def b(self, value: ArrayLike) -> None:
-        self._b = self._coerce(value, "b", (self.n_out,))
+        self._b = self._place(self._b, self._coerce(value, "b", (self.n_out,)))
 
     @property
     def initialized(self) -> bool:
@@ -104,16 +111,51 @@ class Dense:
             if self.dtype is not None
             else (arr.dtype if arr.dtype in _checks.FLOAT_DTYPES else np.dtype(np.float32))
         )
-        return _memory.aligned_copy(arr, dtype)
+        with np.errstate(over="ignore"):  # reported below, as an error
+            converted = _memory.aligned_copy(arr, dtype)
+        if not np.all(np.isfinite(converted)):
+            raise ValueError(
+                f"{name} has values beyond {dtype}'s range (largest finite "
+                f"{float(np.finfo(dtype).max):.4g}): they would become inf"
+            )
+        return converted
+
+    @staticmethod
+    def _place(current: np.ndarray | None, new: np.ndarray) -> np.ndarray:
+        """The array to hold: ``current`` with ``new``'s values, once there is one.
+
+        In place, because others hold ``current``: a running fit's trainer updates it
+        through a zero-copy view, and a replaced array would silently stop training.
+        """
+        if current is None or current.dtype != new.dtype:
+            return new
+        current[...] = new
+        return current
 
     def initialize(self, rng: np.random.Generator, dtype: DTypeLike) -> None:
-        """Draw W (and zero b) if unset; otherwise convert existing values to ``dtype``."""
+        """Draw W (and zero b) if unset; otherwise convert existing values to ``dtype``.
+
+        A layer already in a network keeps its dtype: converting it would change the
+        type of that network's parameters under it (ValueError).
+        """
         dtype = np.dtype(dtype)
+        self.check_can_join(dtype)
+        self._in_network = True
         if self._W is None:
             self._W = initializers.draw(self.init, self.n_in, self.n_out, rng, dtype)
         if self._b is None:
             self._b = np.zeros(self.n_out, dtype=dtype)
         self.realign(dtype)
+
+    def check_can_join(self, dtype: DTypeLike) -> None:
+        """Refuse (ValueError) a network of ``dtype`` if the layer is in one of another."""
+        dtype = np.dtype(dtype)
+        if self._in_network and self._W is not None and self._W.dtype != dtype:
+            raise ValueError(
+                f"{self!r} already belongs to a {self._W.dtype} network and cannot join a "
+                f"{dtype} one (sharing it would change the type of the other network's "
+                "parameters): build new layers, or use the same dtype"
+            )
 
     def realign(self, dtype: DTypeLike | None = None) -> None:
         """Keep W and b C-contiguous, 64-byte aligned and in ``dtype`` (see densa._memory);

@@ -26,6 +26,8 @@ from . import _core as core
 # kept to one try (a helper call and a cast() cost ~0.5 us per forward + backward).
 _forward_unchecked: Callable[..., tuple[np.ndarray, np.ndarray]] = core.dense_forward
 _backward_unchecked: Callable[..., tuple[np.ndarray, ...]] = core.dense_backward
+_sgd_unchecked: Callable[..., None] = core.sgd_step
+_adam_unchecked: Callable[..., None] = core.adam_step
 
 
 def dense_forward(
@@ -67,6 +69,16 @@ def loss_backward(name: str, output: ArrayLike, target: ArrayLike) -> tuple[floa
     return core.loss_backward(*_checks.loss_args(name, output, target))
 
 
+# SGD without momentum reads no velocity, but the extension takes an array of theta's
+# dtype: one shared empty array per dtype (nothing is ever written to it) saves an
+# np.empty per call. Any other dtype finds None, which the extension refuses.
+_NO_VELOCITY: dict[Any, np.ndarray] = {dt: np.empty(0, dt) for dt in _checks.FLOAT_DTYPES}
+# Adam's step count t goes to C++ as a 64-bit integer. Clamping changes nothing: beta**t
+# is 0 for every |beta| < 1 long before t = 2**62, and both backends compute beta**t in
+# double, where every such t is even.
+_MAX_STEP = 2**62
+
+
 def sgd_step(
     theta: np.ndarray,
     grad: np.ndarray,
@@ -77,9 +89,32 @@ def sgd_step(
     weight_decay: float,
 ) -> None:
     """One SGD update in place; see ``densa.reference.sgd_step``."""
-    if velocity is None:
-        velocity = np.empty(0, dtype=theta.dtype)
-    core.sgd_step(theta, grad, velocity, lr, momentum, nesterov, weight_decay)
+    try:
+        return _sgd_unchecked(
+            theta,
+            grad,
+            _NO_VELOCITY.get(getattr(theta, "dtype", None)) if velocity is None else velocity,
+            lr,
+            momentum,
+            nesterov,
+            weight_decay,
+        )
+    except (TypeError, ValueError):
+        pass  # the checked path below converts, or raises the documented error
+    # The reference's checks, in its order: momentum first (it decides whether there is
+    # a velocity to check), then the arrays, then the other coefficients.
+    momentum = _checks.hyperparameter("sgd", "momentum", momentum)
+    state = {"velocity": velocity} if momentum > 0.0 else {}
+    _checks.update_args("sgd", theta, grad, **state)
+    core.sgd_step(
+        theta,
+        _checks.in_place(grad, theta.dtype),
+        velocity if state and velocity is not None else _NO_VELOCITY[theta.dtype],
+        _checks.hyperparameter("sgd", "lr", lr),
+        momentum,
+        bool(nesterov) if state else False,  # the reference reads it only with momentum
+        _checks.hyperparameter("sgd", "weight_decay", weight_decay),
+    )
 
 
 def adam_step(
@@ -95,7 +130,42 @@ def adam_step(
     weight_decay: float,
 ) -> None:
     """One AdamW update in place; see ``densa.reference.adam_step``."""
-    core.adam_step(theta, grad, m, v, int(step), lr, beta1, beta2, eps, weight_decay)
+    try:
+        # A step count that is not a plain int (a bool, which pybind11 would take as 0
+        # or 1, a float, a NumPy integer) goes to the checked path as None.
+        return _adam_unchecked(
+            theta,
+            grad,
+            m,
+            v,
+            step if step.__class__ is int else None,
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        )
+    except (TypeError, ValueError):
+        pass  # the checked path below converts, or raises the documented error
+    _checks.update_args("adam", theta, grad, m=m, v=v)
+    step = _checks.step_count(step)
+    core.adam_step(
+        theta,
+        _checks.in_place(grad, theta.dtype),
+        m,
+        v,
+        min(step, _MAX_STEP),
+        *(
+            _checks.hyperparameter("adam", name, value)
+            for name, value in (
+                ("lr", lr),
+                ("beta1", beta1),
+                ("beta2", beta2),
+                ("eps", eps),
+                ("weight_decay", weight_decay),
+            )
+        ),
+    )
 
 
 def _checked(cls: type[Any]) -> type[Any]:

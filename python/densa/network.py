@@ -82,12 +82,7 @@ class EarlyStopping:
             raise TypeError(f"patience must be an integer, got {patience!r}")
         if patience < 0:
             raise ValueError(f"patience must be >= 0, got {patience}")
-        if (
-            isinstance(min_delta, bool)
-            or not isinstance(min_delta, (int, float))
-            or not math.isfinite(min_delta)
-            or min_delta < 0
-        ):
+        if _real(min_delta, "min_delta") < 0 or not math.isfinite(_real(min_delta, "min_delta")):
             raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
         if monitor not in ("auto", "val_loss", "loss"):
             raise ValueError(f"monitor must be 'auto', 'val_loss' or 'loss', got {monitor!r}")
@@ -99,6 +94,19 @@ class EarlyStopping:
             f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, "
             f"monitor={self.monitor!r}, restore_best={self.restore_best})"
         )
+
+
+def _real(value: object, name: str) -> float:
+    """``value`` as a float: Python and NumPy numbers, not bools (TypeError otherwise).
+    An int too large for a float gives inf, which the callers' range checks refuse."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}: {value!r}")
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def _int_arg(value: object, name: str, minimum: int) -> int:
@@ -185,6 +193,8 @@ class Network:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.check_finite = bool(check_finite)
+        for layer in layers:  # all checked before any is changed
+            layer.check_can_join(self._dtype)
         self.layers = layers
         for layer in layers:
             layer.initialize(self.rng, self._dtype)
@@ -384,9 +394,7 @@ class Network:
                 raise TypeError("validation_data must be a pair (X_val, y_val)") from None
             Xv, Tv = self._prepare_xy(Xv, yv, "validation_data[0]", "validation_data[1]")
             return Xa, T, (Xv, Tv)
-        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)):
-            raise TypeError(f"validation_split must be a number, got {validation_split!r}")
-        if not 0.0 <= validation_split < 1.0:
+        if not 0.0 <= _real(validation_split, "validation_split") < 1.0:
             raise ValueError(f"validation_split must lie in [0, 1), got {validation_split}")
         if validation_split == 0.0:
             return Xa, T, None
@@ -484,6 +492,13 @@ class Network:
         """
         epochs = _int_arg(epochs, "epochs", 0)
         batch_size = _int_arg(batch_size, "batch_size", 1)
+        for flag, name in ((shuffle, "shuffle"), (progress, "progress")):
+            # Strict: "no" or a 0.5 would otherwise count as True.
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(
+                    f"{name} must be True or False, got {type(flag).__name__}: {flag!r}"
+                )
+        shuffle, progress = bool(shuffle), bool(progress)
         if on_epoch_end is not None and not callable(on_epoch_end):
             raise TypeError(f"on_epoch_end must be callable, got {type(on_epoch_end).__name__}")
         if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):

@@ -24,22 +24,29 @@ if TYPE_CHECKING:
 def _check_lr(lr: object) -> float:
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)):
         raise TypeError(f"lr must be a number, got {type(lr).__name__}: {lr!r}")
-    lr = float(lr)
-    if not math.isfinite(lr) or lr <= 0:
+    try:
+        value = float(lr)
+    except OverflowError:  # an int beyond float's range
+        value = math.inf
+    if not math.isfinite(value) or value <= 0:
         raise ValueError(f"lr must be a finite number > 0, got {lr}")
-    return lr
+    return value
 
 
 def _check_range(value: object, name: str, low: float, high: float, high_open: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}: {value!r}")
-    value = float(value)
+    given = value
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float's range
+        value = math.inf
     ok = math.isfinite(value) and low <= value and (value < high if high_open else value <= high)
     if not ok:
         if math.isinf(high):  # [low, inf] would seem to admit inf, which is refused
-            raise ValueError(f"{name} must be a finite number >= {low}, got {value}")
+            raise ValueError(f"{name} must be a finite number >= {low}, got {given}")
         bracket = ")" if high_open else "]"
-        raise ValueError(f"{name} must lie in [{low}, {high}{bracket}, got {value}")
+        raise ValueError(f"{name} must lie in [{low}, {high}{bracket}, got {given}")
     return value
 
 

@@ -222,6 +222,9 @@ def save(net: Network, path: str | os.PathLike[str]) -> None:
     ------
     OSError
         The file cannot be written; an existing file at ``path`` is then unchanged.
+    ValueError
+        A parameter or optimizer state array holds NaN or inf, which ``load`` refuses:
+        nothing is written.
     """
     from .network import Network
 
@@ -229,10 +232,27 @@ def save(net: Network, path: str | os.PathLike[str]) -> None:
         raise TypeError(f"net must be a densa.Network, got {type(net).__name__}")
     path = _fspath(path)
     members: dict[str, Any] = _contents(net)  # Any: numpy types **kwds of savez loosely
+    for name, value in members.items():
+        # What load refuses, save refuses first: a file that cannot be loaded is lost work.
+        if (
+            isinstance(value, np.ndarray)
+            and value.dtype.kind == "f"
+            and not name.startswith("history_")
+            and not np.isfinite(value).all()
+        ):
+            raise ValueError(
+                f"cannot save to {path}: array {name!r} contains NaN or inf, which "
+                "densa.Network.load refuses; nothing was written"
+            )
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     # 0o666 through the umask: the file gets the permissions a plain open() would give.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except OSError as exc:
+        # Name the destination, not the temporary file the user never asked for.
+        raise OSError(exc.errno, exc.strerror, path) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **members)
@@ -375,6 +395,8 @@ def _parse_meta(rd: _Reader, raw: np.ndarray) -> dict[str, Any]:
         meta = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise rd.fail(f"meta is not UTF-8 JSON ({exc})") from None
+    except RecursionError:  # arrays nested deeper than the parser's recursion allows
+        raise rd.fail("meta nests JSON arrays or objects too deeply") from None
     if not isinstance(meta, dict):
         raise rd.fail(f"meta must be a JSON object, got {type(meta).__name__}")
     if meta.get("format") != FORMAT_NAME:
@@ -582,7 +604,7 @@ def _build(rd: _Reader, plan: dict[str, Any], npz: Any) -> Network:
                     eps=h["eps"],
                     weight_decay=h["weight_decay"],
                 )
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise rd.fail(f"meta.optimizer.hyper: {exc}") from None
         n = opt["n_state"]
         if n:
@@ -668,5 +690,5 @@ def load(path: str | os.PathLike[str]) -> Network:
                 return _build(rd, plan, npz)
             except ModelFileError:
                 raise
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise rd.fail(str(exc)) from None
