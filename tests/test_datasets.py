@@ -57,7 +57,9 @@ def test_spirals_are_reproducible_from_the_seed():
         ({"n": 2.5}, TypeError, "n must be an integer"),
         ({"noise": -0.1}, ValueError, "noise must be a finite number >= 0"),
         ({"noise": float("nan")}, ValueError, "noise must be a finite number >= 0"),
-        ({"turns": 0}, ValueError, "turns must be a number > 0"),
+        ({"turns": 0}, ValueError, "turns must be a finite number > 0"),
+        ({"turns": float("inf")}, ValueError, "turns must be a finite number > 0"),
+        ({"turns": float("nan")}, ValueError, "turns must be a finite number > 0"),
         ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
     ],
 )

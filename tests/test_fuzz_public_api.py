@@ -111,6 +111,8 @@ def networks(draw):
     loss = draw(st.sampled_from(LOSSES))
     if loss != "mse":
         acts[-1] = "identity"  # logits, as documented
+    if loss == "softmax_cross_entropy":
+        sizes[-1] = max(sizes[-1], 2)  # a softmax over one output is refused
     layers = [densa.Dense(a, b, act) for a, b, act in zip(sizes[:-1], sizes[1:], acts)]
     return densa.Network(
         layers,

@@ -269,3 +269,8 @@ def test_check_gradients_refuses_bad_settings(kwargs, match):
     net, X, y = _case("mse", "real", ARCHITECTURES[0])
     with pytest.raises(ValueError, match=match):
         densa.check_gradients(net, X, y, **kwargs)
+
+
+def test_check_gradients_refuses_what_is_not_a_network():
+    with pytest.raises(TypeError, match=r"net must be a densa\.Network, got str"):
+        densa.check_gradients("net", np.zeros((2, 3)), np.zeros(2))

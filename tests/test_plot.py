@@ -159,6 +159,8 @@ def test_decision_boundary_of_an_mse_network_and_of_an_estimator(tmp_path):
         (np.zeros((0, 2)), np.zeros(0), ValueError, "no points"),
         (np.zeros((5, 2)), np.zeros(4), ValueError, r"y must have shape \(5,\)"),
         (np.array([["a", "b"]]), np.zeros(1), TypeError, "real numbers"),
+        (np.array([[0.0, np.nan]]), np.zeros(1), ValueError, "X contains NaN or inf"),
+        (np.array([[-1e308, 0.0], [1e308, 1.0]]), np.zeros(2), ValueError, "scale the points"),
     ],
 )
 def test_decision_boundary_refuses_bad_input(spiral_net, X, y, error, match):

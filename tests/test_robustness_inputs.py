@@ -192,6 +192,9 @@ def test_values_beyond_float32_are_inf_in_a_float32_network():
         (np.zeros((N, 3)), ValueError, ("y has shape (8, 3)", "2 outputs")),
         (np.int64(0), ValueError, ("y must be 1-D or 2-D",)),
         (np.zeros((N, 2, 1)), ValueError, ("y must be 1-D or 2-D",)),
+        (np.zeros((N, 2)), ValueError, ("rows of class probabilities summing to 1", "row 0")),
+        (np.ones((N, 2)), ValueError, ("summing to 1", "row 0 sums to 2", "8 of 8 rows")),
+        (np.eye(2)[[0, 1, 0, 1, 0, 1, 0, 0]] * [1, 0.9], ValueError, ("row 1 sums to 0.9",)),
     ],
 )
 def test_bad_class_labels_are_refused(y, error, fragments):
@@ -200,6 +203,22 @@ def test_bad_class_labels_are_refused(y, error, fragments):
         net.fit(_X(), y, epochs=1, progress=False)
     with _raises(error, *fragments):
         net.evaluate(_X(), y)
+
+
+def test_probability_rows_are_accepted_within_rounding():
+    net = _net("softmax_cross_entropy")
+    labels = np.arange(N) % 2
+    onehot = np.eye(2)[labels]
+    rng = np.random.default_rng(0)
+    soft = rng.dirichlet([1.0, 1.0], size=N).astype(np.float32)  # sums 1 to ~1e-7
+    soft *= 1 - 5e-4  # sums a little off 1, as rounded probabilities of many classes
+    assert net.evaluate(_X(), onehot) == net.evaluate(_X(), labels)
+    assert np.isfinite(net.evaluate(_X(), soft)["loss"])
+
+
+def test_softmax_over_one_output_is_refused():
+    with _raises(ValueError, "softmax_cross_entropy needs at least 2 outputs"):
+        densa.Network([densa.Dense(3, 1, "identity")], loss="softmax_cross_entropy")
 
 
 def test_labels_of_any_integer_or_bool_kind_are_accepted():

@@ -65,8 +65,12 @@ def spirals(
     """
     n = _count(n, "n", 2)
     noise = _noise(noise)
-    if isinstance(turns, bool) or not isinstance(turns, (int, float)) or not turns > 0:
-        raise ValueError(f"turns must be a number > 0, got {turns!r}")
+    if (
+        isinstance(turns, bool)
+        or not isinstance(turns, (int, float))
+        or not 0 < turns < math.inf  # NaN fails too
+    ):
+        raise ValueError(f"turns must be a finite number > 0, got {turns!r}")
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
     rng = np.random.default_rng(seed)

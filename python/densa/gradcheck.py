@@ -320,6 +320,10 @@ def check_gradients(
         Per layer, max absolute and relative errors of dW and db; ``.ok``,
         ``.worst`` and a readable ``str()``.
     """
+    from .network import Network
+
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a densa.Network, got {type(net).__name__}")
     eps = _positive_float(eps, "eps")
     if max_entries is not None and (
         isinstance(max_entries, bool)

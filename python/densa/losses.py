@@ -11,6 +11,9 @@ from numpy.typing import ArrayLike, DTypeLike
 from . import _checks
 
 CLASSIFICATION = ("softmax_cross_entropy", "binary_cross_entropy")
+# How far a row of softmax targets may sum from 1: float32 probabilities of many
+# classes round by ~1e-7 each.
+_ROW_SUM_TOLERANCE = 1e-3
 
 
 def is_classification(loss: str) -> bool:
@@ -24,7 +27,7 @@ def encode_targets(
 
     * mse: (N,) when n_out == 1, or (N, n_out); any real dtype.
     * softmax_cross_entropy: integer labels (N,) in [0, n_out), or (N, n_out) rows of
-      class probabilities (one-hot).
+      class probabilities (one-hot), each in [0, 1] and summing to 1 (within 1e-3).
     * binary_cross_entropy: (N,) when n_out == 1, or (N, n_out), values in [0, 1].
 
     Real targets are not checked for NaN or inf here: the network does that, unless
@@ -65,6 +68,17 @@ def encode_targets(
             f"{name}: {loss} targets must lie in [0, 1], found values from "
             f"{arr.min()} to {arr.max()}"
         )
+    if loss == "softmax_cross_entropy" and arr.size:
+        # A row that is not a distribution has no class for accuracy, and an all-zero
+        # row gives a loss of 0 whatever the output: neither can be what was meant.
+        sums = arr.sum(axis=1, dtype=np.float64)
+        bad = np.flatnonzero(np.abs(sums - 1.0) > _ROW_SUM_TOLERANCE)
+        if bad.size:
+            raise ValueError(
+                f"{name}: softmax_cross_entropy targets must be rows of class "
+                f"probabilities summing to 1 (one-hot, say); row {bad[0]} sums to "
+                f"{sums[bad[0]]:.6g} ({bad.size} of {len(sums)} rows do not)"
+            )
     # Beyond float32's range: inf, refused by the network.
     return _checks.in_place(arr, np.dtype(dtype))
 

@@ -188,6 +188,12 @@ class Network:
         if seed is not None and seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.loss = losses.check_name(loss)
+        if self.loss == "softmax_cross_entropy" and layers[-1].n_out < 2:
+            raise ValueError(
+                "softmax_cross_entropy needs at least 2 outputs: a softmax over one output "
+                "is always 1, so nothing could be learned (for one output, use "
+                "binary_cross_entropy)"
+            )
         self._dtype = _DTYPES[dtype]
         self.backend = backend
         self.seed = seed

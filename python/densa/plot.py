@@ -195,8 +195,16 @@ def decision_boundary(
     if resolution < 2:
         raise ValueError(f"resolution must be >= 2, got {resolution}")
     X = X.astype(np.float64)
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or inf: decision_boundary needs finite points")
     low, high = X.min(axis=0), X.max(axis=0)
-    pad = np.where(high > low, 0.1 * (high - low), 0.5)
+    with np.errstate(over="ignore"):
+        pad = np.where(high > low, 0.1 * (high - low), 0.5)
+        if not (np.isfinite(low - pad).all() and np.isfinite(high + pad).all()):
+            raise ValueError(
+                "X spans more than float64 can grid (its range with a 10% margin "
+                "overflows); scale the points first"
+            )
     gx = np.linspace(low[0] - pad[0], high[0] + pad[0], resolution)
     gy = np.linspace(low[1] - pad[1], high[1] + pad[1], resolution)
     xx, yy = np.meshgrid(gx, gy)
