@@ -5,13 +5,22 @@ unaligned or byte-swapped one is converted once (the update equals that from the
 ordinary array); theta and the optimizer state are updated in place, so they must be
 writable, C-contiguous, aligned float32/float64 arrays in native byte order, or the call
 raises, naming the argument, and writes nothing (an update of a converted copy would be
-lost). Every array shares one dtype (else a TypeError listing each one's). The native
+lost). Every array shares one dtype (else a TypeError listing each one's). No two of
+the arrays may share memory (theta and the state are written while grad is read): a
+ValueError naming both, where the backends used to compute different numbers. The
+coefficients are refused as ``densa.SGD`` / ``densa.Adam`` refuse them, with their
+words after ``sgd_step: `` / ``adam_step: ``: lr a finite number > 0; momentum, beta1,
+beta2 in [0, 1); eps a finite number > 0; weight_decay a finite number >= 0; bools,
+text, arrays with dimensions and other non-numbers are TypeErrors (a NumPy scalar or a
+0-d array is a number). Every refusal comes before anything is written. The native
 backend never shows pybind11's "incompatible function arguments" dump.
 """
 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -121,6 +130,56 @@ def snapshot(kind, args):
     }
 
 
+def assert_unchanged(args, before, key):
+    """Each array of ``before`` (a snapshot) still holds the same bytes: NaN stays NaN
+    and -0.0 stays -0.0, which assert_array_equal would not tell apart."""
+    for name, saved in before.items():
+        assert args[name].tobytes() == saved.tobytes(), f"{key}: {name} written"
+
+
+def one_buffer(args, *names, overlap=0):
+    """Put ``names`` (arrays of one size and dtype) into consecutive C-contiguous slices
+    of one buffer, each starting ``overlap`` elements before the previous one ends: 0
+    gives separate slices (legitimate input), > 0 overlapping ones."""
+    first = args[names[0]]
+    step = SIZE - overlap
+    buf = np.zeros(step * (len(names) - 1) + SIZE, first.dtype)
+    for i, name in enumerate(names):
+        view = buf[i * step : i * step + SIZE].reshape(args[name].shape)
+        view[...] = args[name]
+        args[name] = view
+
+
+def through_memoryviews(args, *names):
+    """Put ``names`` into one buffer, overlapping, each reached through its own memoryview
+    (np.frombuffer): their bases are two different memoryviews, yet they share memory."""
+    raw = np.zeros(SIZE + 1, args[names[0]].dtype)
+    for i, name in enumerate(names):
+        view = np.frombuffer(memoryview(raw), raw.dtype, SIZE, i * raw.itemsize)
+        view[...] = args[name].reshape(-1)
+        args[name] = view.reshape(args[name].shape)
+    assert args[names[0]].base is not args[names[1]].base
+
+
+def interleaved_grad(args):
+    """A strided grad in rows 0 and 2 of a buffer whose row 1 is theta: the byte range of
+    grad spans theta, but no element of one is an element of the other."""
+    buf = np.zeros((3, SIZE), args["theta"].dtype)
+    buf[1] = args["theta"].reshape(-1)
+    buf[::2, : SIZE // 2] = args["grad"].reshape(2, SIZE // 2)
+    theta, grad = buf[1].reshape(SHAPE), buf[::2, : SIZE // 2]
+    assert np.may_share_memory(theta, grad)
+    assert not np.shares_memory(theta, grad)
+    args.update(theta=theta, grad=grad)
+
+
+def straddling_grad(args):
+    """A strided grad (every other element of a buffer) that holds theta's even entries."""
+    buf = np.zeros(2 * SIZE, args["theta"].dtype)
+    buf[:SIZE] = args["theta"].reshape(-1)
+    args.update(theta=buf[:SIZE].reshape(SHAPE), grad=buf[::2])
+
+
 # ----- converted: the same update as from the ordinary arrays --------------------------------
 # Each edit changes one argument of the well-formed call (in place on `args`).
 
@@ -134,7 +193,16 @@ CONVERTED = {
     "flat_grad": ("both", lambda a: a.update(grad=a["grad"].reshape(-1))),
     # Coefficients of other types, with the same values.
     "numpy_scalar_lr": ("both", lambda a: a.update(lr=np.float64(a["lr"]))),
+    "zero_d_lr": ("both", lambda a: a.update(lr=np.array(a["lr"]))),
     "zero_d_weight_decay": ("both", lambda a: a.update(weight_decay=np.array(a["weight_decay"]))),
+    "numpy_scalar_momentum": ("sgd", lambda a: a.update(momentum=np.float64(a["momentum"]))),
+    "zero_d_beta1": ("adam", lambda a: a.update(beta1=np.array(a["beta1"]))),
+    "numpy_scalar_eps": ("adam", lambda a: a.update(eps=np.float64(a["eps"]))),
+    "longdouble_beta2": ("adam", lambda a: a.update(beta2=np.longdouble(a["beta2"]))),
+    # Arrays of one buffer that do not overlap: not refused (see "share memory" below).
+    "state_in_one_buffer": ("sgd", lambda a: one_buffer(a, "theta", "velocity")),
+    "all_in_one_buffer": ("adam", lambda a: one_buffer(a, "theta", "grad", "m", "v")),
+    "grad_interleaved_with_theta": ("both", interleaved_grad),
     "nesterov_numpy_bool": ("sgd", lambda a: a.update(nesterov=np.True_)),
     "nesterov_int": ("sgd", lambda a: a.update(nesterov=1)),
     "nesterov_truthy_string": ("sgd", lambda a: a.update(nesterov="yes")),
@@ -375,6 +443,116 @@ REFUSED = {
         ValueError,
         ("v and parameter sizes differ", "(4 vs 12)"),
     ),
+    # arrays that share memory: theta and the state are written while grad is read, and
+    # the backends read and write in different orders (they gave different numbers)
+    "theta_is_grad": (
+        "both",
+        lambda a: a.update(grad=a["theta"]),
+        ValueError,
+        ("_step: theta and grad share memory", "each needs its own array", "grad would change"),
+    ),
+    "theta_grad_velocity_one_array": (
+        "sgd",
+        lambda a: a.update(grad=a["theta"], velocity=a["theta"], nesterov=False),
+        ValueError,
+        ("sgd_step: theta and grad share memory",),
+    ),
+    "theta_is_velocity": (
+        "sgd",
+        lambda a: a.update(velocity=a["theta"]),
+        ValueError,
+        ("sgd_step: theta and velocity share memory", "each needs its own array"),
+    ),
+    "grad_is_velocity": (
+        "sgd",
+        lambda a: a.update(grad=a["velocity"]),
+        ValueError,
+        ("sgd_step: grad and velocity share memory",),
+    ),
+    "velocity_view_of_theta": (
+        "sgd",
+        lambda a: a.update(velocity=a["theta"].reshape(-1)),
+        ValueError,
+        ("sgd_step: theta and velocity share memory",),
+    ),
+    "theta_velocity_overlap": (
+        "sgd",
+        lambda a: one_buffer(a, "theta", "velocity", overlap=1),
+        ValueError,
+        ("sgd_step: theta and velocity share memory",),
+    ),
+    "grad_velocity_overlap": (
+        "sgd",
+        lambda a: one_buffer(a, "grad", "velocity", overlap=3),
+        ValueError,
+        ("sgd_step: grad and velocity share memory",),
+    ),
+    "grad_straddles_theta": (
+        "both",
+        straddling_grad,
+        ValueError,
+        ("_step: theta and grad share memory",),
+    ),
+    "m_is_v": (
+        "adam",
+        lambda a: a.update(v=a["m"]),
+        ValueError,
+        ("adam_step: m and v share memory; each needs its own array",),
+    ),
+    "theta_is_m": (
+        "adam",
+        lambda a: a.update(m=a["theta"]),
+        ValueError,
+        ("adam_step: theta and m share memory",),
+    ),
+    "theta_is_v": (
+        "adam",
+        lambda a: a.update(v=a["theta"]),
+        ValueError,
+        ("adam_step: theta and v share memory",),
+    ),
+    "grad_is_m": (
+        "adam",
+        lambda a: a.update(grad=a["m"]),
+        ValueError,
+        ("adam_step: grad and m share memory", "grad would change"),
+    ),
+    "grad_is_v": (
+        "adam",
+        lambda a: a.update(grad=a["v"]),
+        ValueError,
+        ("adam_step: grad and v share memory",),
+    ),
+    "v_view_of_m": (
+        "adam",
+        lambda a: a.update(v=a["m"][...]),  # a view: another object, the same memory
+        ValueError,
+        ("adam_step: m and v share memory",),
+    ),
+    "m_v_overlap": (
+        "adam",
+        lambda a: one_buffer(a, "m", "v", overlap=SIZE - 1),
+        ValueError,
+        ("adam_step: m and v share memory",),
+    ),
+    "m_v_through_memoryviews": (
+        "adam",
+        lambda a: through_memoryviews(a, "m", "v"),
+        ValueError,
+        ("adam_step: m and v share memory",),
+    ),
+    "theta_velocity_through_memoryviews": (
+        "sgd",
+        lambda a: through_memoryviews(a, "theta", "velocity"),
+        ValueError,
+        ("sgd_step: theta and velocity share memory",),
+    ),
+    "theta_m_v_overlap": (
+        "adam",
+        lambda a: one_buffer(a, "theta", "m", "v", overlap=2),
+        ValueError,
+        ("adam_step: theta and m share memory",),
+    ),
     # Adam's step count
     "step_zero": ("adam", lambda a: a.update(step=0), ValueError, ("step count", "got 0")),
     "step_negative": ("adam", lambda a: a.update(step=-3), ValueError, ("step count", "got -3")),
@@ -396,8 +574,7 @@ def test_both_backends_refuse_alike(kind, case, dtype):
             call(backend, kind, args)
         assert type(info.value) is exc, f"{key}: {type(info.value).__name__}"
         assert RAW not in str(info.value), f"{key}: {info.value}"
-        for name, saved in before.items():
-            np.testing.assert_array_equal(args[name], saved, err_msg=f"{key}: {name} written")
+        assert_unchanged(args, before, key)
 
 
 # ----- the optimizer state that a step does not use -----------------------------------------
@@ -415,7 +592,7 @@ IGNORED_VELOCITY = {
 
 
 @dtypes
-@pytest.mark.parametrize("momentum", [0.0, -0.5, float("nan")])
+@pytest.mark.parametrize("momentum", [0.0, -0.0, 0, np.float64(0.0)])
 @pytest.mark.parametrize("case", list(IGNORED_VELOCITY))
 def test_sgd_without_momentum_ignores_the_velocity(case, momentum, dtype):
     results = {}
@@ -435,31 +612,153 @@ def test_sgd_without_momentum_ignores_the_velocity(case, momentum, dtype):
     assert_matches(results["native"], results["reference"], "theta")
 
 
-# ----- hyperparameters ----------------------------------------------------------------------
-# NaN coefficients are not refused at the kernel level (densa.optimizers refuses them for
-# fit): both backends compute the same NaNs.
+@dtypes
+@pytest.mark.parametrize("unused", ["theta", "grad"])
+def test_an_unused_velocity_may_share_memory(unused, dtype):
+    # Without momentum the velocity is neither read nor written, so it is not checked
+    # against theta and grad either: the plain step, on both backends.
+    results = {}
+    for key, backend in BACKENDS.items():
+        args = sgd_args(dtype)
+        plain = {**args, "theta": args["theta"].copy(), "momentum": 0.0, "velocity": None}
+        backend.sgd_step(**plain)
+        args.update(momentum=0.0, velocity=args[unused])
+        backend.sgd_step(**args)
+        np.testing.assert_array_equal(args["theta"], plain["theta"])
+        results[key] = args["theta"]
+    assert_matches(results["native"], results["reference"], "theta")
 
-NAN_HYPER = {
-    "sgd": ("lr", "momentum", "weight_decay"),
-    "adam": ("lr", "beta1", "beta2", "eps", "weight_decay"),
+
+# ----- hyperparameters ----------------------------------------------------------------------
+# Refused as densa.SGD / densa.Adam refuse them, with their words after "sgd_step: " /
+# "adam_step: ", by both backends alike (the same message), before anything is written.
+# (name, value, exception, fragment of the message after "<kind>_step: <name> ")
+
+NAN, INF = float("nan"), float("inf")
+NOT_POSITIVE = "must be a finite number > 0, got"  # lr
+NOT_A_FRACTION = "must lie in [0.0, 1.0), got"  # momentum, beta1, beta2
+NEGATIVE = "must be a finite number >= 0.0, got"  # weight_decay, eps
+NOT_A_NUMBER = "must be a number, got"
+
+_OUT_OF_RANGE = {
+    "lr": [NAN, INF, -INF, -1.0, 0.0, -0.0, 10**400, np.float32(NAN), np.array(-1.0)],
+    "momentum": [1.0, 2.0, -0.5, NAN, INF, np.float64(1.0), np.array(NAN)],
+    "beta1": [1.0, 1.5, -0.1, NAN, -INF, np.float32(1.0)],
+    "beta2": [1.0, 2.0, -1e-300, NAN, INF, np.array(1.0)],
+    "eps": [-1.0, -1e-300, NAN, INF, -INF, np.float64(NAN)],
+    "weight_decay": [-1.0, -1e-300, NAN, INF, np.float32(-0.5), np.array(INF)],
 }
+_MESSAGES = {
+    "lr": NOT_POSITIVE,
+    "momentum": NOT_A_FRACTION,
+    "beta1": NOT_A_FRACTION,
+    "beta2": NOT_A_FRACTION,
+    "eps": NEGATIVE,
+    "weight_decay": NEGATIVE,
+}
+_NOT_NUMBERS = [
+    "0.05",
+    None,
+    1j,
+    True,  # densa.SGD refuses bools: True is no learning rate
+    np.bool_(False),
+    np.array(True),
+    [0.05],  # a list, or an array with dimensions: one coefficient per element is
+    (0.05,),  # not what either backend computes
+    np.array([0.05]),
+    np.full(SHAPE, 0.05),
+    Fraction(1, 20),  # float() takes them; densa.SGD does not
+    Decimal("0.05"),
+]
+KIND_OF = {"momentum": "sgd", "beta1": "adam", "beta2": "adam", "eps": "adam"}
+
+COEFFICIENTS_REFUSED = [
+    *(
+        pytest.param(kind, name, value, ValueError, _MESSAGES[name], id=f"{kind}-{name}-{i}")
+        for name, values in _OUT_OF_RANGE.items()
+        for kind in ([KIND_OF[name]] if name in KIND_OF else ["sgd", "adam"])
+        for i, value in enumerate(values)
+    ),
+    pytest.param(
+        "adam", "eps", 0.0, ValueError, "must be > 0 (it keeps the update", id="adam-eps-zero"
+    ),
+    pytest.param(
+        "adam", "eps", -0.0, ValueError, "must be > 0 (it keeps the update", id="adam-eps-neg0"
+    ),
+    *(
+        pytest.param(kind, name, value, TypeError, NOT_A_NUMBER, id=f"{kind}-{name}-type{i}")
+        for kind, names in (
+            ("sgd", ("lr", "momentum", "weight_decay")),
+            ("adam", ("lr", "beta1", "beta2", "eps", "weight_decay")),
+        )
+        for name in names
+        for i, value in enumerate(_NOT_NUMBERS)
+    ),
+]
+
+
+@dtypes
+@pytest.mark.parametrize(("kind", "name", "value", "exc", "message"), COEFFICIENTS_REFUSED)
+def test_a_coefficient_out_of_range_or_not_a_number_is_refused(
+    kind, name, value, exc, message, dtype
+):
+    # SGD twice when the coefficient is not momentum: with momentum (the velocity would
+    # be updated first) and without (no velocity, the native fast path's other branch).
+    variants = [{}] if kind == "adam" or name == "momentum" else [{}, {"momentum": 0.0}]
+    for variant in variants:
+        messages = {}
+        for key, backend in BACKENDS.items():
+            args = {**KINDS[kind](dtype), **variant, name: value}
+            before = snapshot(kind, args)
+            with _raises(exc, f"{kind}_step: {name} {message}") as info:
+                call(backend, kind, args)
+            assert type(info.value) is exc, f"{key}: {type(info.value).__name__}"
+            assert_unchanged(args, before, key)
+            messages[key] = str(info.value)
+        assert messages["native"] == messages["reference"]
+
+
+# Accepted at the edge of each range: both backends compute the same update (within the
+# usual tolerance; the values stay finite).
+EDGES = [
+    ("sgd", {"momentum": 0.0}),
+    ("sgd", {"momentum": 0.0, "velocity": None, "nesterov": False}),
+    ("sgd", {"momentum": float(np.nextafter(1.0, 0.0))}),
+    ("sgd", {"weight_decay": 0.0}),
+    ("sgd", {"weight_decay": 0}),  # an int
+    ("sgd", {"lr": 1e30}),  # huge but finite, in float32 too
+    ("sgd", {"lr": 5e-324}),  # the smallest positive float
+    ("sgd", {"lr": 1, "momentum": 0, "weight_decay": 0}),  # ints
+    ("sgd", {"lr": np.float32(0.25), "momentum": np.float16(0.5)}),
+    ("adam", {"beta1": 0.0}),
+    ("adam", {"beta2": 0.0}),
+    ("adam", {"beta1": 0.0, "beta2": 0.0}),
+    ("adam", {"beta1": float(np.nextafter(1.0, 0.0)), "step": 1}),
+    ("adam", {"beta2": float(np.nextafter(1.0, 0.0)), "step": 1}),
+    ("adam", {"eps": 5e-324}),  # tiny positive (0 once rounded to float32: v > 0 here)
+    ("adam", {"eps": 1e30}),  # huge: the step all but vanishes (within float32's range,
+    # as every value here: beyond it, NumPy warns of the overflow, as all reference kernels)
+    ("adam", {"weight_decay": 0.0}),
+    ("adam", {"lr": 1e30}),
+    ("adam", {"lr": 1e30, "weight_decay": 0.0}),
+    ("adam", {"lr": 1, "beta1": 0, "beta2": 0, "weight_decay": 0}),  # ints
+]
 
 
 @dtypes
 @pytest.mark.parametrize(
-    ("kind", "name"), [(k, n) for k, names in NAN_HYPER.items() for n in names]
+    ("kind", "edit"), [pytest.param(k, e, id=f"{k}-{i}") for i, (k, e) in enumerate(EDGES)]
 )
-def test_nan_hyperparameters_give_the_same_result(kind, name, dtype):
+def test_coefficients_at_the_edge_of_their_range_are_accepted(kind, edit, dtype):
     results = {}
     for key, backend in BACKENDS.items():
-        args = KINDS[kind](dtype)
-        args[name] = float("nan")
+        args = {**KINDS[kind](dtype), **edit}
         error, after = outcome(backend, kind, args)
         assert error is None, f"{key}: {type(error).__name__}: {error}"
         results[key] = after
-    for name_, array in results["native"].items():
-        assert_matches(array, results["reference"][name_], name_)  # NaN where NaN
-    assert np.isnan(results["native"]["theta"]).any() or name == "momentum"
+    for name, array in results["native"].items():
+        assert np.isfinite(array).all(), name
+        assert_matches(array, results["reference"][name], name)
 
 
 def test_huge_step_count_is_accepted_by_both():
@@ -472,37 +771,3 @@ def test_huge_step_count_is_accepted_by_both():
         results[key] = args
     for name in IN_PLACE["adam"]:
         assert_matches(results["native"][name], results["reference"][name], name)
-
-
-# A coefficient that is not a number: both backends raise TypeError. The native message
-# names the argument and nothing is written; the reference has no check of its own on
-# the coefficients, so it fails inside the arithmetic with NumPy's or Python's message
-# (after updating the velocity, for a bad SGD lr).
-BAD_HYPER = [
-    ("sgd", "lr", "0.05"),
-    ("sgd", "lr", None),
-    ("sgd", "weight_decay", "0.01"),
-    ("sgd", "momentum", "0.9"),
-    ("sgd", "lr", 1j),
-    ("adam", "lr", "0.01"),
-    ("adam", "beta1", None),
-    ("adam", "beta2", "0.999"),
-    ("adam", "eps", "1e-8"),
-    ("adam", "weight_decay", 0.01j),
-]
-
-
-@dtypes
-@pytest.mark.parametrize(("kind", "name", "value"), BAD_HYPER)
-def test_a_coefficient_that_is_not_a_number(kind, name, value, dtype):
-    for key, backend in BACKENDS.items():
-        args = KINDS[kind](dtype)
-        args[name] = value
-        before = snapshot(kind, args)
-        with pytest.raises(TypeError) as info:
-            call(backend, kind, args)
-        assert RAW not in str(info.value), f"{key}: {info.value}"
-        if backend is native:
-            assert f"{kind}_step: {name} must be a real number" in str(info.value)
-            for array, saved in before.items():
-                np.testing.assert_array_equal(args[array], saved, err_msg=f"{array} written")

@@ -8,6 +8,7 @@ C-contiguous array of the right dtype is always read in place.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -79,6 +80,22 @@ _NO_VELOCITY: dict[Any, np.ndarray] = {dt: np.empty(0, dt) for dt in _checks.FLO
 _MAX_STEP = 2**62
 
 
+# The optimizer steps' fast path may call the extension unchecked only with what the
+# checked path would accept: the extension judges neither the coefficients (it would
+# write NaN or inf in place) nor overlapping arrays (it would compute another update
+# than the reference's). So, before the call, the coefficients must be floats or ints
+# (not bools, not arrays) in their ranges (plain comparisons, which NaN fails; an int
+# beyond float's range passes them, but pybind11 then refuses it before any write),
+# and the arrays must be apart. They are when their roots (the array itself, or the
+# array it is a view of) are distinct arrays that own their data: distinct
+# allocations. That takes attribute reads, no call (np.shares_memory costs ~0.2 us a
+# pair, six pairs for Adam); views of one buffer take the exact test
+# (_checks.overlap). Anything else (a float32 or 0-d array coefficient, an array that
+# is not an ndarray's view) takes the checked path, ~10 us.
+_PLAIN = frozenset({float, int, np.float64})
+_INF = math.inf
+
+
 def sgd_step(
     theta: np.ndarray,
     grad: np.ndarray,
@@ -90,30 +107,52 @@ def sgd_step(
 ) -> None:
     """One SGD update in place; see ``densa.reference.sgd_step``."""
     try:
-        return _sgd_unchecked(
-            theta,
-            grad,
-            _NO_VELOCITY.get(getattr(theta, "dtype", None)) if velocity is None else velocity,
-            lr,
-            momentum,
-            nesterov,
-            weight_decay,
-        )
-    except (TypeError, ValueError):
+        if (
+            lr.__class__ in _PLAIN
+            and momentum.__class__ in _PLAIN
+            and weight_decay.__class__ in _PLAIN
+            and 0.0 < lr < _INF
+            and 0.0 <= weight_decay < _INF
+        ):
+            rt, rg = theta.base, grad.base  # the roots (see above, and adam_step)
+            if rt is None:
+                rt = theta
+            if rg is None:
+                rg = grad
+            if momentum == 0.0:  # no velocity: read by neither backend
+                if (rt is not rg and rt.flags.owndata and rg.flags.owndata) or _checks.overlap(
+                    theta=theta, grad=grad
+                ) is None:
+                    return _sgd_unchecked(
+                        theta, grad, _NO_VELOCITY.get(theta.dtype), lr, 0.0, nesterov, weight_decay
+                    )
+            elif 0.0 < momentum < 1.0:
+                vel: Any = velocity  # None fails .base: the checked path names it
+                rv = vel.base
+                if rv is None:
+                    rv = vel
+                if (
+                    rt is not rg
+                    and rt is not rv
+                    and rg is not rv
+                    and rt.flags.owndata
+                    and rg.flags.owndata
+                    and rv.flags.owndata
+                ) or _checks.overlap(theta=theta, grad=grad, velocity=vel) is None:
+                    return _sgd_unchecked(theta, grad, vel, lr, momentum, nesterov, weight_decay)
+    except (AttributeError, TypeError, ValueError):
         pass  # the checked path below converts, or raises the documented error
-    # The reference's checks, in its order: momentum first (it decides whether there is
-    # a velocity to check), then the arrays, then the other coefficients.
-    momentum = _checks.hyperparameter("sgd", "momentum", momentum)
-    state = {"velocity": velocity} if momentum > 0.0 else {}
-    _checks.update_args("sgd", theta, grad, **state)
+    velocity, lr, momentum, weight_decay = _checks.sgd_args(
+        theta, grad, velocity, lr, momentum, weight_decay
+    )
     core.sgd_step(
         theta,
         _checks.in_place(grad, theta.dtype),
-        velocity if state and velocity is not None else _NO_VELOCITY[theta.dtype],
-        _checks.hyperparameter("sgd", "lr", lr),
+        _NO_VELOCITY[theta.dtype] if velocity is None else velocity,
+        lr,
         momentum,
-        bool(nesterov) if state else False,  # the reference reads it only with momentum
-        _checks.hyperparameter("sgd", "weight_decay", weight_decay),
+        bool(nesterov) if momentum > 0.0 else False,  # the reference reads it only then
+        weight_decay,
     )
 
 
@@ -131,40 +170,72 @@ def adam_step(
 ) -> None:
     """One AdamW update in place; see ``densa.reference.adam_step``."""
     try:
-        # A step count that is not a plain int (a bool, which pybind11 would take as 0
-        # or 1, a float, a NumPy integer) goes to the checked path as None.
-        return _adam_unchecked(
-            theta,
-            grad,
-            m,
-            v,
-            step if step.__class__ is int else None,
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-        )
-    except (TypeError, ValueError):
+        if (
+            lr.__class__ in _PLAIN
+            and beta1.__class__ in _PLAIN
+            and beta2.__class__ in _PLAIN
+            and eps.__class__ in _PLAIN
+            and weight_decay.__class__ in _PLAIN
+            and 0.0 < lr < _INF
+            and 0.0 <= beta1 < 1.0
+            and 0.0 <= beta2 < 1.0
+            and 0.0 < eps < _INF
+            and 0.0 <= weight_decay < _INF
+        ):
+            # Each array's root: itself, or the array it views (NumPy collapses chains of
+            # views to the array that owns the data, unless a subclass or a non-array
+            # buffer intervenes: then .flags fails or owndata is False).
+            rt, rg, rm, rv = theta.base, grad.base, m.base, v.base
+            if rt is None:
+                rt = theta
+            if rg is None:
+                rg = grad
+            if rm is None:
+                rm = m
+            if rv is None:
+                rv = v
+            if (
+                rt is not rg
+                and rt is not rm
+                and rt is not rv
+                and rg is not rm
+                and rg is not rv
+                and rm is not rv
+                and rt.flags.owndata
+                and rg.flags.owndata
+                and rm.flags.owndata
+                and rv.flags.owndata
+            ) or _checks.overlap(theta=theta, grad=grad, m=m, v=v) is None:
+                # A step count that is not a plain int (a bool, which pybind11 would take
+                # as 0 or 1, a float, a NumPy integer) goes to the checked path as None.
+                return _adam_unchecked(
+                    theta,
+                    grad,
+                    m,
+                    v,
+                    step if step.__class__ is int else None,
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                )
+    except (AttributeError, TypeError, ValueError):
         pass  # the checked path below converts, or raises the documented error
-    _checks.update_args("adam", theta, grad, m=m, v=v)
-    step = _checks.step_count(step)
+    step, lr, beta1, beta2, eps, weight_decay = _checks.adam_args(
+        theta, grad, m, v, step, lr, beta1, beta2, eps, weight_decay
+    )
     core.adam_step(
         theta,
         _checks.in_place(grad, theta.dtype),
         m,
         v,
         min(step, _MAX_STEP),
-        *(
-            _checks.hyperparameter("adam", name, value)
-            for name, value in (
-                ("lr", lr),
-                ("beta1", beta1),
-                ("beta2", beta2),
-                ("eps", eps),
-                ("weight_decay", weight_decay),
-            )
-        ),
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
     )
 
 

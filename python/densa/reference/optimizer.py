@@ -15,6 +15,12 @@ Adam with decoupled weight decay (AdamW), t counted from 1::
 
 Scalar coefficients are Python floats, so NumPy rounds them once to the parameter's
 dtype: a float32 update runs entirely in float32, as the native one does.
+
+Each function first makes every check of its arguments (``densa._checks.sgd_args`` /
+``adam_args``, which the native backend calls too): the arrays, that no two of them
+overlap, and the coefficients, refused as ``densa.SGD`` / ``densa.Adam`` refuse them
+(lr a finite number > 0; momentum, β1, β2 in [0, 1); ε a finite number > 0;
+weight_decay a finite number >= 0). Nothing is written before they pass.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import math
 
 import numpy as np
 
-from .._checks import update_args
+from .._checks import adam_args, sgd_args
 
 
 def sgd_step(
@@ -36,13 +42,15 @@ def sgd_step(
     weight_decay: float,
 ) -> None:
     """One SGD update of ``theta`` in place (``velocity`` too, when momentum > 0)."""
-    update_args("sgd", theta, grad, **({"velocity": velocity} if momentum > 0.0 else {}))
+    velocity, lr, momentum, weight_decay = sgd_args(
+        theta, grad, velocity, lr, momentum, weight_decay
+    )
     p = theta.reshape(-1)
     g = grad.reshape(-1)
     if weight_decay != 0.0:
         g = g + weight_decay * p  # g = dθ + weight_decay · θ
     if momentum > 0.0:
-        assert velocity is not None  # update_args refuses a missing velocity
+        assert velocity is not None  # sgd_args refuses a missing velocity
         v = velocity.reshape(-1)
         v *= momentum  # v = momentum · v + g
         v += g
@@ -65,9 +73,9 @@ def adam_step(
     weight_decay: float,
 ) -> None:
     """One AdamW update of ``theta``, ``m`` and ``v`` in place; ``step`` is t after increment."""
-    update_args("adam", theta, grad, m=m, v=v)
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
-        raise ValueError(f"adam: step count must be at least 1, got {step!r}")
+    step, lr, beta1, beta2, eps, weight_decay = adam_args(
+        theta, grad, m, v, step, lr, beta1, beta2, eps, weight_decay
+    )
     p, g = theta.reshape(-1), grad.reshape(-1)
     mm, vv = m.reshape(-1), v.reshape(-1)
     step_size = lr / (1.0 - beta1**step)
