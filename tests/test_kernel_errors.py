@@ -119,6 +119,32 @@ def test_unknown_activation(backend):
         backend.dense_backward(W, x, z, dy, "ReLU")
     with _raises(TypeError, "activation must be a string", "int"):
         backend.dense_forward(W, b, x, 3)
+    with _raises(TypeError, "activation must be a string", "bytes"):
+        backend.dense_forward(W, b, x, b"relu")  # pybind11 alone would take bytes
+    with _raises(TypeError, "activation must be a string", "bytes"):
+        backend.dense_backward(W, x, z, dy, b"relu")
+
+
+@backends
+@pytest.mark.parametrize("kind", ["masked", "matrix"])
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_array_subclasses_are_read_as_plain_arrays(backend, kind):
+    """A mask is ignored and np.matrix's own product never runs, as documented."""
+    W, b, x, z, dy = _layer()
+    if kind == "masked":
+        wrap = lambda a: np.ma.masked_array(a, mask=np.eye(*a.shape, dtype=bool))  # noqa: E731
+    else:
+        wrap = np.asmatrix
+    expected = native.dense_forward(W, b, x, "tanh")
+    got = backend.dense_forward(wrap(W), b, wrap(x), "tanh")
+    for e, g in zip(expected, got):
+        assert type(g) is np.ndarray
+        assert_matches(g, e, "forward", reduction=M_IN)
+    expected = native.dense_backward(W, x, z, dy, "tanh")
+    got = backend.dense_backward(wrap(W), wrap(x), wrap(z), wrap(dy), "tanh")
+    for e, g in zip(expected, got):
+        assert type(g) is np.ndarray
+        assert_matches(g, e, "backward", reduction=N)
 
 
 # -- dtypes ---------------------------------------------------------------------------

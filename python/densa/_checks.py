@@ -55,8 +55,13 @@ def activation_name(activation: object) -> str:
 
 
 def float_array(value: object, name: str, ndim: int) -> np.ndarray:
-    """``value`` as a C-contiguous float32/float64 array of ``ndim`` dimensions."""
-    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    """``value`` as a C-contiguous float32/float64 array of ``ndim`` dimensions.
+
+    Subclasses become plain arrays (a masked array's mask is ignored, as the native
+    extension ignores it), so that NumPy's subclass arithmetic never runs in the
+    reference: np.matrix's ``*`` or a masked array's broadcasting rules would compute
+    something else."""
+    arr = value if value.__class__ is np.ndarray else np.asarray(value)
     if arr.dtype.newbyteorder("=") not in FLOAT_DTYPES:
         raise TypeError(
             f"{name} has dtype {arr.dtype}; densa kernels compute in float32 or float64 "

@@ -35,10 +35,13 @@ def dense_forward(
     W: ArrayLike, b: ArrayLike, x: ArrayLike, activation: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(z, y)`` of one dense layer; see ``densa.reference.dense_forward``."""
-    try:
-        return _forward_unchecked(W, b, x, activation)
-    except (TypeError, ValueError):
-        pass  # the checked path below converts, or raises the documented error
+    # Only a str goes straight in: pybind11 would also take bytes, which the reference
+    # (and so the checked path) refuses.
+    if activation.__class__ is str:
+        try:
+            return _forward_unchecked(W, b, x, activation)
+        except (TypeError, ValueError):
+            pass  # the checked path below converts, or raises the documented error
     W, b, x, act = _checks.dense_args(W, b, x, activation)
     return core.dense_forward(W, b, x, act)
 
@@ -52,10 +55,11 @@ def dense_backward(
     return_dz: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """``(dx, dW, db[, dz])`` of one dense layer; see ``densa.reference.dense_backward``."""
-    try:
-        return _backward_unchecked(W, x, z, dy, activation, return_dz)
-    except (TypeError, ValueError):
-        pass  # the checked path below converts, or raises the documented error
+    if activation.__class__ is str:  # as in dense_forward
+        try:
+            return _backward_unchecked(W, x, z, dy, activation, return_dz)
+        except (TypeError, ValueError):
+            pass  # the checked path below converts, or raises the documented error
     W, x, z, dy, act = _checks.dense_backward_args(W, x, z, dy, activation)
     return core.dense_backward(W, x, z, dy, act, bool(return_dz))
 
