@@ -1,13 +1,17 @@
 // The one file that knows Python. It checks what arrives, maps NumPy buffers as Eigen
 // matrices without copying, releases the GIL while the core computes, and lets pybind11
 // turn C++ exceptions into Python ones (std::invalid_argument -> ValueError,
-// std::bad_alloc -> MemoryError). Arrays are read in place or refused (TypeError) by
-// require_in_place below, never silently copied; the Python layer converts once, on
-// purpose (python/densa/_checks.py).
+// std::runtime_error -> RuntimeError, std::bad_alloc -> MemoryError). Arrays are read in
+// place or refused (TypeError) by require_in_place below, never silently copied; the
+// Python layer converts once, on purpose (python/densa/_checks.py). The one exception is
+// Trainer.run's read-only inputs (X, targets, order), which no Python layer converts:
+// read_only_batch and index_array below convert their layout once, as
+// docs/robustness.md promises; the arrays a trainer updates are never converted.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,6 +27,20 @@
 
 namespace py = pybind11;
 using namespace densa;
+
+// An argument that the function checks itself, with a message naming it: any object
+// reaches it (pybind11 would otherwise refuse a mismatch with "incompatible function
+// arguments", naming no argument). Signatures and stubs show it as Expected.
+template <class Expected>
+class Checked : public py::object {
+  static bool any(PyObject*) { return true; }
+  PYBIND11_OBJECT_DEFAULT(Checked, object, any)
+};
+
+template <class Expected>
+struct pybind11::detail::handle_type_name<Checked<Expected>> {
+  static constexpr auto name = make_caster<Expected>::name;
+};
 
 namespace {
 
@@ -234,10 +252,247 @@ void adam_step(Array<T>& theta, const Array<T>& grad, Array<T>& m, Array<T>& v, 
   densa::adam_step<T>(h, step, p, g, mm, vv);
 }
 
+// ----- Trainer arguments ----------------------------------------------------------------
+// Everything a Trainer is given is checked here, with an exception naming the argument:
+// pybind11's own "incompatible function arguments" does not say which one is wrong.
+
+// "type: repr" of v, the repr cut to 60 characters, for messages.
+std::string describe(py::handle v) {
+  std::string r = py::repr(v).cast<std::string>();
+  if (r.size() > 60) r = r.substr(0, 57) + "...";
+  return py::type::handle_of(v).attr("__name__").cast<std::string>() + ": " + r;
+}
+
+bool is_native_order(const py::dtype& dt) {
+  const char order = dt.byteorder();
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  const char native = '>';
+#else
+  const char native = '<';
+#endif
+  return order == '=' || order == '|' || order == native;
+}
+
+// An integer argument of run / run_epochs (a Python int or a NumPy integer, not a bool),
+// clamped to int64: beyond it no run has that many batches (the trainer then runs
+// nothing, or refuses the batch size).
+Index index_arg(py::handle v, const char* call, const char* name, bool non_negative) {
+  if (PyBool_Check(v.ptr()) || !PyIndex_Check(v.ptr())) {
+    throw py::type_error(std::string(call) + ": " + name + " must be an integer, got " +
+                         describe(v));
+  }
+  const Py_ssize_t n = PyNumber_AsSsize_t(v.ptr(), nullptr);  // clamps, never overflows
+  if (n == -1 && PyErr_Occurred()) throw py::error_already_set();
+  if (non_negative && n < 0) {
+    throw py::value_error(std::string(call) + ": " + name + " must be >= 0, got " +
+                          std::to_string(n));
+  }
+  return static_cast<Index>(n);
+}
+
+// A C-contiguous, aligned copy of a in native byte order and dtype dt (numpy.require).
+py::array converted(const py::array& a, const py::dtype& dt) {
+  return py::module_::import("numpy").attr("require")(a, dt,
+                                                      py::make_tuple("C_CONTIGUOUS", "ALIGNED"));
+}
+
+// X or targets of Trainer.run: a 2-D array of the trainer's dtype (any other dtype is
+// refused: a kernel never guesses the precision). Read only, so a layout the kernels
+// cannot read in place (Fortran order, strided, unaligned, byte-swapped) is converted
+// once, per docs/robustness.md; the caller's array is never written either way.
+template <class T>
+py::array read_only_batch(py::handle h, const char* call, const char* name) {
+  const char* dtype = sizeof(T) == 4 ? "float32" : "float64";
+  if (!py::isinstance<py::array>(h)) {
+    throw py::type_error(std::string(call) + ": " + name + " must be a 2-D " + dtype +
+                         " NumPy array (the trainer's dtype), got " + describe(h));
+  }
+  auto a = py::reinterpret_borrow<py::array>(h);
+  const py::dtype dt = a.dtype();
+  if (dt.kind() != 'f' || dt.itemsize() != static_cast<py::ssize_t>(sizeof(T))) {
+    throw py::type_error(std::string(call) + ": " + name + " has dtype " +
+                         py::str(dt).cast<std::string>() + " but this trainer computes in " +
+                         dtype + ", its parameters' dtype (convert explicitly, e.g. " + name +
+                         ".astype(np." + dtype + "))");
+  }
+  if (a.ndim() != 2) {
+    throw py::value_error(std::string(call) + ": " + name + " must be 2-D, got shape " +
+                          py::str(a.attr("shape")).cast<std::string>());
+  }
+  const bool aligned = reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) == 0;
+  if (is_dtype<T>(a) && (a.flags() & py::array::c_style) && aligned) return a;
+  return converted(a, py::dtype::of<T>());
+}
+
+// order (ndim 1, Trainer.run) or orders (ndim 2, Trainer.run_epochs): sample indices.
+// Refused, as the reference trainer refuses them: not an array of integers, or of
+// another ndim (run: TypeError; run_epochs: ValueError). Read only, so another integer
+// dtype or layout (strided, unaligned, byte-swapped) is converted once to the int64
+// C++ reads; the values are checked by the trainer.
+py::array index_array(py::handle h, int ndim, const char* call) {
+  const bool is_array = py::isinstance<py::array>(h);
+  const auto a = is_array ? py::reinterpret_borrow<py::array>(h) : py::array();
+  const py::dtype dt = is_array ? a.dtype() : py::dtype::of<std::int64_t>();
+  const char kind = dt.kind();
+  if (ndim == 1 && (!is_array || a.ndim() != 1 || (kind != 'i' && kind != 'u'))) {
+    throw py::type_error(
+        std::string(call) + ": order must be a 1-D array of integer sample indices, got " +
+        (is_array ? "an array of dtype " + py::str(dt).cast<std::string>() + " and shape " +
+                        py::str(a.attr("shape")).cast<std::string>()
+                  : describe(h)));
+  }
+  if (ndim == 2 && (!is_array || a.ndim() != 2 || a.shape(1) == 0)) {
+    throw py::value_error(
+        std::string(call) + ": orders must be 2-D (epochs, samples) with samples > 0, got " +
+        (is_array ? "shape " + py::str(a.attr("shape")).cast<std::string>() : describe(h)));
+  }
+  if (kind != 'i' && kind != 'u') {  // run_epochs' orders; run's order is refused above
+    throw py::type_error(std::string(call) +
+                         ": orders must be an array of integer sample indices, got dtype " +
+                         py::str(dt).cast<std::string>());
+  }
+  const bool aligned = reinterpret_cast<std::uintptr_t>(a.data()) % alignof(std::int64_t) == 0;
+  if (kind == 'i' && dt.itemsize() == 8 && is_native_order(dt) &&
+      (a.flags() & py::array::c_style) && aligned) {
+    return a;
+  }
+  // Another integer dtype (int32, uint64, ...) converts as the reference reads it; a
+  // uint64 beyond int64 wraps negative, and the trainer refuses it as out of range.
+  return converted(a, py::dtype::of<std::int64_t>());
+}
+
+// Adam's step count t: the caller's own one-entry int64 array, which the trainer
+// increments in place. Anything else is refused: a converted copy (of an int32 array,
+// a list) would count instead, and the caller's t would never move.
+std::int64_t* step_array(py::handle h, py::object& keep) {
+  const std::string want = "Trainer: step must be a writable int64 array of one entry";
+  if (!py::isinstance<py::array>(h)) throw py::type_error(want + ", got " + describe(h));
+  auto a = py::reinterpret_borrow<py::array>(h);
+  const py::dtype dt = a.dtype();
+  const std::string shape = py::str(a.attr("shape")).cast<std::string>();
+  if (dt.kind() != 'i' || dt.itemsize() != 8 || !is_native_order(dt)) {
+    throw py::type_error(want + " (updated in place), got an array of dtype " +
+                         py::str(dt).cast<std::string>());
+  }
+  if (a.ndim() != 1 || a.size() != 1) {
+    throw py::value_error(want + ", got an array of shape " + shape);
+  }
+  const bool aligned = reinterpret_cast<std::uintptr_t>(a.data()) % alignof(std::int64_t) == 0;
+  if (!aligned) throw py::type_error(want + " (updated in place), got an unaligned array");
+  if (!a.writeable()) throw py::value_error(want + " (updated in place), got a read-only array");
+  keep = a;
+  return static_cast<std::int64_t*>(a.mutable_data());
+}
+
+// The optimizer's hyperparameters, refused as densa.optimizers refuses them, with the
+// same exception types and wording: the Trainer is reachable without those classes
+// (densa.native.Trainer), and a NaN learning rate or a momentum of 1 would otherwise
+// train to nonsense without a word. hyper is anything dict() takes, like the reference
+// trainer's; keys other than the optimizer's are ignored, as there.
+class HyperReader {
+ public:
+  HyperReader(py::handle hyper, const std::string& optimizer, std::vector<const char*> keys)
+      : keys_(std::move(keys)) {
+    std::string expected;
+    for (const char* k : keys_) expected += (expected.empty() ? "" : ", ") + std::string(k);
+    expected = optimizer + " takes " + expected;
+    try {
+      dict_ = py::dict(py::reinterpret_borrow<py::object>(hyper));
+    } catch (py::error_already_set&) {
+      throw py::type_error("Trainer: hyper must be a dict of the optimizer's hyperparameters (" +
+                           expected + "), got " + describe(hyper));
+    }
+    std::string missing;
+    for (const char* k : keys_) {
+      if (!dict_.contains(k)) missing += (missing.empty() ? "'" : ", '") + std::string(k) + "'";
+    }
+    if (!missing.empty()) {
+      throw py::key_error("Trainer: hyper has no " + missing + " (" + expected + ")");
+    }
+  }
+
+  // A real number (int, float, NumPy integer or floating, or a 0-d array of one; not a
+  // bool), or TypeError: densa.optimizers' rule, and densa._checks' for the kernels.
+  // `given`: the value as the messages print it, str() of what the caller passed.
+  struct Number {
+    double value;
+    std::string given;
+  };
+
+  Number number(const char* key) const {
+    py::object v = dict_[key];
+    if (py::isinstance<py::array>(v) && py::reinterpret_borrow<py::array>(v).ndim() == 0) {
+      v = v[py::tuple()];  // the NumPy scalar it holds (a bool is refused below)
+    }
+    const auto np = py::module_::import("numpy");
+    const bool ok = !PyBool_Check(v.ptr()) && (PyFloat_Check(v.ptr()) || PyLong_Check(v.ptr()) ||
+                                               py::isinstance(v, np.attr("floating")) ||
+                                               py::isinstance(v, np.attr("integer")));
+    if (!ok) {
+      throw py::type_error(std::string("Trainer: ") + key + " must be a number, got " +
+                           describe(v));
+    }
+    double x = PyFloat_AsDouble(v.ptr());
+    if (x == -1.0 && PyErr_Occurred()) {
+      if (!PyErr_ExceptionMatches(PyExc_OverflowError)) throw py::error_already_set();
+      PyErr_Clear();  // an int beyond double's range: inf, refused as such
+      x = INFINITY;
+    }
+    return {x, py::str(v).cast<std::string>()};
+  }
+
+  // lr: finite, > 0.
+  double rate(const char* key) const {
+    const Number n = number(key);
+    if (!std::isfinite(n.value) || n.value <= 0.0) {
+      fail(std::string(key) + " must be a finite number > 0, got " + n.given);
+    }
+    return n.value;
+  }
+
+  // momentum, beta1, beta2: in [0, 1).
+  double fraction(const char* key) const {
+    const Number n = number(key);
+    if (!(std::isfinite(n.value) && n.value >= 0.0 && n.value < 1.0)) {
+      fail(std::string(key) + " must lie in [0.0, 1.0), got " + n.given);
+    }
+    return n.value;
+  }
+
+  // weight_decay, eps: finite, >= 0.
+  double non_negative(const char* key) const {
+    const Number n = number(key);
+    if (!(std::isfinite(n.value) && n.value >= 0.0)) {
+      fail(std::string(key) + " must be a finite number >= 0.0, got " + n.given);
+    }
+    return n.value;
+  }
+
+  // nesterov: True or False (a Python or NumPy bool).
+  bool flag(const char* key) const {
+    const py::object v = dict_[key];
+    if (!PyBool_Check(v.ptr()) && !py::isinstance(v, py::module_::import("numpy").attr("bool_"))) {
+      throw py::type_error(std::string("Trainer: ") + key + " must be True or False, got " +
+                           py::repr(v).cast<std::string>());
+    }
+    return PyObject_IsTrue(v.ptr()) == 1;
+  }
+
+ private:
+  [[noreturn]] static void fail(const std::string& message) {
+    throw py::value_error("Trainer: " + message);
+  }
+
+  std::vector<const char*> keys_;
+  py::dict dict_;
+};
+
 template <class T>
 std::uintptr_t mapped_address(const Array<T>& x) {
   return reinterpret_cast<std::uintptr_t>(as_batch<T>(x, "x").data());
 }
+
+using Orders = py::array_t<std::int64_t, py::array::c_style>;
 
 // Python face of densa::Trainer<T>. It keeps a reference to every array it points into,
 // so that the memory outlives the trainer whatever Python does with its own names.
@@ -246,9 +501,9 @@ class PyTrainer {
  public:
   PyTrainer(std::vector<Array<T>> Ws, std::vector<Array<T>> bs,
             const std::vector<std::string>& activations, const std::string& loss,
-            const std::string& optimizer, const py::dict& hyper,
+            const std::string& optimizer, const Checked<py::dict>& hyper,
             std::vector<std::vector<Array<T>>> state_W, std::vector<std::vector<Array<T>>> state_b,
-            py::object step, Index max_batch) {
+            const py::object& step, Index max_batch) {
     const size_t K = Ws.size();
     DENSA_REQUIRE(
         K > 0 && bs.size() == K && activations.size() == K && state_W.size() == K &&
@@ -258,19 +513,26 @@ class PyTrainer {
     const size_t n_state = optimizer == "sgd" ? 1 : optimizer == "adam" ? 2 : 0;
     DENSA_REQUIRE(n_state > 0,
                   "Trainer: unknown optimizer '" + optimizer + "' (expected sgd or adam)");
+    // In densa.optimizers' order: lr, then the others as its constructors check them.
     if (optimizer == "sgd") {
+      const HyperReader h(hyper, optimizer, {"lr", "momentum", "nesterov", "weight_decay"});
       opt.kind = OptimizerKind::sgd;
-      opt.sgd = SgdHyper{hyper["lr"].cast<double>(), hyper["momentum"].cast<double>(),
-                         hyper["nesterov"].cast<bool>(), hyper["weight_decay"].cast<double>()};
+      opt.sgd.lr = h.rate("lr");
+      opt.sgd.momentum = h.fraction("momentum");
+      opt.sgd.nesterov = h.flag("nesterov");
+      opt.sgd.weight_decay = h.non_negative("weight_decay");
     } else {
+      const HyperReader h(hyper, optimizer, {"lr", "beta1", "beta2", "eps", "weight_decay"});
       opt.kind = OptimizerKind::adam;
-      opt.adam = AdamHyper{hyper["lr"].cast<double>(), hyper["beta1"].cast<double>(),
-                           hyper["beta2"].cast<double>(), hyper["eps"].cast<double>(),
-                           hyper["weight_decay"].cast<double>()};
-      step_ = step.cast<py::array_t<std::int64_t, py::array::c_style>>();
-      DENSA_REQUIRE(step_.size() == 1 && step_.writeable(),
-                    "Trainer: step must be a writable int64 array of one entry");
-      opt.step = step_.mutable_data();
+      opt.adam.lr = h.rate("lr");
+      opt.adam.beta1 = h.fraction("beta1");
+      opt.adam.beta2 = h.fraction("beta2");
+      opt.adam.eps = h.non_negative("eps");
+      if (opt.adam.eps == 0.0) {
+        throw py::value_error("Trainer: eps must be > 0 (it keeps the update finite where v = 0)");
+      }
+      opt.adam.weight_decay = h.non_negative("weight_decay");
+      opt.step = step_array(step, step_);
     }
     const bool need_state = opt.kind == OptimizerKind::adam || opt.sgd.momentum > 0.0;
     std::vector<LayerSlot<T>> slots(K);
@@ -300,37 +562,49 @@ class PyTrainer {
     trainer_ = std::make_unique<Trainer<T>>(std::move(slots), loss_from_name(loss), opt, max_batch);
   }
 
-  // Returns (loss_sum, samples, batches, diverged, diverged_batch).
-  py::tuple run(const Array<T>& X_arr, const Array<T>& T_arr,
-                const py::array_t<std::int64_t, py::array::c_style>& order, Index batch_size,
-                Index first_batch, Index n_batches) {
+  // Returns (loss_sum, samples, batches, diverged, diverged_batch). Raises RuntimeError
+  // while another thread runs this trainer (trainer.hpp, RunGuard).
+  py::tuple run(const Checked<Array<T>>& X_obj, const Checked<Array<T>>& T_obj,
+                const Checked<Orders>& order_obj, const Checked<Index>& batch_size_obj,
+                const Checked<Index>& first_batch_obj, const Checked<Index>& n_batches_obj) {
+    const char* call = "Trainer.run";
+    // Converted copies, if any, live here until the run returns.
+    const py::array X_arr = read_only_batch<T>(X_obj, call, "X");
+    const py::array T_arr = read_only_batch<T>(T_obj, call, "targets");
+    const py::array order = index_array(order_obj, 1, call);
+    const Index batch_size = index_arg(batch_size_obj, call, "batch_size", false);
+    const Index first_batch = index_arg(first_batch_obj, call, "first_batch", true);
+    const Index n_batches = index_arg(n_batches_obj, call, "n_batches", true);
     auto X = as_batch<T>(X_arr, "X");
     auto Tg = as_batch<T>(T_arr, "targets");
-    DENSA_REQUIRE(order.ndim() == 1, "Trainer.run: order must be 1-D");
+    const auto* idx = static_cast<const std::int64_t*>(order.data());
     RunResult r;
     {
       py::gil_scoped_release release;
-      r = trainer_->run(X, Tg, order.data(), static_cast<Index>(order.size()), batch_size,
-                        first_batch, n_batches);
+      r = trainer_->run(X, Tg, idx, static_cast<Index>(order.size()), batch_size, first_batch,
+                        n_batches);
     }
     return py::make_tuple(r.loss_sum, r.samples, r.batches, r.diverged, r.diverged_batch);
   }
 
-  // Returns (loss_means, seconds, diverged, diverged_batch): one entry per completed
-  // epoch; orders is (n_epochs, N), one row per epoch.
   bool splits_hidden_layer() const { return trainer_->splits_hidden_layer(); }
 
-  py::tuple run_epochs(const Array<T>& X_arr, const Array<T>& T_arr,
-                       const py::array_t<std::int64_t, py::array::c_style>& orders,
-                       Index batch_size) {
+  // Returns (loss_means, seconds, diverged, diverged_batch): one entry per completed
+  // epoch; orders is (n_epochs, N), one row per epoch.
+  py::tuple run_epochs(const Checked<Array<T>>& X_obj, const Checked<Array<T>>& T_obj,
+                       const Checked<Orders>& orders_obj, const Checked<Index>& batch_size_obj) {
+    const char* call = "Trainer.run_epochs";
+    const py::array X_arr = read_only_batch<T>(X_obj, call, "X");
+    const py::array T_arr = read_only_batch<T>(T_obj, call, "targets");
+    const py::array orders = index_array(orders_obj, 2, call);
+    const Index batch_size = index_arg(batch_size_obj, call, "batch_size", false);
     auto X = as_batch<T>(X_arr, "X");
     auto Tg = as_batch<T>(T_arr, "targets");
-    DENSA_REQUIRE(orders.ndim() == 2 && orders.shape(1) > 0,
-                  "Trainer.run_epochs: orders must be 2-D (epochs, samples) with samples > 0");
+    const auto* idx = static_cast<const std::int64_t*>(orders.data());
     EpochsResult r;
     {
       py::gil_scoped_release release;
-      r = trainer_->run_epochs(X, Tg, orders.data(), static_cast<Index>(orders.shape(0)),
+      r = trainer_->run_epochs(X, Tg, idx, static_cast<Index>(orders.shape(0)),
                                static_cast<Index>(orders.shape(1)), batch_size);
     }
     return py::make_tuple(r.loss_mean, r.seconds, r.diverged, r.diverged_batch);
@@ -339,7 +613,7 @@ class PyTrainer {
  private:
   std::unique_ptr<Trainer<T>> trainer_;
   py::object keep_;
-  py::array_t<std::int64_t, py::array::c_style> step_;
+  py::object step_;  // Adam's step array, which opt.step points into
 };
 
 template <class T>
@@ -347,14 +621,17 @@ void bind_trainer(py::module_& m) {
   const std::string name = sizeof(T) == 4 ? "Trainer_float32" : "Trainer_float64";
   py::class_<PyTrainer<T>>(m, name.c_str())
       .def(py::init<std::vector<Array<T>>, std::vector<Array<T>>, const std::vector<std::string>&,
-                    const std::string&, const std::string&, const py::dict&,
+                    const std::string&, const std::string&, const Checked<py::dict>&,
                     std::vector<std::vector<Array<T>>>, std::vector<std::vector<Array<T>>>,
-                    py::object, Index>(),
+                    const py::object&, Index>(),
            // noconvert reaches into the lists: a converted copy would be trained instead
            // of the caller's parameters.
            py::arg("Ws").noconvert(), py::arg("bs").noconvert(), py::arg("activations"),
            py::arg("loss"), py::arg("optimizer"), py::arg("hyper"), py::arg("state_W").noconvert(),
            py::arg("state_b").noconvert(), py::arg("step"), py::arg("max_batch"))
+      // run's and run_epochs' arguments are checked by PyTrainer itself, which names the
+      // one that is wrong (read_only_batch, index_array, index_arg).
+      // (noconvert here only makes the stubs say NDArray, as for arrays read in place.)
       .def("run", &PyTrainer<T>::run, py::arg("X").noconvert(), py::arg("targets").noconvert(),
            py::arg("order").noconvert(), py::arg("batch_size"), py::arg("first_batch"),
            py::arg("n_batches"))

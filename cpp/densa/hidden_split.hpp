@@ -421,7 +421,7 @@ class HiddenSplit {
   static void gather(const ConstBatchRef<T>& from, const std::int64_t* idx, Index bs, T* to) {
     const Index rows = from.rows(), ld = from.outerStride();
     for (Index c = 0; c < bs; ++c) {
-      const T* col = from.data() + static_cast<Index>(idx[c]) * ld;
+      const T* col = from.data() + sample_index(idx[c], from.cols()) * ld;
       std::copy(col, col + rows, to + c * rows);
     }
   }
@@ -430,7 +430,7 @@ class HiddenSplit {
   static void gather_rows(const ConstBatchRef<T>& from, const std::int64_t* idx, Index bs, T* to) {
     const Index rows = from.rows(), ld = from.outerStride();
     for (Index c = 0; c < bs; ++c) {
-      const T* col = from.data() + static_cast<Index>(idx[c]) * ld;
+      const T* col = from.data() + sample_index(idx[c], from.cols()) * ld;
       for (Index i = 0; i < rows; ++i) to[i * bs + c] = col[i];
     }
   }

@@ -5,10 +5,13 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "dense.hpp"
@@ -19,6 +22,32 @@
 #include "types.hpp"
 
 namespace densa {
+
+// Held for the whole of one Trainer::run or run_epochs call: a second call on the same
+// trainer while one is in progress (another thread; Python releases its lock while the
+// trainer runs) is refused with std::runtime_error instead of running. The two would
+// share the trainer's workspaces and velocity_scaled_, and through HiddenSplit its
+// signals and buffers: each resets what the other waits on, and one thread then waits
+// forever. One compare-exchange per call, nothing per batch; released however the call
+// ends, so that the trainer stays usable after any exception.
+class RunGuard {
+ public:
+  RunGuard(std::atomic<bool>& busy, const char* call) : busy_(busy) {
+    bool idle = false;
+    // acquire / release: a later run, on any thread, sees everything this one wrote.
+    if (!busy_.compare_exchange_strong(idle, true, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+      throw std::runtime_error(std::string(call) +
+                               ": this trainer is already running in another thread");
+    }
+  }
+  RunGuard(const RunGuard&) = delete;
+  RunGuard& operator=(const RunGuard&) = delete;
+  ~RunGuard() { busy_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool>& busy_;
+};
 
 template <class T>
 class Trainer {
@@ -68,13 +97,55 @@ class Trainer {
   // Runs batches [first_batch, first_batch + n_batches) of the epoch whose sample order
   // is `order` (n_order indices into X's N samples). X is the column-major n_in x N view
   // of the (N, n_in) training data; targets likewise n_out x N.
+  // Refused (std::runtime_error) while another call runs this trainer (RunGuard).
   RunResult run(const ConstBatchRef<T>& X, const ConstBatchRef<T>& targets,
                 const std::int64_t* order, Index n_order, Index batch_size, Index first_batch,
                 Index n_batches) {
+    const RunGuard guard(busy_, "Trainer.run");
+    return run_batches(X, targets, order, n_order, batch_size, first_batch, n_batches);
+  }
+
+  // Runs n_epochs whole epochs, epoch e visiting the samples in orders[e·n_order ...
+  // (e+1)·n_order). For networks whose epoch takes well under the ~0.1 s that the caller
+  // wants between returns, one call per epoch would spend more in the caller's bookkeeping
+  // than in training (digits: ~0.1 ms of Python against ~0.4 ms of training per epoch).
+  // Refused like run while another call runs this trainer.
+  EpochsResult run_epochs(const ConstBatchRef<T>& X, const ConstBatchRef<T>& targets,
+                          const std::int64_t* orders, Index n_epochs, Index n_order,
+                          Index batch_size) {
+    const RunGuard guard(busy_, "Trainer.run_epochs");
+    DENSA_REQUIRE(n_epochs >= 0 && n_order > 0, "trainer: need n_epochs >= 0 and samples");
+    check_batch_size(batch_size);
+    EpochsResult out;
+    out.loss_mean.reserve(static_cast<size_t>(n_epochs));
+    out.seconds.reserve(static_cast<size_t>(n_epochs));
+    const Index per_epoch = (n_order + batch_size - 1) / batch_size;
+    if (split_) return run_epochs_split(X, targets, orders, n_epochs, n_order, batch_size);
+    for (Index e = 0; e < n_epochs; ++e) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const RunResult r =
+          run_batches(X, targets, orders + e * n_order, n_order, batch_size, 0, per_epoch);
+      if (r.diverged) {
+        out.diverged = true;
+        out.diverged_batch = r.diverged_batch;
+        return out;
+      }
+      const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+      out.loss_mean.push_back(r.loss_sum / static_cast<double>(r.samples));
+      out.seconds.push_back(dt.count());
+    }
+    return out;
+  }
+
+ private:
+  // run's work, under the caller's RunGuard (run_epochs calls it once per epoch).
+  RunResult run_batches(const ConstBatchRef<T>& X, const ConstBatchRef<T>& targets,
+                        const std::int64_t* order, Index n_order, Index batch_size,
+                        Index first_batch, Index n_batches) {
     DENSA_REQUIRE(X.rows() == n_in(), "trainer: X has the wrong number of features");
     DENSA_REQUIRE(targets.rows() == n_out() && targets.cols() == X.cols(),
                   "trainer: targets do not match X or the output layer");
-    DENSA_REQUIRE(batch_size > 0 && batch_size <= max_batch_, "trainer: batch size out of range");
+    check_batch_size(batch_size);
     DENSA_REQUIRE(first_batch >= 0 && n_batches >= 0 && n_order >= 0,
                   "trainer: first_batch, n_batches and the order length must be >= 0");
     RunResult r;
@@ -108,36 +179,12 @@ class Trainer {
     return r;
   }
 
-  // Runs n_epochs whole epochs, epoch e visiting the samples in orders[e·n_order ...
-  // (e+1)·n_order). For networks whose epoch takes well under the ~0.1 s that the caller
-  // wants between returns, one call per epoch would spend more in the caller's bookkeeping
-  // than in training (digits: ~0.1 ms of Python against ~0.4 ms of training per epoch).
-  EpochsResult run_epochs(const ConstBatchRef<T>& X, const ConstBatchRef<T>& targets,
-                          const std::int64_t* orders, Index n_epochs, Index n_order,
-                          Index batch_size) {
-    DENSA_REQUIRE(n_epochs >= 0 && n_order > 0, "trainer: need n_epochs >= 0 and samples");
-    DENSA_REQUIRE(batch_size > 0 && batch_size <= max_batch_, "trainer: batch size out of range");
-    EpochsResult out;
-    out.loss_mean.reserve(static_cast<size_t>(n_epochs));
-    out.seconds.reserve(static_cast<size_t>(n_epochs));
-    const Index per_epoch = (n_order + batch_size - 1) / batch_size;
-    if (split_) return run_epochs_split(X, targets, orders, n_epochs, n_order, batch_size);
-    for (Index e = 0; e < n_epochs; ++e) {
-      const auto t0 = std::chrono::steady_clock::now();
-      const RunResult r = run(X, targets, orders + e * n_order, n_order, batch_size, 0, per_epoch);
-      if (r.diverged) {
-        out.diverged = true;
-        out.diverged_batch = r.diverged_batch;
-        return out;
-      }
-      const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
-      out.loss_mean.push_back(r.loss_sum / static_cast<double>(r.samples));
-      out.seconds.push_back(dt.count());
-    }
-    return out;
+  void check_batch_size(Index batch_size) const {
+    DENSA_REQUIRE(batch_size > 0 && batch_size <= max_batch_,
+                  "trainer: batch size out of range: " + std::to_string(batch_size) +
+                      " not in [1, " + std::to_string(max_batch_) + "] (max_batch)");
   }
 
- private:
   // One minibatch: returns its loss J; updates the parameters only when J is finite.
   // `last` marks the last batch of a run, after which the caller reads the state.
   T step(const ConstBatchRef<T>& X, const ConstBatchRef<T>& targets, const std::int64_t* idx,
@@ -147,8 +194,9 @@ class Trainer {
     // two threads keep twice as many cache misses in flight).
     for_column_blocks(bs, 4 * bs * (X.rows() + targets.rows()), [&](Index lo, Index hi) {
       for (Index k = lo; k < hi; ++k) {
-        x_.col(k) = X.col(static_cast<Index>(idx[k]));
-        t_.col(k) = targets.col(static_cast<Index>(idx[k]));
+        const Index i = sample_index(idx[k], X.cols());
+        x_.col(k) = X.col(i);
+        t_.col(k) = targets.col(i);
       }
     });
     // Forward: z_j = W_{j-1} y_{j-1} + b_{j-1}, y_j = f_j(z_j).
@@ -278,6 +326,7 @@ class Trainer {
   // to that pass). The last batch of a run leaves v itself, which the caller reads.
   bool velocity_scaled_ = false;
   std::unique_ptr<HiddenSplit<T>> split_;  // set when hidden_split_applies
+  std::atomic<bool> busy_{false};          // a run or run_epochs call is in progress
 };
 
 }  // namespace densa

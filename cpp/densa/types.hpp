@@ -63,6 +63,18 @@ using ConstVectorRef = Eigen::Ref<const Vector<T>>;
     if (!(ok)) ::densa::fail(message); \
   } while (false)
 
+// Sample i of a minibatch, read from the caller's order while training: checked again
+// here, not only before the run, because the order array stays the caller's and another
+// thread may write to it meanwhile (Python releases the GIL while training runs). One
+// compare per sample; the failure path is out of line.
+inline Index sample_index(std::int64_t i, Index n_samples) {
+  if (static_cast<std::uint64_t>(i) >= static_cast<std::uint64_t>(n_samples)) {
+    fail("trainer: order changed during training: it now holds " + std::to_string(i) +
+         " but X has " + std::to_string(n_samples) + " samples");
+  }
+  return static_cast<Index>(i);
+}
+
 inline std::string shape_str(Index rows, Index cols) {
   return "(" + std::to_string(rows) + ", " + std::to_string(cols) + ")";
 }
