@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import densa
-from densa import _core, native
+from densa import _core, native, reference
 
 HANG_SECONDS = 120  # a run of a subprocess below takes 1-3 s; more means it hung
 
@@ -285,9 +285,13 @@ def test_different_trainers_still_train_in_parallel_threads():
 # ----- sequential use from several threads, in process ------------------------------------
 
 N_SAMPLES, BATCH = 300, 32
+# The settings checks of both backends' Trainers: the same refusals in the same words.
+impls = pytest.mark.parametrize("impl", [native, reference], ids=["native", "reference"])
 
 
-def _trainer(sizes=(16, 64, 3), optimizer="sgd", hyper=None, step="auto", dtype=np.float64):
+def _trainer(
+    sizes=(16, 64, 3), optimizer="sgd", hyper=None, step="auto", dtype=np.float64, impl=native
+):
     rng = np.random.default_rng(0)
     Ws = [(rng.normal(size=(o, i)) * 0.3).astype(dtype) for i, o in zip(sizes[:-1], sizes[1:])]
     bs = [np.zeros(o, dtype) for o in sizes[1:]]
@@ -298,7 +302,7 @@ def _trainer(sizes=(16, 64, 3), optimizer="sgd", hyper=None, step="auto", dtype=
         step = np.zeros(1, np.int64) if optimizer == "adam" else None
     if hyper is None:
         hyper = SGD if optimizer == "sgd" else ADAM
-    t = native.Trainer(Ws, bs, acts, "mse", optimizer, hyper, sW, sb, step, BATCH)
+    t = impl.Trainer(Ws, bs, acts, "mse", optimizer, hyper, sW, sb, step, BATCH)
     return t, [*Ws, *bs, *[s for ss in sW + sb for s in ss]]
 
 
@@ -399,9 +403,10 @@ def _read_only_step():
         "read-only",
     ],
 )
-def test_adams_step_must_be_the_callers_own_int64_array(step, exc, found):
+@impls
+def test_adams_step_must_be_the_callers_own_int64_array(step, exc, found, impl):
     with _raises(exc, "step must be a writable int64 array of one entry", found):
-        _trainer(optimizer="adam", step=step)
+        _trainer(optimizer="adam", step=step, impl=impl)
 
 
 def test_a_one_entry_view_counts_in_the_array_it_views():
@@ -412,8 +417,9 @@ def test_a_one_entry_view_counts_in_the_array_it_views():
     np.testing.assert_array_equal(counts, [0, 0, 2, 0])
 
 
-def test_sgd_ignores_step():
-    _trainer(optimizer="sgd", step=[1, 2, 3])  # SGD counts no steps, like the reference
+@impls
+def test_sgd_ignores_step(impl):
+    _trainer(optimizer="sgd", step=[1, 2, 3], impl=impl)  # SGD counts no steps, like the reference
 
 
 # ----- hyperparameters ----------------------------------------------------------------------
@@ -462,10 +468,11 @@ BAD_HYPER = [
     BAD_HYPER,
     ids=[f"{o}-{k}-{v!r:.24}" for o, k, v, _, _ in BAD_HYPER],
 )
-def test_bad_hyperparameters_are_refused(optimizer, key, value, exc, message):
+@impls
+def test_bad_hyperparameters_are_refused(optimizer, key, value, exc, message, impl):
     base = SGD if optimizer == "sgd" else ADAM
     with _raises(exc, "Trainer: " + message):
-        _trainer(optimizer=optimizer, hyper={**base, key: value})
+        _trainer(optimizer=optimizer, hyper={**base, key: value}, impl=impl)
 
 
 def _optimizer_refusal(optimizer, key, value):
@@ -490,31 +497,36 @@ def _optimizer_refusal(optimizer, key, value):
     [entry[:3] for entry in BAD_HYPER],
     ids=[f"{o}-{k}-{v!r:.24}" for o, k, v, _, _ in BAD_HYPER],
 )
-def test_hyperparameter_refusals_are_the_optimizers_own(optimizer, key, value):
+@impls
+def test_hyperparameter_refusals_are_the_optimizers_own(optimizer, key, value, impl):
     """Same exception type and words as densa.SGD / densa.Adam for the same value: the
     two are written separately (C++ and Python), and this keeps them together."""
     exc, message = _optimizer_refusal(optimizer, key, value)
     base = SGD if optimizer == "sgd" else ADAM
     with pytest.raises(exc) as info:
-        _trainer(optimizer=optimizer, hyper={**base, key: value})
+        _trainer(optimizer=optimizer, hyper={**base, key: value}, impl=impl)
     assert str(info.value) == "Trainer: " + message
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_a_missing_hyperparameter_is_named(optimizer):
+@impls
+def test_a_missing_hyperparameter_is_named(optimizer, impl):
     base = SGD if optimizer == "sgd" else ADAM
     expected = ", ".join(base)
     for key in base:
         with _raises(KeyError, f"hyper has no '{key}'", f"{optimizer} takes {expected}"):
-            _trainer(optimizer=optimizer, hyper={k: v for k, v in base.items() if k != key})
+            _trainer(
+                optimizer=optimizer, hyper={k: v for k, v in base.items() if k != key}, impl=impl
+            )
     with _raises(KeyError, "hyper has no 'lr', "):
-        _trainer(optimizer=optimizer, hyper={})
+        _trainer(optimizer=optimizer, hyper={}, impl=impl)
 
 
-def test_hyper_must_be_a_mapping():
+@impls
+def test_hyper_must_be_a_mapping(impl):
     with _raises(TypeError, "hyper must be a dict", "got int: 5"):
-        _trainer(hyper=5)
-    _trainer(hyper=list(SGD.items()))  # whatever dict() takes, as the reference does
+        _trainer(hyper=5, impl=impl)
+    _trainer(hyper=list(SGD.items()), impl=impl)  # whatever dict() takes
 
 
 @pytest.mark.parametrize(
@@ -528,8 +540,9 @@ def test_hyper_must_be_a_mapping():
         {**ADAM, "lr": np.array(1e-3), "beta1": np.array(0.5, np.float32)},  # 0-d arrays
     ],
 )
-def test_valid_hyperparameters_are_taken(hyper):
-    t, _ = _trainer(optimizer="adam" if "eps" in hyper else "sgd", hyper=hyper)
+@impls
+def test_valid_hyperparameters_are_taken(hyper, impl):
+    t, _ = _trainer(optimizer="adam" if "eps" in hyper else "sgd", hyper=hyper, impl=impl)
     X, T = _data()
     assert t.run(X, T, _orders(1)[0], BATCH, 0, 1)[1] == BATCH
 
@@ -724,3 +737,29 @@ for sizes in [(16, 64, 3), (16, 8, 8, 3)]:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert len(out.stdout.split()) == 2
+
+
+def test_the_reference_trainer_refuses_a_second_concurrent_run_too():
+    t, _ = _trainer(impl=reference)
+    X, T = _data()
+    long_order = np.tile(np.arange(N_SAMPLES, dtype=np.int64), 1000)  # ~1 s
+    errors = []
+    runner = threading.Thread(target=lambda: t.run(X, T, long_order, BATCH, 0, 10**9), daemon=True)
+    runner.start()
+    while runner.is_alive() and not t._busy.locked():
+        pass  # until the long run holds the trainer
+    for call in (
+        lambda: t.run(X, T, _orders(1)[0], BATCH, 0, 1),
+        lambda: t.run_epochs(X, T, np.stack(_orders(1)), BATCH),
+    ):
+        try:
+            call()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+    still_running = runner.is_alive()  # the probes took far less than the long run
+    runner.join(120)
+    assert not runner.is_alive()
+    assert still_running
+    assert errors == [f"Trainer.run: {BUSY}", f"Trainer.run_epochs: {BUSY}"]
+    # Afterwards the trainer runs again.
+    assert t.run(X, T, _orders(1)[0], BATCH, 0, 1)[1] == BATCH

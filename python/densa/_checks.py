@@ -280,7 +280,7 @@ def step_count(step: object) -> int:
     return int(step)
 
 
-def coefficient(kind: str, name: str, value: object) -> float:
+def coefficient(kind: str, name: str, value: object, prefix: str | None = None) -> float:
     """An optimizer coefficient of ``sgd_step`` / ``adam_step`` as a float, refused as
     ``densa.SGD`` / ``densa.Adam`` refuse it, with their words after ``"{kind}_step: "``.
 
@@ -303,7 +303,66 @@ def coefficient(kind: str, name: str, value: object) -> float:
             return number
         return _check_range(value, name, 0.0, 1.0, True)  # momentum, beta1, beta2
     except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{kind}_step: {exc}") from None
+        raise type(exc)(f"{prefix or kind + '_step'}: {exc}") from None
+
+
+# The hyperparameters each optimizer's trainer takes, in the order they are checked.
+TRAINER_HYPER = {
+    "sgd": ("lr", "momentum", "nesterov", "weight_decay"),
+    "adam": ("lr", "beta1", "beta2", "eps", "weight_decay"),
+}
+
+
+def describe(value: object) -> str:
+    """``type: repr`` of a value for messages, the repr cut to 60 characters."""
+    r = repr(value)
+    return f"{type(value).__name__}: {r if len(r) <= 60 else r[:57] + '...'}"
+
+
+def trainer_settings(optimizer: object, hyper: object, step: object) -> dict[str, Any]:
+    """The reference Trainer's optimizer settings, refused as the native Trainer refuses
+    them (cpp/bindings/module.cpp: HyperReader, step_array), in the same words: the
+    hyperparameters as ``densa.SGD`` / ``densa.Adam`` take them, and Adam's step count as
+    the caller's own writable int64 array of one entry, which training increments in
+    place (a converted copy would count instead). Returns the checked hyperparameters."""
+    if optimizer not in TRAINER_HYPER:
+        raise ValueError(f"Trainer: unknown optimizer '{optimizer}' (expected sgd or adam)")
+    assert isinstance(optimizer, str)
+    keys = TRAINER_HYPER[optimizer]
+    expected = f"{optimizer} takes {', '.join(keys)}"
+    try:
+        given = dict(hyper)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise TypeError(
+            "Trainer: hyper must be a dict of the optimizer's hyperparameters "
+            f"({expected}), got {describe(hyper)}"
+        ) from None
+    missing = [k for k in keys if k not in given]
+    if missing:
+        names = ", ".join(f"'{k}'" for k in missing)
+        raise KeyError(f"Trainer: hyper has no {names} ({expected})")
+    checked: dict[str, Any] = {}
+    for key in keys:
+        value = given[key]
+        if key == "nesterov":
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"Trainer: nesterov must be True or False, got {value!r}")
+            checked[key] = bool(value)
+        else:
+            checked[key] = coefficient(optimizer, key, value, prefix="Trainer")
+    if optimizer == "adam":
+        want = "Trainer: step must be a writable int64 array of one entry"
+        if not isinstance(step, np.ndarray):
+            raise TypeError(f"{want}, got {describe(step)}")
+        if step.dtype != np.dtype(np.int64):  # native byte order included
+            raise TypeError(f"{want} (updated in place), got an array of dtype {step.dtype}")
+        if step.ndim != 1 or step.size != 1:
+            raise ValueError(f"{want}, got an array of shape {step.shape}")
+        if not step.flags.aligned:
+            raise TypeError(f"{want} (updated in place), got an unaligned array")
+        if not step.flags.writeable:
+            raise ValueError(f"{want} (updated in place), got a read-only array")
+    return checked
 
 
 def overlap(**arrays: np.ndarray) -> tuple[str, str] | None:

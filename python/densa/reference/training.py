@@ -7,14 +7,16 @@ order, so that both backends train to the same parameters.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from .._checks import trainer_run_args
+from .._checks import trainer_run_args, trainer_settings
 from .dense import dense_backward, dense_forward
 from .loss import loss_backward
 from .optimizer import adam_step, sgd_step
@@ -52,13 +54,26 @@ class Trainer:
         step: np.ndarray | None,
         max_batch: int,
     ) -> None:
+        # Refused as the native Trainer refuses them, before anything is kept.
+        self.hyper = trainer_settings(optimizer, hyper, step)
         self.Ws, self.bs, self.activations = list(Ws), list(bs), list(activations)
-        self.loss, self.optimizer, self.hyper = loss, optimizer, dict(hyper)
+        self.loss, self.optimizer = loss, optimizer
         self.state_W, self.state_b, self.step = state_W, state_b, step
         self.max_batch = max_batch
         # True while an update is half applied: a KeyboardInterrupt arriving then leaves
         # some tensors updated and others not, and the network restores its snapshot.
         self.updating = False
+        self._busy = threading.Lock()  # one run at a time, as the native trainer
+
+    @contextlib.contextmanager
+    def _only_run(self, call: str) -> Iterator[None]:
+        """Refuse a second run while one is in progress (another thread's)."""
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(f"{call}: this trainer is already running in another thread")
+        try:
+            yield
+        finally:
+            self._busy.release()
 
     def run(
         self,
@@ -77,6 +92,18 @@ class Trainer:
         loop, it does not warn on overflow: divergence is reported by its result (a
         RuntimeWarning turned into an error would stop it halfway through an update).
         """
+        with self._only_run("Trainer.run"):
+            return self._run_batches(X, targets, order, batch_size, first_batch, n_batches)
+
+    def _run_batches(
+        self,
+        X: np.ndarray,
+        targets: np.ndarray,
+        order: np.ndarray,
+        batch_size: int,
+        first_batch: int,
+        n_batches: int,
+    ) -> tuple[float, int, int, bool, int]:
         trainer_run_args(order, X.shape[0], batch_size, self.max_batch, first_batch, n_batches)
         n_order = len(order)
         total = -(-n_order // batch_size)
@@ -101,6 +128,12 @@ class Trainer:
         time of each completed epoch; a divergence stops the run inside epoch
         ``len(loss_means)``, at batch ``diverged_batch``, before that batch's update.
         """
+        with self._only_run("Trainer.run_epochs"):
+            return self._run_epochs(X, targets, orders, batch_size)
+
+    def _run_epochs(
+        self, X: np.ndarray, targets: np.ndarray, orders: np.ndarray, batch_size: int
+    ) -> tuple[list[float], list[float], bool, int]:
         if not isinstance(orders, np.ndarray) or orders.ndim != 2 or orders.shape[1] == 0:
             raise ValueError(
                 "Trainer.run_epochs: orders must be 2-D (epochs, samples) with samples > 0"
@@ -110,7 +143,7 @@ class Trainer:
         per_epoch = -(-orders.shape[1] // batch_size) if batch_size > 0 else 0
         for order in orders:
             t0 = time.perf_counter()
-            loss_sum, samples, _, diverged, bad = self.run(
+            loss_sum, samples, _, diverged, bad = self._run_batches(
                 X, targets, order, batch_size, 0, per_epoch
             )
             if diverged:
