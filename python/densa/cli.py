@@ -197,12 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
         "Writes CSV: for classification a 'class' column and one probability per class, "
         "for regression one column per output. With --out FILE.npy, writes net.predict's "
         "array instead. Every column of DATA is a feature unless --target names columns "
-        "to leave out (they are then used to report loss and accuracy).",
+        "to leave out (they are then used to report loss and accuracy: after the "
+        "'wrote' line with --out, on standard error when the CSV goes to standard output).",
     )
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA")
     p.add_argument("--target", metavar="COL", help="columns of DATA that are not features")
-    p.add_argument("--out", help="output file (.csv or .npy); default standard output")
+    p.add_argument(
+        "--out", help="output file (.npy, or .csv / .txt for CSV); default standard output"
+    )
     p.add_argument(
         "--backend",
         choices=("native", "reference"),
