@@ -71,12 +71,14 @@ for so in "${modules[@]}"; do
   fi
 done
 
-# The kernel and network tests, and the robustness ones that feed them garbage and
-# huge sizes. Left out: slow training runs, the Ctrl-C latency test (a timing test)
-# and the resident-memory test (ASan's quarantine holds freed memory on purpose).
+# The kernel, trainer and network tests, and the robustness ones that feed them garbage
+# and huge sizes. Left out: slow training runs, the interrupt tests (timing-sensitive),
+# the resident-memory tests (ASan's quarantine holds freed memory on purpose) and the
+# file tests (pure Python).
 mapfile -t tests < <(cd "$repo" && ls tests/test_activations.py tests/test_dense_kernels.py tests/test_gemm_tn_kernel.py \
   tests/test_hand_computed.py tests/test_kernel_errors.py tests/test_zero_copy.py tests/test_hidden_split.py \
-  tests/test_loss_optimizer_kernels.py tests/test_trainer_kernels.py tests/test_network_*.py \
+  tests/test_loss_optimizer_kernels.py tests/test_optimizer_step_inputs.py tests/test_trainer_kernels.py \
+  tests/test_trainer_guards.py tests/test_network_*.py \
   tests/test_robustness_inputs.py tests/test_robustness_divergence.py \
   tests/test_robustness_threads.py tests/test_fuzz_public_api.py 2>/dev/null)
 if [[ ${#tests[@]} -eq 0 ]]; then

@@ -345,3 +345,36 @@ def test_read_only_parameter_is_refused(backend):
     with _raises(ValueError, "read-only"):
         backend.sgd_step(theta, np.ones(4), None, 0.1, 0.0, False, 0.0)
     np.testing.assert_array_equal(theta, 1.0)
+
+
+# -- floating-point warnings ----------------------------------------------------------
+
+
+def test_reference_kernels_overflow_without_warnings_like_native():
+    """docs/robustness.md: densa emits no floating-point warnings on either backend (this
+    suite turns warnings into errors). Overflowing inputs give inf / NaN in the same
+    places on both backends, and an optimizer step is never stopped halfway."""
+    from densa import reference
+
+    big = np.float32(3e38)
+    W = np.full((3, 4), big, np.float32)
+    b = np.zeros(3, np.float32)
+    x = np.full((2, 4), big, np.float32)
+    dy = np.full((2, 3), big, np.float32)
+    results = {}
+    for name, be in (("native", native), ("reference", reference)):
+        z, y = be.dense_forward(W, b, x, "tanh")
+        dx, dW, db = be.dense_backward(W, x, z, dy, "identity")
+        J, dJ = be.loss_backward("mse", z, -z)
+        theta, v = np.full(4, big, np.float32), np.full(4, big, np.float32)
+        be.sgd_step(theta, np.full(4, big, np.float32), v, 1.0, 0.5, False, 0.0)
+        m, s = np.zeros(4, np.float32), np.zeros(4, np.float32)
+        theta2 = np.ones(4, np.float32)
+        # (v overflows to inf here; the parameter then differs: native NaN, reference 1.0;
+        # the steps are compared on what they write first, m and v.)
+        be.adam_step(theta2, np.full(4, big, np.float32), m, s, 1, 0.1, 0.9, 0.999, 1e-8, 0.0)
+        results[name] = (z, y, dx, dW, db, np.float32(J), dJ, theta, v, m, s)
+    for a, r in zip(results["native"], results["reference"]):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(r))
+        np.testing.assert_array_equal(np.isinf(a), np.isinf(r))
+    assert np.isinf(results["native"][0]).all()  # the overflow did happen

@@ -166,6 +166,29 @@ def test_nan_and_inf_are_refused_by_default_and_let_through_on_request(value):
         lenient.fit(_X(), y, epochs=1, progress=False)
 
 
+def test_a_mask_is_ignored_and_hides_no_nan():
+    """Masked arrays are read as plain arrays (docs/robustness.md): the values under the
+    mask are used, so a NaN there is refused like any other, never trained on."""
+    net = _net()
+    X = _X()
+    masked = np.ma.masked_array(X, mask=np.zeros_like(X, dtype=bool))
+    masked.mask[0, 0] = True
+    np.testing.assert_array_equal(net.predict(masked), net.predict(X))
+    X_nan = X.copy()
+    X_nan[0, 0] = np.nan
+    hidden = np.ma.masked_array(X_nan, mask=np.zeros_like(X, dtype=bool))
+    hidden.mask[0, 0] = True
+    with _raises(ValueError, "X contains NaN or inf"):
+        net.predict(hidden)
+    with _raises(ValueError, "X contains NaN or inf"):
+        net.fit(hidden, np.ones((N, N_OUT)), epochs=1, progress=False)
+    y_nan = np.ma.masked_array(np.ones((N, N_OUT)), mask=np.zeros((N, N_OUT), dtype=bool))
+    y_nan.data[1, 1] = np.nan
+    y_nan.mask[1, 1] = True
+    with _raises(ValueError, "y contains NaN or inf"):
+        net.fit(X, y_nan, epochs=1, progress=False)
+
+
 def test_values_beyond_float32_are_inf_in_a_float32_network():
     X = _X()
     X[0, 0] = 1e300  # finite in float64, inf in float32: refused without a warning
@@ -342,7 +365,9 @@ def test_bad_fit_arguments_are_refused_before_training(kwargs, error, fragment):
         (lambda: _net(backend="gpu"), ValueError, ("backend", "'gpu'")),
         (lambda: _net(backend=1), TypeError, ("backend must be a string",)),
         (lambda: _net(dtype="float16"), ValueError, ("dtype must be 'float32' or 'float64'",)),
-        (lambda: _net(dtype=["float32"]), ValueError, ("dtype must be",)),
+        (lambda: _net(dtype=5), TypeError, ("dtype must be 'float32' or 'float64', got int",)),
+        (lambda: _net(dtype=None), TypeError, ("dtype must be", "got NoneType")),
+        (lambda: _net(dtype=["float32"]), TypeError, ("dtype must be", "got list")),
         (lambda: densa.Network(3), TypeError, ("layers must be a sequence of densa.Dense",)),
         (lambda: densa.Network("dense"), TypeError, ("layers must be a sequence",)),
         (lambda: densa.Network([densa.Dense(2, 2)], seed=-1), ValueError, ("seed must be >= 0",)),

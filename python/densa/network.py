@@ -179,7 +179,9 @@ class Network:
                 )
         if isinstance(dtype, np.dtype) or dtype in (np.float32, np.float64):
             dtype = np.dtype(dtype).name
-        if not isinstance(dtype, str) or dtype not in _DTYPES:
+        if not isinstance(dtype, str):  # the documented names, like every other name
+            raise TypeError(f"dtype must be 'float32' or 'float64', got {type(dtype).__name__}")
+        if dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         if seed is not None and (
             isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
@@ -279,7 +281,9 @@ class Network:
         object, string and other non-numeric dtypes (TypeError), wrong shapes, no
         samples, and NaN or inf unless ``check_finite`` is False (ValueError).
         """
-        arr = X if isinstance(X, np.ndarray) else np.asarray(X)
+        # Subclasses as plain arrays: a masked array's mask is ignored (documented), and
+        # its data is what the checks below must see (masked sums skip a hidden NaN).
+        arr = X if X.__class__ is np.ndarray else np.asarray(X)
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"{name} has dtype {arr.dtype}; densa needs real numbers")
         if arr.ndim != 2:

@@ -11,9 +11,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _checks
+from ._quiet import quiet
 from .activations import Activation
 
 
+@quiet
 def dense_forward(
     W: ArrayLike, b: ArrayLike, x: ArrayLike, activation: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -43,6 +45,7 @@ def dense_forward(
     return np.ascontiguousarray(Z.T), np.ascontiguousarray(Yj.T)
 
 
+@quiet
 def dense_backward(
     W: ArrayLike,
     x: ArrayLike,

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _checks
+from ._quiet import quiet
 from .activations import _sigmoid
 
 
@@ -38,6 +39,7 @@ def _value_and_grad(name: str, y: np.ndarray, t: np.ndarray) -> tuple[float, np.
     raise AssertionError(name)
 
 
+@quiet
 def loss_forward(name: str, output: ArrayLike, target: ArrayLike) -> float:
     """The batch cost J (a Python float).
 
@@ -54,6 +56,7 @@ def loss_forward(name: str, output: ArrayLike, target: ArrayLike) -> float:
     return float(_value_and_grad(name, output, target)[0])
 
 
+@quiet
 def loss_backward(name: str, output: ArrayLike, target: ArrayLike) -> tuple[float, np.ndarray]:
     """``(J, dy)`` with dy = dJ/dy_K of shape (N, m_K), in the output's dtype."""
     name, output, target = _checks.loss_args(name, output, target)

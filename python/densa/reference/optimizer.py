@@ -30,8 +30,10 @@ import math
 import numpy as np
 
 from .._checks import adam_args, sgd_args
+from ._quiet import quiet
 
 
+@quiet
 def sgd_step(
     theta: np.ndarray,
     grad: np.ndarray,
@@ -60,6 +62,7 @@ def sgd_step(
     p -= lr * step  # θ ← θ − lr · step
 
 
+@quiet
 def adam_step(
     theta: np.ndarray,
     grad: np.ndarray,
