@@ -763,3 +763,268 @@ def test_the_reference_trainer_refuses_a_second_concurrent_run_too():
     assert errors == [f"Trainer.run: {BUSY}", f"Trainer.run_epochs: {BUSY}"]
     # Afterwards the trainer runs again.
     assert t.run(X, T, _orders(1)[0], BATCH, 0, 1)[1] == BATCH
+
+
+# ----- the constructor's lists and in-place arrays ---------------------------------------
+# Both backends refuse them at construction, with the same exception and the same words
+# naming the layer and the argument (densa._checks.trainer_arrays), so that nothing can
+# fail halfway through an update later.
+
+MOMENTUM = {**SGD, "momentum": 0.9}
+SIZES = (16, 8, 3)
+
+
+def _parts(dtype=np.float64, n_state=2):
+    """Fresh (Ws, bs, activations, state_W, state_b) of a 16-8-3 network."""
+    rng = np.random.default_rng(0)
+    Ws = [(rng.normal(size=(o, i)) * 0.3).astype(dtype) for i, o in zip(SIZES[:-1], SIZES[1:])]
+    bs = [(rng.normal(size=o) * 0.1).astype(dtype) for o in SIZES[1:]]
+    sW = [[np.zeros_like(W) for _ in range(n_state)] for W in Ws]
+    sb = [[np.zeros_like(b) for _ in range(n_state)] for b in bs]
+    return [Ws, bs, ["tanh", "identity"], sW, sb]
+
+
+def _build(impl, parts, optimizer="adam", hyper=None):
+    Ws, bs, acts, sW, sb = parts
+    if hyper is None:
+        hyper = ADAM if optimizer == "adam" else MOMENTUM
+    step = np.zeros(1, np.int64) if optimizer == "adam" else None
+    return impl.Trainer(Ws, bs, acts, "mse", optimizer, hyper, sW, sb, step, BATCH)
+
+
+def _arrays_of(parts):
+    """Every array in parts (nested lists included), in order."""
+    out = []
+    for item in parts:
+        if isinstance(item, np.ndarray):
+            out.append(item)
+        elif isinstance(item, (list, tuple)):
+            out += _arrays_of(item)
+    return out
+
+
+def _read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+def _set(path, make):
+    """A change of parts: the entry at ``path`` (indices into parts) becomes make(old)."""
+
+    def change(parts):
+        *outer, last = path
+        holder = parts
+        for i in outer:
+            holder = holder[i]
+        holder[last] = make(holder[last])
+
+    return change
+
+
+W_, B_, ACT_, SW_, SB_ = range(5)
+# (id, change of _parts(), optimizer, exception, fragments of the message)
+BAD_ARRAYS = [
+    ("fortran-W", _set((W_, 0), np.asfortranarray), "adam", TypeError,
+     ["Trainer: layer 0: W must be C-contiguous (it is updated in place)"]),
+    ("big-endian-b", _set((B_, 1), lambda b: b.astype(">f8")), "adam", TypeError,
+     ["Trainer: layer 1: b must be in native byte order (it is updated in place)", ">f8"]),
+    ("read-only-b", _set((B_, 1), _read_only), "sgd", ValueError,
+     ["Trainer: layer 1: b is read-only"]),
+    ("unaligned-W", _set((W_, 1), _unaligned), "adam", TypeError,
+     ["Trainer: layer 1: W must be aligned to its 8-byte elements"]),
+    ("float16-W0", _set((W_, 0), lambda W: W.astype(np.float16)), "adam", TypeError,
+     ["Trainer: layer 0: W has dtype float16"]),
+    ("float32-W1", _set((W_, 1), lambda W: W.astype(np.float32)), "adam", TypeError,
+     ["Trainer: layer 1: W has dtype float32 but the parameters are float64"]),
+    ("list-W", _set((W_, 0), lambda W: W.tolist()), "adam", TypeError,
+     ["Trainer: layer 0: W must be a float64 NumPy array", "got list"]),
+    ("1-D-W", _set((W_, 1), np.ravel), "adam", ValueError,
+     ["Trainer: layer 1: W must be 2-D", "(24,)"]),
+    ("short-b", _set((B_, 0), lambda b: b[:-1]), "adam", ValueError,
+     ["Trainer: layer 0: b must be 1-D with W.shape[0] = 8 entries", "(7,)"]),
+    ("float32-state", _set((SW_, 0, 0), lambda s: s.astype(np.float32)), "adam", TypeError,
+     ["Trainer: layer 0: state_W[0] has dtype float32 but the parameters are float64"]),
+    ("strided-state", _set((SB_, 1, 1), lambda s: np.zeros(2 * s.size)[::2]), "adam", TypeError,
+     ["Trainer: layer 1: state_b[1] must be C-contiguous (it is updated in place)"]),
+    ("read-only-velocity", _set((SW_, 1, 0), _read_only), "sgd", ValueError,
+     ["Trainer: layer 1: state_W[0] is read-only"]),
+    ("state-size", _set((SW_, 1, 1), lambda s: np.zeros(5)), "adam", ValueError,
+     ["Trainer: layer 1: state_W[1] has 5 entries but W has 24"]),
+    ("missing-state", _set((SB_, 0), lambda s: s[:1]), "adam", ValueError,
+     ["Trainer: layer 0: missing optimizer state arrays", "state_b has 1"]),
+    ("state-not-a-list", _set((SW_, 1), lambda s: None), "adam", TypeError,
+     ["Trainer: layer 1: state_W must be a list of optimizer state arrays", "NoneType"]),
+    ("unread-state-float32", _set((SW_, 0, 1), lambda s: s.astype(np.float32)), "sgd",
+     TypeError, ["Trainer: layer 0: state_W[1] has dtype float32 but the parameters are"]),
+    ("activation-not-a-string", _set((ACT_, 0), lambda a: None), "adam", TypeError,
+     ["Trainer: layer 0: activation must be a string"]),
+    ("short-bs", _set((B_,), lambda bs: bs[:1]), "adam", ValueError,
+     ["Trainer: Ws, bs, activations and optimizer states must have one entry per layer"]),
+    ("Ws-None", _set((W_,), lambda Ws: None), "adam", TypeError,
+     ["Trainer: Ws must be a list", "NoneType"]),
+    ("velocity-is-W", lambda p: p[SW_][0].__setitem__(0, p[W_][0]), "sgd", ValueError,
+     ["Trainer: layer 0: W and state_W[0] share memory"]),
+    ("m-is-v", lambda p: p[SB_][1].__setitem__(1, p[SB_][1][0]), "adam", ValueError,
+     ["Trainer: layer 1: state_b[0] and state_b[1] share memory"]),
+    ("b-views-overlap", lambda p: p[B_].__setitem__(1, p[B_][0][2:5]), "adam", ValueError,
+     ["Trainer: layer 0: b and layer 1: b share memory"]),
+]  # fmt: skip
+
+
+def _not_chaining(parts):
+    parts[W_][1] = np.zeros((3, 5))  # layer 0 has 8 outputs
+    parts[SW_][1] = [np.zeros((3, 5)), np.zeros((3, 5))]
+
+
+BAD_ARRAYS.append(
+    ("not-chaining", _not_chaining, "adam", ValueError,
+     ["Trainer: layer 1: W has shape (3, 5)", "(layer sizes do not chain)"])
+)  # fmt: skip
+
+
+def _no_layers(parts):
+    for i in (W_, B_, ACT_, SW_, SB_):
+        parts[i] = []
+
+
+BAD_ARRAYS.append(("no-layers", _no_layers, "adam", ValueError, ["must have one entry per layer"]))
+
+
+@pytest.mark.parametrize(
+    ("change", "optimizer", "exc", "fragments"),
+    [case[1:] for case in BAD_ARRAYS],
+    ids=[case[0] for case in BAD_ARRAYS],
+)
+@impls
+def test_bad_constructor_arrays_are_named(change, optimizer, exc, fragments, impl):
+    parts = _parts()
+    change(parts)
+    arrays = _arrays_of(parts)
+    before = [a.copy() for a in arrays]
+    with _raises(exc, *fragments):
+        _build(impl, parts, optimizer)
+    _assert_same_bits(arrays, before)
+
+
+@pytest.mark.parametrize(
+    ("change", "optimizer"),
+    [case[1:3] for case in BAD_ARRAYS],
+    ids=[case[0] for case in BAD_ARRAYS],
+)
+def test_bad_constructor_arrays_are_refused_alike_by_both_backends(change, optimizer):
+    refusals = []
+    for impl in (native, reference):
+        parts = _parts()
+        change(parts)
+        with pytest.raises((TypeError, ValueError)) as info:
+            _build(impl, parts, optimizer)
+        refusals.append((type(info.value), str(info.value)))
+    assert refusals[0] == refusals[1]
+
+
+def test_a_read_only_b_no_longer_trains_the_reference_halfway():
+    """It used to be found by sgd_step inside run, after layer 0 had been updated."""
+    X, T = _data()
+    for impl in (native, reference):
+        parts = _parts(n_state=1)
+        parts[B_][1] = _read_only(parts[B_][1])
+        arrays = _arrays_of(parts)
+        before = [a.copy() for a in arrays]
+        with _raises(ValueError, "Trainer: layer 1: b is read-only"):
+            _build(impl, parts, "sgd").run(X, T, _orders(1)[0], BATCH, 0, 1)
+        _assert_same_bits(arrays, before)
+
+
+def _one_buffer(parts):
+    """bs as adjacent, non-overlapping views of one buffer: apart, so accepted."""
+    buf = np.zeros(sum(b.size for b in parts[B_]))
+    buf[: parts[B_][0].size], buf[parts[B_][0].size :] = parts[B_]
+    parts[B_] = [buf[: parts[B_][0].size], buf[parts[B_][0].size :]]
+
+
+# Accepted as the native constructor accepts them, and trained alike by both backends.
+GOOD_ARRAYS = [
+    ("sgd-without-momentum-no-state", "sgd", SGD,
+     lambda p: p.__setitem__(SW_, [[], []]) or p.__setitem__(SB_, [(), ()])),
+    ("sgd-without-momentum-unread-state", "sgd", SGD,
+     _set((SW_, 0, 0), lambda s: _read_only(np.zeros(3)))),
+    ("sgd-momentum-one-state", "sgd", MOMENTUM, lambda p: [s.pop() for s in p[SW_] + p[SB_]]),
+    ("adam-flat-state", "adam", ADAM, _set((SW_, 1, 0), np.ravel)),
+    ("adam-extra-state", "adam", ADAM, lambda p: p[SW_][0].append(p[W_][0])),
+    ("tuples", "adam", ADAM, lambda p: p.__setitem__(W_, tuple(p[W_]))),
+    ("one-buffer", "adam", ADAM, _one_buffer),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "hyper", "change"),
+    [case[1:] for case in GOOD_ARRAYS],
+    ids=[case[0] for case in GOOD_ARRAYS],
+)
+def test_accepted_constructor_arrays_train_alike(optimizer, hyper, change):
+    X, T = _data()
+    order = _orders(1)[0]
+    results = []
+    for impl in (native, reference):
+        parts = _parts()
+        change(parts)
+        t = _build(impl, parts, optimizer, hyper)
+        results.append((t.run(X, T, order, BATCH, 0, 3)[1:], [a.copy() for a in parts[W_]]))
+    assert results[0][0] == results[1][0] == (3 * BATCH, 3, False, -1)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+# ----- X and targets of run / run_epochs, on both backends ---------------------------------
+
+
+def _bad_batches(X, T):
+    """(X, targets, exception, the whole message after "Trainer.run"/"run_epochs")."""
+    return [
+        (X.tolist(), T, TypeError, None),
+        (X.astype(np.float32), T, TypeError, None),
+        (X.astype(np.int64), T, TypeError, None),
+        (X[0], T, ValueError, None),
+        (X, T.astype(np.float16), TypeError, None),
+        (X, T[:, 0], ValueError, None),
+        (X, T[:10], ValueError, "trainer: targets do not match X or the output layer"),
+        (X, T[:, :2], ValueError, "trainer: targets do not match X or the output layer"),
+        (X[:, :4], T, ValueError, "trainer: X has the wrong number of features"),
+    ]
+
+
+@pytest.mark.parametrize("call", ["run", "run_epochs"])
+def test_bad_run_batches_are_refused_alike_by_both_backends(call):
+    X, T = _data()
+    order = _orders(1)[0]
+    refusals = {}
+    for impl in (native, reference):
+        t, arrays = _trainer(impl=impl)
+        before = [a.copy() for a in arrays]
+        found = []
+        for Xb, Tb, exc, message in _bad_batches(X, T):
+            args = (Xb, Tb, order, BATCH, 0, 9) if call == "run" else (Xb, Tb, order[None], BATCH)
+            with pytest.raises(exc) as info:
+                getattr(t, call)(*args)
+            text = str(info.value)
+            assert text == message if message else text.startswith(f"Trainer.{call}: ")
+            found.append((type(info.value), text))
+        refusals[impl.__name__] = found
+        _assert_same_bits(arrays, before)  # nothing was trained by the refused calls
+    assert refusals["densa.native"] == refusals["densa.reference"]
+    assert any("X must be a 2-D float64 NumPy array" in m for _, m in refusals["densa.native"])
+
+
+@pytest.mark.parametrize("layout", ["fortran-X", "strided-X", "unaligned-X", "byteswapped-targets"])
+def test_the_reference_converts_read_only_inputs_once(layout):
+    X, T = _data()
+    order = _orders(1)[0]
+    args = LAYOUTS[layout](X, T, order)
+    kept = [a.copy() for a in args]
+    t, arrays = _trainer(impl=reference)
+    same, same_arrays = _trainer(impl=reference)
+    assert t.run(*args, BATCH, 0, 3) == same.run(X, T, order, BATCH, 0, 3)
+    for a, k in zip(args, kept):
+        np.testing.assert_array_equal(a, k)
+    _assert_same_bits(arrays, same_arrays)

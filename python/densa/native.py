@@ -271,7 +271,12 @@ def _checked(cls: type[Any]) -> type[Any]:
     return Checked
 
 
-_TRAINERS: dict[np.dtype[Any], type[Any]] = {}
+# The native trainer of each parameter dtype, by the exact dtype of layer 0's W: any
+# other (float16, a byte-swapped float64, ...) goes straight to the checked path.
+_TRAINERS: dict[np.dtype[Any], type[Any]] = {
+    np.dtype(np.float32): _checked(core.Trainer_float32),
+    np.dtype(np.float64): _checked(core.Trainer_float64),
+}
 
 
 def Trainer(
@@ -286,10 +291,55 @@ def Trainer(
     step: np.ndarray | None,
     max_batch: int,
 ) -> Any:
-    """The fused C++ training loop over the caller's arrays; see ``densa.reference.Trainer``."""
-    dtype = np.dtype(Ws[0].dtype)
-    if dtype not in _TRAINERS:
-        base = core.Trainer_float32 if dtype == np.float32 else core.Trainer_float64
-        _TRAINERS[dtype] = _checked(base)
-    cls = _TRAINERS[dtype]
-    return cls(Ws, bs, activations, loss, optimizer, hyper, state_W, state_b, step, max_batch)
+    """The fused C++ training loop over the caller's arrays; see ``densa.reference.Trainer``.
+
+    The fast path hands the arguments to the extension as they are: it takes only arrays
+    it can update in place, and refuses anything else with pybind11's TypeError, which
+    names no argument. Then (only then) the checks both backends share run
+    (``_checks.trainer_settings``, ``_checks.trainer_arrays``) and raise the named
+    message; should they find nothing, the extension's own error is raised. The one
+    thing the extension does not refuse, in-place arrays sharing memory, is tested
+    here after it returns (``_checks.trainer_overlap``: attribute reads when the arrays
+    are distinct allocations, as a network's are).
+    """
+    args = (Ws, bs, activations, loss, optimizer, hyper, state_W, state_b, step, max_batch)
+    try:
+        cls = _TRAINERS[Ws[0].dtype]
+    except (AttributeError, IndexError, KeyError, TypeError):
+        cls = None  # not a list of float32 / float64 arrays: the checked path names it
+    if cls is not None:
+        try:
+            trainer = cls(*args)
+        except (TypeError, ValueError) as exc:
+            error: BaseException = exc
+        else:
+            # Apart when their roots (each array, or the array it views) are distinct
+            # arrays owning their data; else the exact test (_checks.trainer_overlap).
+            n_state = 2 if optimizer == "adam" else int(dict(hyper)["momentum"] > 0.0)
+            arrays = [*Ws, *bs]
+            for k in range(n_state):
+                arrays += [s[k] for s in state_W]
+                arrays += [s[k] for s in state_b]
+            roots = set()
+            for a in arrays:
+                r = a.base
+                if r is None:
+                    r = a
+                if r.__class__ is not np.ndarray or not r.flags.owndata:
+                    break
+                roots.add(id(r))
+            else:
+                if len(roots) == len(arrays):
+                    return trainer
+            if _checks.trainer_overlap([(0, "", a) for a in arrays]) is None:
+                return trainer
+            del trainer  # nothing was written: refused with the checked path's message
+            error = ValueError("Trainer: in-place arrays share memory")
+    settings = _checks.trainer_settings(optimizer, hyper, step)
+    _checks.trainer_arrays(
+        Ws, bs, activations, state_W, state_b, _checks.trainer_state_count(optimizer, settings)
+    )
+    if cls is None:  # the checks found nothing: whatever the extension says
+        cls = _TRAINERS[np.dtype(np.float32 if Ws[0].dtype == np.float32 else np.float64)]
+        return cls(*args)
+    raise error

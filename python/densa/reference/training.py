@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import trainer_run_args, trainer_settings
+from .._checks import (
+    trainer_arrays,
+    trainer_batch,
+    trainer_run_args,
+    trainer_settings,
+    trainer_state_count,
+)
 from .dense import dense_backward, dense_forward
 from .loss import loss_backward
 from .optimizer import adam_step, sgd_step
@@ -54,8 +60,13 @@ class Trainer:
         step: np.ndarray | None,
         max_batch: int,
     ) -> None:
-        # Refused as the native Trainer refuses them, before anything is kept.
+        # Refused as the native Trainer refuses them, before anything is kept: the
+        # settings, then every list and in-place array, so that no update can fail
+        # halfway through (a read-only b of layer 1, after layer 0 was updated).
         self.hyper = trainer_settings(optimizer, hyper, step)
+        self.dtype = trainer_arrays(
+            Ws, bs, activations, state_W, state_b, trainer_state_count(optimizer, self.hyper)
+        )
         self.Ws, self.bs, self.activations = list(Ws), list(bs), list(activations)
         self.loss, self.optimizer = loss, optimizer
         self.state_W, self.state_b, self.step = state_W, state_b, step
@@ -93,6 +104,8 @@ class Trainer:
         RuntimeWarning turned into an error would stop it halfway through an update).
         """
         with self._only_run("Trainer.run"):
+            X = trainer_batch(X, "X", "Trainer.run", self.dtype)
+            targets = trainer_batch(targets, "targets", "Trainer.run", self.dtype)
             return self._run_batches(X, targets, order, batch_size, first_batch, n_batches)
 
     def _run_batches(
@@ -104,7 +117,17 @@ class Trainer:
         first_batch: int,
         n_batches: int,
     ) -> tuple[float, int, int, bool, int]:
-        trainer_run_args(order, X.shape[0], batch_size, self.max_batch, first_batch, n_batches)
+        trainer_run_args(
+            order,
+            X,
+            targets,
+            self.Ws[0].shape[1],
+            self.Ws[-1].shape[0],
+            batch_size,
+            self.max_batch,
+            first_batch,
+            n_batches,
+        )
         n_order = len(order)
         total = -(-n_order // batch_size)
         loss_sum, samples, batches = 0.0, 0, 0
@@ -129,6 +152,8 @@ class Trainer:
         ``len(loss_means)``, at batch ``diverged_batch``, before that batch's update.
         """
         with self._only_run("Trainer.run_epochs"):
+            X = trainer_batch(X, "X", "Trainer.run_epochs", self.dtype)
+            targets = trainer_batch(targets, "targets", "Trainer.run_epochs", self.dtype)
             return self._run_epochs(X, targets, orders, batch_size)
 
     def _run_epochs(
