@@ -767,7 +767,7 @@ def test_the_reference_trainer_refuses_a_second_concurrent_run_too():
 
 # ----- the constructor's lists and in-place arrays ---------------------------------------
 # Both backends refuse them at construction, with the same exception and the same words
-# naming the layer and the argument (densa._checks.trainer_arrays), so that nothing can
+# naming the layer and the argument (densa._trainer_checks.trainer_arrays), so that nothing can
 # fail halfway through an update later.
 
 MOMENTUM = {**SGD, "momentum": 0.9}

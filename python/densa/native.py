@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _checks
+from . import _checks, _trainer_checks
 from . import _core as core
 
 # The fast path hands the caller's arguments to the extension unchecked. The extension
@@ -260,7 +260,7 @@ def _checked(cls: type[Any]) -> type[Any]:
             first_batch: int,
             n_batches: int,
         ) -> tuple[float, int, int, bool, int]:
-            first, count = _checks.batch_window(first_batch, n_batches)
+            first, count = _trainer_checks.batch_window(first_batch, n_batches)
             limit = np.size(order) + 1
             result: tuple[float, int, int, bool, int] = super().run(
                 X, targets, order, batch_size, min(first, limit), min(count, limit)
@@ -296,11 +296,11 @@ def Trainer(
     The fast path hands the arguments to the extension as they are: it takes only arrays
     it can update in place, and refuses anything else with pybind11's TypeError, which
     names no argument. Then (only then) the checks both backends share run
-    (``_checks.trainer_settings``, ``_checks.trainer_arrays``) and raise the named
+    (``_trainer_checks.trainer_settings`` and ``trainer_arrays``) and raise the named
     message; should they find nothing, the extension's own error is raised. The one
     thing the extension does not refuse, in-place arrays sharing memory, is tested
-    here after it returns (``_checks.trainer_overlap``: attribute reads when the arrays
-    are distinct allocations, as a network's are).
+    here after it returns (``_trainer_checks.trainer_overlap``: attribute reads when
+    the arrays are distinct allocations, as a network's are).
     """
     args = (Ws, bs, activations, loss, optimizer, hyper, state_W, state_b, step, max_batch)
     try:
@@ -314,7 +314,7 @@ def Trainer(
             error: BaseException = exc
         else:
             # Apart when their roots (each array, or the array it views) are distinct
-            # arrays owning their data; else the exact test (_checks.trainer_overlap).
+            # arrays owning their data; else the exact test (_trainer_checks.trainer_overlap).
             n_state = 2 if optimizer == "adam" else int(dict(hyper)["momentum"] > 0.0)
             arrays = [*Ws, *bs]
             for k in range(n_state):
@@ -331,13 +331,18 @@ def Trainer(
             else:
                 if len(roots) == len(arrays):
                     return trainer
-            if _checks.trainer_overlap([(0, "", a) for a in arrays]) is None:
+            if _trainer_checks.trainer_overlap([(0, "", a) for a in arrays]) is None:
                 return trainer
             del trainer  # nothing was written: refused with the checked path's message
             error = ValueError("Trainer: in-place arrays share memory")
-    settings = _checks.trainer_settings(optimizer, hyper, step)
-    _checks.trainer_arrays(
-        Ws, bs, activations, state_W, state_b, _checks.trainer_state_count(optimizer, settings)
+    settings = _trainer_checks.trainer_settings(optimizer, hyper, step)
+    _trainer_checks.trainer_arrays(
+        Ws,
+        bs,
+        activations,
+        state_W,
+        state_b,
+        _trainer_checks.trainer_state_count(optimizer, settings),
     )
     if cls is None:  # the checks found nothing: whatever the extension says
         cls = _TRAINERS[np.dtype(np.float32 if Ws[0].dtype == np.float32 else np.float64)]

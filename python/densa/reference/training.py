@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import (
+from .._trainer_checks import (
     trainer_arrays,
     trainer_batch,
     trainer_run_args,
