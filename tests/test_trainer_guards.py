@@ -1028,3 +1028,32 @@ def test_the_reference_converts_read_only_inputs_once(layout):
     for a, k in zip(args, kept):
         np.testing.assert_array_equal(a, k)
     _assert_same_bits(arrays, same_arrays)
+
+
+@pytest.mark.parametrize(
+    ("activations", "loss", "max_batch", "exc", "message"),
+    [
+        (["swish", "identity"], "mse", 8, ValueError, "Trainer: layer 0: activation: unknown name"),
+        ([b"tanh", "identity"], "mse", 8, TypeError, "layer 0: activation must be a string"),
+        (["tanh", "identity"], "hinge", 8, ValueError, "Trainer: loss: unknown name 'hinge'"),
+        (["tanh", "identity"], 3, 8, TypeError, "Trainer: loss"),
+        (["tanh", "identity"], "mse", 2.5, TypeError, "Trainer: max_batch must be an integer"),
+        (["tanh", "identity"], "mse", True, TypeError, "Trainer: max_batch must be an integer"),
+        (["tanh", "identity"], "mse", 0, ValueError, "Trainer: max_batch must be >= 1, got 0"),
+    ],
+)
+def test_names_and_max_batch_are_refused_alike_when_built(
+    activations, loss, max_batch, exc, message
+):
+    """Both backends, at construction (the reference used to accept them and fail, or
+    not, only when training; native took a bytes name and said pybind11's words for a
+    float max_batch)."""
+    rng = np.random.default_rng(0)
+    Ws = [rng.normal(size=(8, 16)), rng.normal(size=(3, 8))]
+    bs = [np.zeros(8), np.zeros(3)]
+    messages = []
+    for impl in (native, reference):
+        with pytest.raises(exc, match=re.escape(message)) as info:
+            impl.Trainer(Ws, bs, activations, loss, "sgd", SGD, [[], []], [[], []], None, max_batch)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import FLOAT_DTYPES, coefficient, describe, in_place
+from ._checks import FLOAT_DTYPES, activation_name, coefficient, describe, in_place, loss_name
 
 
 def _index(value: object, name: str) -> int:
@@ -212,6 +212,10 @@ def trainer_arrays(
         where = f"Trainer: layer {j}: "
         if not isinstance(acts[j], str):
             raise TypeError(f"{where}activation must be a string, got {describe(acts[j])}")
+        try:
+            activation_name(acts[j])
+        except ValueError as exc:
+            raise ValueError(f"{where}{exc}") from None
         states = {
             name: _entries(entries, name, "optimizer state arrays", where)
             for name, entries in (("state_W", sW[j]), ("state_b", sb[j]))
@@ -327,3 +331,17 @@ def trainer_overlap(arrays: Sequence[tuple[int, str, np.ndarray]]) -> str | None
                         return f"layer {j1}: {n1} and {second}"
         reach = max(reach, start + nbytes)
     return None
+
+
+def trainer_loss_and_batch(loss: object, max_batch: object) -> None:
+    """The Trainer's loss name and its largest batch, refused alike on both backends
+    (the native constructor otherwise says pybind11's "incompatible constructor
+    arguments" for a float max_batch; the reference would fail only when training)."""
+    try:
+        loss_name(loss)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"Trainer: {exc}") from None
+    if isinstance(max_batch, (bool, np.bool_)) or not isinstance(max_batch, (int, np.integer)):
+        raise TypeError(f"Trainer: max_batch must be an integer, got {describe(max_batch)}")
+    if max_batch < 1:
+        raise ValueError(f"Trainer: max_batch must be >= 1, got {max_batch}")

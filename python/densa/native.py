@@ -307,6 +307,10 @@ def Trainer(
         cls = _TRAINERS[Ws[0].dtype]
     except (AttributeError, IndexError, KeyError, TypeError):
         cls = None  # not a list of float32 / float64 arrays: the checked path names it
+    if cls is not None and (
+        max_batch.__class__ is bool or any(a.__class__ is not str for a in activations)
+    ):
+        cls = None  # pybind11 would also take these (bytes, True), which are refused
     if cls is not None:
         try:
             trainer = cls(*args)
@@ -336,6 +340,7 @@ def Trainer(
             del trainer  # nothing was written: refused with the checked path's message
             error = ValueError("Trainer: in-place arrays share memory")
     settings = _trainer_checks.trainer_settings(optimizer, hyper, step)
+    _trainer_checks.trainer_loss_and_batch(loss, max_batch)
     _trainer_checks.trainer_arrays(
         Ws,
         bs,

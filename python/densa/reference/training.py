@@ -19,6 +19,7 @@ import numpy as np
 from .._trainer_checks import (
     trainer_arrays,
     trainer_batch,
+    trainer_loss_and_batch,
     trainer_run_args,
     trainer_settings,
     trainer_state_count,
@@ -64,6 +65,7 @@ class Trainer:
         # settings, then every list and in-place array, so that no update can fail
         # halfway through (a read-only b of layer 1, after layer 0 was updated).
         self.hyper = trainer_settings(optimizer, hyper, step)
+        trainer_loss_and_batch(loss, max_batch)
         self.dtype = trainer_arrays(
             Ws, bs, activations, state_W, state_b, trainer_state_count(optimizer, self.hyper)
         )
