@@ -211,20 +211,7 @@ def update_args(kind: str, theta: Any, grad: Any, **state: Any) -> None:
             raise TypeError(f"{kind}_step: {name} must be a float32 or float64 array, got {found}")
         if name == "grad":
             continue
-        if not a.dtype.isnative:
-            raise TypeError(
-                f"{kind}_step: {name} must be in native byte order (it is updated in place), "
-                f"got {a.dtype.str}"
-            )
-        if not a.flags.c_contiguous:
-            raise TypeError(f"{kind}_step: {name} must be C-contiguous (it is updated in place)")
-        if not a.flags.aligned:
-            raise TypeError(
-                f"{kind}_step: {name} must be aligned to its {a.dtype.itemsize}-byte elements "
-                "(it is updated in place)"
-            )
-        if not a.flags.writeable:
-            raise ValueError(f"{kind}_step: {name} is read-only; densa updates it in place")
+        updatable(f"{kind}_step: ", name, a)
     same_dtype(theta=theta, grad=grad, **state)
     if grad.size != theta.size:
         raise ValueError(f"{kind}_step: grad has {grad.size} entries, the parameter {theta.size}")
@@ -233,6 +220,27 @@ def update_args(kind: str, theta: Any, grad: Any, **state: Any) -> None:
             raise ValueError(
                 f"{kind}: {name} and parameter sizes differ ({a.size} vs {theta.size})"
             )
+
+
+def updatable(where: str, name: str, a: np.ndarray, written: bool = True) -> None:
+    """Refuse an array the extension would have to copy to update (a copy would be
+    updated instead of the caller's array): another byte order or a non-C-contiguous
+    layout (TypeError); when it is ``written``, also misaligned (TypeError) or read-only
+    (ValueError). ``where`` prefixes the messages ("sgd_step: ", "Trainer: layer 0: ")."""
+    why = "it is updated in place" if written else "the trainer keeps it, though unread"
+    if not a.dtype.isnative:
+        raise TypeError(f"{where}{name} must be in native byte order ({why}), got {a.dtype.str}")
+    if not a.flags.c_contiguous:
+        raise TypeError(f"{where}{name} must be C-contiguous ({why})")
+    if not written:
+        return
+    if not a.flags.aligned:
+        raise TypeError(
+            f"{where}{name} must be aligned to its {a.dtype.itemsize}-byte elements "
+            "(it is updated in place)"
+        )
+    if not a.flags.writeable:
+        raise ValueError(f"{where}{name} is read-only; densa updates it in place")
 
 
 def step_count(step: object) -> int:

@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import FLOAT_DTYPES, activation_name, coefficient, describe, in_place, loss_name
+from ._checks import (
+    FLOAT_DTYPES,
+    activation_name,
+    coefficient,
+    describe,
+    in_place,
+    loss_name,
+    updatable,
+)
 
 
 def _index(value: object, name: str) -> int:
@@ -27,11 +35,8 @@ def _index(value: object, name: str) -> int:
 
 
 def batch_window(first_batch: object, n_batches: object) -> tuple[int, int]:
-    """``first_batch`` and ``n_batches`` of ``Trainer.run``: integers >= 0.
-
-    The C++ trainer takes them as raw indices into ``order``; a negative one would read
-    before the array, so it is refused here for both backends.
-    """
+    """``first_batch`` and ``n_batches`` of the reference ``Trainer.run``: integers >= 0,
+    refused as the native binding refuses them (cpp/bindings/module.cpp, index_arg)."""
     return _index(first_batch, "first_batch"), _index(n_batches, "n_batches")
 
 
@@ -283,20 +288,7 @@ def _trainer_array(
                 f"parameters (convert explicitly, e.g. W.astype(np.float32))"
             )
         raise TypeError(f"{where}{name} has dtype {a.dtype} but the parameters are {want}")
-    why = "it is updated in place" if written else "the trainer keeps it, though unread"
-    if not a.dtype.isnative:
-        raise TypeError(f"{where}{name} must be in native byte order ({why}), got {a.dtype.str}")
-    if not a.flags.c_contiguous:
-        raise TypeError(f"{where}{name} must be C-contiguous ({why})")
-    if not written:
-        return
-    if not a.flags.aligned:
-        raise TypeError(
-            f"{where}{name} must be aligned to its {a.dtype.itemsize}-byte elements "
-            "(it is updated in place)"
-        )
-    if not a.flags.writeable:
-        raise ValueError(f"{where}{name} is read-only; densa updates it in place")
+    updatable(where, name, a, written)
 
 
 def trainer_overlap(arrays: Sequence[tuple[int, str, np.ndarray]]) -> str | None:

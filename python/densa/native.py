@@ -243,39 +243,11 @@ def adam_step(
     )
 
 
-def _checked(cls: type[Any]) -> type[Any]:
-    # The C++ run() takes first_batch as a raw offset into `order`: a negative one would
-    # read before the array, and first_batch + n_batches must not overflow its 64-bit
-    # Index. No run has more than len(order) + 1 batches, so clamping there changes
-    # nothing else. The extension checks everything else itself.
-    class Checked(cls):  # type: ignore[misc]  # a base chosen at run time
-        __doc__ = cls.__doc__
-
-        def run(
-            self,
-            X: np.ndarray,
-            targets: np.ndarray,
-            order: np.ndarray,
-            batch_size: int,
-            first_batch: int,
-            n_batches: int,
-        ) -> tuple[float, int, int, bool, int]:
-            first, count = _trainer_checks.batch_window(first_batch, n_batches)
-            limit = np.size(order) + 1
-            result: tuple[float, int, int, bool, int] = super().run(
-                X, targets, order, batch_size, min(first, limit), min(count, limit)
-            )
-            return result
-
-    Checked.__name__ = Checked.__qualname__ = cls.__name__
-    return Checked
-
-
 # The native trainer of each parameter dtype, by the exact dtype of layer 0's W: any
 # other (float16, a byte-swapped float64, ...) goes straight to the checked path.
 _TRAINERS: dict[np.dtype[Any], type[Any]] = {
-    np.dtype(np.float32): _checked(core.Trainer_float32),
-    np.dtype(np.float64): _checked(core.Trainer_float64),
+    np.dtype(np.float32): core.Trainer_float32,
+    np.dtype(np.float64): core.Trainer_float64,
 }
 
 
