@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "densa/gemm.hpp"
 #include "densa/loss.hpp"
 #include "densa/optimizer.hpp"
+#include "densa/orders.hpp"
 #include "densa/parallel.hpp"
 #include "densa/trainer.hpp"
 
@@ -664,6 +666,25 @@ void bind_dtype(py::module_& m) {
   bind_trainer<T>(m);
 }
 
+// The orders of len(seeds) epochs of n samples (orders.hpp), as a (len(seeds), n) int64
+// array. densa.native.sample_orders checks the arguments first and says what is wrong;
+// this refuses, without crashing, what reaches it some other way.
+py::array_t<std::int64_t> sample_orders(const py::array& seeds, Index n) {
+  const bool ok = seeds.ndim() == 1 && seeds.dtype().is(py::dtype::of<std::uint64_t>()) &&
+                  (seeds.flags() & py::array::c_style) != 0;
+  if (!ok) throw py::type_error("sample_orders: seeds must be a 1-D C-contiguous uint64 array");
+  if (n < 0) throw py::value_error("sample_orders: n must be >= 0");
+  const auto count = static_cast<Index>(seeds.shape(0));
+  py::array_t<std::int64_t> out({count, n});
+  const auto* s = static_cast<const std::uint64_t*>(seeds.data());
+  std::int64_t* o = out.mutable_data();
+  // A large order (a million samples: ~5 ms) lets other Python threads run.
+  std::optional<py::gil_scoped_release> release;
+  if (count * n > (1 << 20)) release.emplace();
+  for (Index e = 0; e < count; ++e) densa::sample_order(s[e], n, o + e * n);
+  return out;
+}
+
 // Instruction-set levels this CPU (and its OS) can run, for the loader
 // (python/densa/_core.py) to pick the fastest extension module built.
 py::dict cpu_features() {
@@ -740,6 +761,8 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
         "Threads densa's products use (1 = the calling thread only). Results do not depend "
         "on it.");
   m.def("get_num_threads", &densa::get_num_threads);
+  m.def("sample_orders", &sample_orders, py::arg("seeds"), py::arg("n"),
+        "Epoch orders: row e shuffles 0..n-1 from seeds[e] (orders.hpp).");
   m.def(
       "_set_slab_policy",
       [](double min_slab_flops, std::int64_t max_slabs, std::int64_t align) {

@@ -130,6 +130,21 @@ class HiddenSplit {
     }
   }
 
+  // Wakes the pool's worker now (without waiting for it) and moves it off the caller's
+  // CPU, so that the first run, which fit starts a fraction of a millisecond later, finds
+  // it awake on the other CPU. Otherwise that run waits for both: ~0.1-0.2 ms on the
+  // development machine after an idle pause (a digits fit's first batch took 0.27 ms
+  // against 5 us), 1.4% of the benchmark's digits fit (docs/performance.md). The worker
+  // then polls for the run for up to kSpinMicroseconds (parallel.hpp).
+  static void wake_partner() {
+    const int caller_cpu = current_cpu();
+    thread_pool().post([caller_cpu](std::int64_t) {
+      if (caller_cpu < 0 || current_cpu() != caller_cpu) return;
+      AvoidCpu apart(caller_cpu);
+      for (int i = 0; i < 1000 && current_cpu() == caller_cpu; ++i) std::this_thread::yield();
+    });
+  }
+
   // Epochs e = 0 .. n_epochs-1, each visiting batches [first_batch, end_batch) of the
   // order at orders + e·n_order, as Trainer::run would, batch for batch. Stops before
   // the update of the first batch whose loss is not finite. velocity_scaled: whether W's

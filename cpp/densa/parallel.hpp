@@ -12,6 +12,8 @@
 //     not steal the cores from NumPy's own OpenBLAS pool between calls.
 //
 // The pool holds num_threads() - 1 workers; the calling thread is the remaining one.
+// post() starts work on the workers without waiting (hidden_split.hpp wakes its partner
+// thread that way); the next run waits for it first.
 // Workers start lazily, on the first product that is split. One caller uses the pool at
 // a time: a second caller (another Python thread with the GIL released, or a nested
 // call) runs its tasks inline, which gives the same results, only later.
@@ -98,9 +100,32 @@ class ThreadPool {
     return true;
   }
 
+  // Starts task(i) on each worker (i = 0 .. workers - 1) and returns without waiting;
+  // the next run or run_pair waits for it first. Does nothing on one thread or while
+  // another caller holds the pool.
+  void post(std::function<void(std::int64_t)> task) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (n_threads_ < 2 || !busy.owns_lock()) return;
+    wait_idle();
+    start_workers();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      posted_ = std::move(task);
+      task_ = &posted_;
+      n_tasks_ = static_cast<std::int64_t>(workers_.size());
+      next_ = 0;
+      active_ = static_cast<int>(workers_.size());
+      error_ = nullptr;
+      ++generation_;
+      published_.store(generation_, std::memory_order_release);
+    }
+    wake_.notify_all();
+  }
+
  private:
   // Spreads task(0..n_tasks) over the workers and the caller; the caller holds busy_.
   void dispatch(std::int64_t n_tasks, const std::function<void(std::int64_t)>& task) {
+    wait_idle();
     start_workers();
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -119,6 +144,14 @@ class ThreadPool {
     done_.wait(lock, [this] { return active_ == 0; });
     task_ = nullptr;
     if (error_) std::rethrow_exception(error_);
+  }
+
+  // Waits until no worker runs a task (a posted one); the caller holds busy_.
+  void wait_idle() {
+    if (active_.load(std::memory_order_acquire) == 0) return;
+    spin_until([this] { return active_.load(std::memory_order_acquire) == 0; });
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return active_ == 0; });
   }
 
   // Claims task indices until none is left; runs on the caller and on every worker.
@@ -183,6 +216,10 @@ class ThreadPool {
     wake_.notify_all();
     for (auto& w : workers_) w.join();
     workers_.clear();
+    // A worker told to stop before it took a posted task leaves it untaken: nothing runs
+    // any more, so nothing is left to wait for.
+    active_.store(0, std::memory_order_release);
+    task_ = nullptr;
   }
 
   std::atomic<int> n_threads_;
@@ -198,6 +235,7 @@ class ThreadPool {
   std::atomic<std::uint64_t> published_{0};
   std::atomic<bool> stop_flag_{false};
   const std::function<void(std::int64_t)>* task_ = nullptr;
+  std::function<void(std::int64_t)> posted_;  // post's task, while workers may run it
   std::int64_t n_tasks_ = 0;
   std::atomic<std::int64_t> next_{0};
   std::exception_ptr error_;

@@ -85,6 +85,7 @@ class Trainer {
     db_tmp_.resize(widest);
     if (hidden_split_applies(layers_, max_batch_)) {
       split_ = std::make_unique<HiddenSplit<T>>(layers_, loss_, opt_, max_batch_);
+      HiddenSplit<T>::wake_partner();
     }
   }
 

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'blas', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'set_num_threads', 'sgd_step', 'simd', 'uses_blas']
+__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'blas', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'uses_blas']
 class Trainer_float32:
     def __init__(self, Ws: list[numpy.typing.NDArray[numpy.float32]], bs: list[numpy.typing.NDArray[numpy.float32]], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.typing.NDArray[numpy.float32]]], state_b: list[list[numpy.typing.NDArray[numpy.float32]]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -100,6 +100,10 @@ def mapped_address(x: numpy.typing.NDArray[numpy.float32]) -> int:
 def mapped_address(x: numpy.typing.NDArray[numpy.float64]) -> int:
     """
     Address of the first element of the Eigen view the kernels use for x (tests check it equals x's own data pointer: no copy).
+    """
+def sample_orders(seeds: numpy.ndarray, n: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
+    """
+    Epoch orders: row e shuffles 0..n-1 from seeds[e] (orders.hpp).
     """
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     """

@@ -49,7 +49,8 @@ class LastFinite:
         self._params = [p for layer in layers for p in (layer.W, layer.b)]
         state = [a for per_layer in optimizer.state_W + optimizer.state_b for a in per_layer]
         self._state = state
-        self._live = self._params + state + [optimizer.step]
+        self._checked = self._params + state
+        self._live = [*self._checked, optimizer.step]
         self._spare: list[np.ndarray] | None = None
         self.saved: tuple[tuple[int, int], list[np.ndarray]] | None = None
 
@@ -63,10 +64,8 @@ class LastFinite:
         non-finite optimizer state with finite parameters is not copied either, but is
         not reported: the parameters are still usable.
         """
-        if not self.params_finite():
-            return False
-        if not _checks.all_finite_many(self._state):
-            return True
+        if not _checks.all_finite_many(self._checked):  # one pass in the usual case
+            return self.params_finite()
         spare = self._spare
         if spare is None:
             spare = [np.empty_like(a) for a in self._live]

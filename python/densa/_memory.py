@@ -9,7 +9,9 @@ bytes (an AVX-512 register), making results independent of allocation luck.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -17,21 +19,26 @@ from numpy.typing import ArrayLike, DTypeLike
 ALIGNMENT = 64
 
 
-def aligned_empty(shape: int | Sequence[int], dtype: DTypeLike) -> np.ndarray:
-    """An uninitialised C-contiguous array whose first element is 64-byte aligned."""
+def _aligned(shape: int | Sequence[int], dtype: DTypeLike, alloc: Any) -> np.ndarray:
     dtype = np.dtype(dtype)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = alloc(nbytes + ALIGNMENT, dtype=np.uint8)
     offset = (-raw.ctypes.data) % ALIGNMENT
     arr: np.ndarray = raw[offset : offset + nbytes].view(dtype).reshape(shape)
     return arr
 
 
+def aligned_empty(shape: int | Sequence[int], dtype: DTypeLike) -> np.ndarray:
+    """An uninitialised C-contiguous array whose first element is 64-byte aligned."""
+    return _aligned(shape, dtype, np.empty)
+
+
 def aligned_zeros(shape: int | Sequence[int], dtype: DTypeLike) -> np.ndarray:
-    arr = aligned_empty(shape, dtype)
-    arr[...] = 0
-    return arr
+    """Zeros, aligned like ``aligned_empty``: allocated zeroed (np.zeros) rather than
+    filled afterwards, which cost more than the allocation (fit creates the optimizer
+    state here: 7 against 3 us per array)."""
+    return _aligned(shape, dtype, np.zeros)
 
 
 def aligned_copy(values: ArrayLike, dtype: DTypeLike) -> np.ndarray:

@@ -251,6 +251,13 @@ _TRAINERS: dict[np.dtype[Any], type[Any]] = {
 }
 
 
+def sample_orders(seeds: ArrayLike, n: int) -> np.ndarray:
+    """Epoch orders: row e is 0 .. n-1 shuffled from ``seeds[e]``; the same arrays as
+    ``densa.reference.sample_orders``, which documents the shuffle."""
+    seeds_a, n_i = _checks.order_args(seeds, n)
+    return core.sample_orders(seeds_a, n_i)
+
+
 def Trainer(
     Ws: list[np.ndarray],
     bs: list[np.ndarray],

@@ -458,7 +458,9 @@ class Network:
             optimizer's state (momentum, Adam moments and step) is kept, so a later
             ``fit`` continues where this one stopped.
         shuffle : bool
-            Draw a new sample order every epoch from the network's generator.
+            Visit the samples in a new order every epoch, shuffled from a seed drawn
+            from the network's generator ``net.rng`` (the shuffle is
+            ``densa.reference.sample_orders``; both backends draw the same orders).
         validation_data : (X_val, y_val), optional
         validation_split : float
             Hold out this last fraction of (X, y) for validation instead (the last
@@ -594,7 +596,7 @@ class Network:
                     )
                     continue
             t0 = time.perf_counter()
-            order = self._epoch_order(n, shuffle)
+            order = self._epoch_orders(n, shuffle, 1)[0]
             bar = _progress.bar(progress, n, f"epoch {epoch + 1}/{epochs}")
             loss_sum, samples, done = 0.0, 0, 0
             try:
@@ -666,9 +668,21 @@ class Network:
             self._restore(best_params)
         return history
 
-    def _epoch_order(self, n: int, shuffle: bool) -> np.ndarray:
-        order = self.rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
-        return np.ascontiguousarray(order, dtype=np.int64)
+    def _epoch_orders(self, n: int, shuffle: bool, count: int) -> np.ndarray:
+        """The sample orders of the next ``count`` epochs, (count, n) int64: each shuffled
+        from one 64-bit seed drawn from the network's generator (``_draw_seeds``;
+        densa.reference.orders documents the shuffle, the same on both backends), or
+        0 .. n-1 each when not shuffled."""
+        if not shuffle:
+            return np.tile(np.arange(n, dtype=np.int64), (count, 1))
+        orders: np.ndarray = self._backend.sample_orders(self._draw_seeds(count), n)
+        return orders
+
+    def _draw_seeds(self, count: int) -> np.ndarray:
+        """One seed per epoch: ``count`` draws at once leave the generator where
+        ``count`` draws of one would."""
+        seeds: np.ndarray = self.rng.integers(0, 2**64, size=count, dtype=np.uint64)
+        return seeds
 
     def _fit_epoch_group(
         self,
@@ -690,9 +704,7 @@ class Network:
         n = Xa.shape[0]
         n_batches = -(-n // batch_size)
         rng_state = self.rng.bit_generator.state
-        orders = np.empty((group, n), dtype=np.int64)
-        for i in range(group):
-            orders[i] = self._epoch_order(n, shuffle)
+        orders = self._epoch_orders(n, shuffle, group)
         accounted = False
         history = self.history
         assert history is not None  # fit made it before the first epoch
@@ -706,8 +718,7 @@ class Network:
                 if diverged and shuffle:
                     # Draw again only the orders of the epochs that ran (the last diverged).
                     self.rng.bit_generator.state = rng_state
-                    for _ in range(done + 1):
-                        self.rng.permutation(n)
+                    self._draw_seeds(done + 1)
                 last = first_epoch + done - 1  # the last completed epoch
                 finite = diverged or guard.capture((last, n_batches))
                 accounted = True

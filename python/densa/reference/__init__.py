@@ -10,6 +10,7 @@ from .activations import Activation, activation
 from .dense import dense_backward, dense_forward
 from .loss import loss_backward, loss_forward
 from .optimizer import adam_step, sgd_step
+from .orders import sample_orders
 from .training import Trainer
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "dense_forward",
     "loss_backward",
     "loss_forward",
+    "sample_orders",
     "sgd_step",
 ]
