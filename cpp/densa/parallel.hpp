@@ -106,30 +106,31 @@ class ThreadPool {
   void post(std::function<void(std::int64_t)> task) {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (n_threads_ < 2 || !busy.owns_lock()) return;
-    wait_idle();
-    start_workers();
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      posted_ = std::move(task);
-      task_ = &posted_;
-      n_tasks_ = static_cast<std::int64_t>(workers_.size());
-      next_ = 0;
-      active_ = static_cast<int>(workers_.size());
-      error_ = nullptr;
-      ++generation_;
-      published_.store(generation_, std::memory_order_release);
-    }
-    wake_.notify_all();
+    wait_idle();  // the worker may still run the task posted before
+    posted_ = std::move(task);
+    publish(&posted_, n_threads_.load() - 1);
   }
 
  private:
   // Spreads task(0..n_tasks) over the workers and the caller; the caller holds busy_.
   void dispatch(std::int64_t n_tasks, const std::function<void(std::int64_t)>& task) {
+    publish(&task, n_tasks);
+    work();
+    spin_until([this] { return active_.load(std::memory_order_acquire) == 0; });
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return active_ == 0; });
+    task_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+  // Hands task(0..n_tasks) to the workers once the last task is done; the caller holds
+  // busy_.
+  void publish(const std::function<void(std::int64_t)>* task, std::int64_t n_tasks) {
     wait_idle();
     start_workers();
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      task_ = &task;
+      task_ = task;
       n_tasks_ = n_tasks;
       next_ = 0;
       active_ = static_cast<int>(workers_.size());
@@ -138,12 +139,6 @@ class ThreadPool {
       published_.store(generation_, std::memory_order_release);
     }
     wake_.notify_all();
-    work();
-    spin_until([this] { return active_.load(std::memory_order_acquire) == 0; });
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return active_ == 0; });
-    task_ = nullptr;
-    if (error_) std::rethrow_exception(error_);
   }
 
   // Waits until no worker runs a task (a posted one); the caller holds busy_.
