@@ -633,6 +633,91 @@ def test_bad_run_epochs_arguments_are_named():
     _assert_same_bits(arrays, before)
 
 
+def _outcome(call, *args):
+    """(exception type, message) of call(*args), or ("ok", its result)."""
+    try:
+        return "ok", call(*args)
+    except Exception as exc:  # compared, not swallowed: the test asserts on it
+        return type(exc).__name__, str(exc)
+
+
+def _run_cases(X, T, order):
+    """Trainer.run arguments, good and bad: _bad_runs and the edges of each argument."""
+    far = order.copy()
+    far[-1] = N_SAMPLES + 5  # out of range, in the last batch only
+    negative = order.copy()
+    negative[40] = -1
+    cases = [args for args, _, _ in _bad_runs(X, T, order)]
+    cases += [
+        (X, T, far, BATCH, 0, 3),  # not visited: taken
+        (X, T, far, BATCH, 0, 99),  # visited: refused, naming order[299]
+        (X, T, negative, BATCH, 1, 1),  # order[40], in batch 1
+        (X, T, order.astype(np.uint64) + np.uint64(2**63), BATCH, 0, 1),  # wraps negative
+        (X, T, order.astype(np.int32), BATCH, 0, 2),
+        (X, T, order, np.int64(BATCH), np.int32(1), np.uint8(2)),
+        (X, T, order, np.array(BATCH), 0, 1),  # a 0-d integer array is an index
+        (X, T, order, BATCH, np.True_, 1),
+        (X, T, order, BATCH, 0, 2**70),  # clamped: every batch left
+        (X, T, order, BATCH, 2**70, 1),  # clamped: past the end, nothing run
+        (X, T, order, -3, 0, 1),
+        (X, T, order[:0], BATCH, 0, 1),
+        (X, T, order[::2], BATCH, 0, 1),
+        (X, T, None, BATCH, 0, 1),
+    ]
+    return cases
+
+
+def _epochs_cases(X, T, orders):
+    bad_late = orders.copy()
+    bad_late[1, 7] = N_SAMPLES  # the second epoch's: refused before the first runs
+    return [
+        (X, T, orders[0], BATCH),
+        (X, T, orders.tolist(), BATCH),
+        (X, T, orders.astype(float), BATCH),
+        (X, T, orders[:, :0], BATCH),
+        (X, T, bad_late, BATCH),
+        (X, T, orders.astype(np.uint16), BATCH),
+        (X, T, orders, 1.5),
+        (X, T, orders, True),
+        (X, T, orders, 0),
+        (X, T, orders, BATCH + 1),
+        (X[:, :4], T, orders, BATCH),
+        (X, T[:10], orders, BATCH),
+        (X, T, orders, BATCH),
+    ]
+
+
+@pytest.mark.parametrize("sizes", [(16, 64, 3), (16, 8, 8, 3)], ids=["split", "general"])
+def test_run_arguments_are_refused_in_the_same_words_on_both_backends(sizes):
+    """Each case: the same exception and message on both backends, or the same result,
+    and a refused call trains nothing."""
+    X, T = _data()
+    order = _orders(1)[0]
+    orders = np.stack(_orders(2))
+    calls = (("run", _run_cases(X, T, order)), ("run_epochs", _epochs_cases(X, T, orders)))
+    for method, cases in calls:
+        for args in cases:
+            got = {}
+            for impl in (native, reference):
+                t, arrays = _trainer(sizes, impl=impl)
+                before = [a.copy() for a in arrays]
+                kind, value = _outcome(getattr(t, method), *args)
+                if kind != "ok":
+                    _assert_same_bits(arrays, before)
+                    got[impl.__name__] = (kind, value)
+                else:  # losses agree to rounding; counts and flags exactly
+                    got[impl.__name__] = (kind, _rounded(value))
+            assert got["densa.native"] == got["densa.reference"], (method, args[2:], got)
+
+
+def _rounded(result):
+    """A run or run_epochs result with its floats rounded to 6 significant digits and
+    the epoch times left out (they are wall-clock)."""
+    if len(result) == 4:  # run_epochs: (loss_means, seconds, diverged, bad)
+        return ([float(f"{v:.6g}") for v in result[0]], len(result[1]), result[2], result[3])
+    return (float(f"{result[0]:.6g}"), *result[1:])
+
+
 def _unaligned(a):
     """A C-contiguous copy of a at an address one byte off its element size."""
     raw = np.empty(a.nbytes + 1, np.uint8)

@@ -117,6 +117,11 @@ class Trainer {
     const RunGuard guard(busy_, "Trainer.run_epochs");
     DENSA_REQUIRE(n_epochs >= 0 && n_order > 0, "trainer: need n_epochs >= 0 and samples");
     check_batch_size(batch_size);
+    DENSA_REQUIRE(X.rows() == n_in(), "trainer: X has the wrong number of features");
+    DENSA_REQUIRE(targets.rows() == n_out() && targets.cols() == X.cols(),
+                  "trainer: targets do not match X or the output layer");
+    // Every epoch's indices before the first epoch runs: a refused call trains nothing.
+    check_order(orders, 0, n_epochs * n_order, X.cols(), n_order);
     EpochsResult out;
     out.loss_mean.reserve(static_cast<size_t>(n_epochs));
     out.seconds.reserve(static_cast<size_t>(n_epochs));
@@ -242,15 +247,11 @@ class Trainer {
     return loss;
   }
 
-  // run_epochs through HiddenSplit: every order is checked first, then all epochs run in
+  // run_epochs through HiddenSplit (its orders checked by run_epochs): all epochs run in
   // one call, so that the second thread is woken once, not once per epoch.
   EpochsResult run_epochs_split(const ConstBatchRef<T>& X, const ConstBatchRef<T>& targets,
                                 const std::int64_t* orders, Index n_epochs, Index n_order,
                                 Index batch_size) {
-    DENSA_REQUIRE(X.rows() == n_in(), "trainer: X has the wrong number of features");
-    DENSA_REQUIRE(targets.rows() == n_out() && targets.cols() == X.cols(),
-                  "trainer: targets do not match X or the output layer");
-    check_order(orders, 0, n_epochs * n_order, X.cols());
     const Index per_epoch = (n_order + batch_size - 1) / batch_size;
     SplitRun s = split_->run(X, targets, orders, n_epochs, n_order, batch_size, 0, per_epoch,
                              velocity_scaled_);
@@ -267,13 +268,19 @@ class Trainer {
     return out;
   }
 
-  // Every entry of order[lo, hi) must index one of X's n samples.
-  static void check_order(const std::int64_t* order, Index lo, Index hi, Index n) {
+  // Every entry of order[lo, hi) must index one of X's n samples. row > 0: the orders
+  // of run_epochs, rows of that length, named orders[e, i] (as the reference names them,
+  // _trainer_checks.py).
+  static void check_order(const std::int64_t* order, Index lo, Index hi, Index n,
+                          Index row = 0) {
     for (Index i = lo; i < hi; ++i) {
-      DENSA_REQUIRE(order[i] >= 0 && order[i] < n,
-                    "trainer: order holds an index out of range: order[" + std::to_string(i) +
-                        "] = " + std::to_string(order[i]) + " but X has " + std::to_string(n) +
-                        " samples");
+      if (order[i] >= 0 && order[i] < n) continue;
+      const std::string where = row > 0 ? "orders[" + std::to_string(i / row) + ", " +
+                                               std::to_string(i % row) + "]"
+                                         : "order[" + std::to_string(i) + "]";
+      fail("trainer: order holds an index out of range: " + where +
+                                  " = " + std::to_string(order[i]) + " but X has " +
+                                  std::to_string(n) + " samples");
     }
   }
 

@@ -10,8 +10,9 @@ The kernels' own checks, which these build on, are in ``densa._checks``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, SupportsIndex
 
 import numpy as np
 
@@ -25,19 +26,81 @@ from ._checks import (
     updatable,
 )
 
-
-def _index(value: object, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}: {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(value)
+_INDEX_MAX = 2**63 - 1
 
 
-def batch_window(first_batch: object, n_batches: object) -> tuple[int, int]:
-    """``first_batch`` and ``n_batches`` of the reference ``Trainer.run``: integers >= 0,
-    refused as the native binding refuses them (cpp/bindings/module.cpp, index_arg)."""
-    return _index(first_batch, "first_batch"), _index(n_batches, "n_batches")
+def _run_index(value: object, call: str, name: str, non_negative: bool) -> int:
+    """A run argument that counts (batch_size, first_batch, n_batches), read as the
+    binding reads it (cpp/bindings/module.cpp, index_arg): anything with ``__index__``
+    but a bool, clamped to int64 as PyNumber_AsSsize_t clamps."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, SupportsIndex):
+        raise TypeError(f"{call}: {name} must be an integer, got {describe(value)}")
+    n = min(max(operator.index(value), -_INDEX_MAX - 1), _INDEX_MAX)
+    if non_negative and n < 0:
+        raise ValueError(f"{call}: {name} must be >= 0, got {n}")
+    return n
+
+
+def _as_int64(a: np.ndarray) -> np.ndarray:
+    """Sample indices as the int64 the trainers read (a uint64 beyond int64 wraps
+    negative, and is then refused as out of range)."""
+    out: np.ndarray = np.ascontiguousarray(a).astype(np.int64, copy=False)
+    return out
+
+
+def _order(order: object, call: str) -> np.ndarray:
+    """run's order, refused as index_array refuses it (ndim 1)."""
+    if not isinstance(order, np.ndarray) or order.ndim != 1 or order.dtype.kind not in "iu":
+        got = (
+            f"an array of dtype {order.dtype} and shape {order.shape}"
+            if isinstance(order, np.ndarray)
+            else describe(order)
+        )
+        raise TypeError(f"{call}: order must be a 1-D array of integer sample indices, got {got}")
+    return _as_int64(order)
+
+
+def _orders(orders: object, call: str) -> np.ndarray:
+    """run_epochs' orders, refused as index_array refuses them (ndim 2)."""
+    if not isinstance(orders, np.ndarray) or orders.ndim != 2 or orders.shape[1] == 0:
+        got = f"shape {orders.shape}" if isinstance(orders, np.ndarray) else describe(orders)
+        raise ValueError(
+            f"{call}: orders must be 2-D (epochs, samples) with samples > 0, got {got}"
+        )
+    if orders.dtype.kind not in "iu":
+        raise TypeError(
+            f"{call}: orders must be an array of integer sample indices, got dtype {orders.dtype}"
+        )
+    return _as_int64(orders)
+
+
+def _shapes(X: np.ndarray, targets: np.ndarray, n_in: int, n_out: int) -> None:
+    if X.shape[1] != n_in:
+        raise ValueError("trainer: X has the wrong number of features")
+    if targets.shape[1] != n_out or targets.shape[0] != X.shape[0]:
+        raise ValueError("trainer: targets do not match X or the output layer")
+
+
+def _batch_size(batch_size: int, max_batch: int) -> None:
+    if not 0 < batch_size <= max_batch:
+        raise ValueError(
+            f"trainer: batch size out of range: {batch_size} not in [1, {max_batch}] (max_batch)"
+        )
+
+
+def _indices_in_range(flat: np.ndarray, lo: int, hi: int, n: int, row: int = 0) -> None:
+    """Entries [lo, hi) of the flat order(s) index one of X's n samples; else the first
+    that does not is named as trainer.hpp's check_order names it (orders[e, i] for the
+    rows of run_epochs, of length ``row``)."""
+    window = flat[lo:hi]
+    bad = np.flatnonzero((window < 0) | (window >= n))
+    if bad.size:
+        i = lo + int(bad[0])
+        where = f"orders[{i // row}, {i % row}]" if row else f"order[{i}]"
+        raise ValueError(
+            f"trainer: order holds an index out of range: {where} = {int(flat[i])} "
+            f"but X has {n} samples"
+        )
 
 
 def trainer_run_args(
@@ -46,29 +109,50 @@ def trainer_run_args(
     targets: np.ndarray,
     n_in: int,
     n_out: int,
-    batch_size: int,
+    batch_size: object,
     max_batch: int,
     first_batch: object,
     n_batches: object,
-) -> None:
-    """The checks the native ``Trainer.run`` makes in C++ after reading X and targets
-    (``trainer_batch``), for the reference trainer: the same refusals, with the same
-    messages, in the same order (order, the batch window, the shapes, the batch size,
-    the indices)."""
-    batch_window(first_batch, n_batches)
-    if not isinstance(order, np.ndarray) or order.ndim != 1 or order.dtype.kind not in "iu":
-        raise TypeError("Trainer.run: order must be a 1-D array of integer sample indices")
-    if X.shape[1] != n_in:
-        raise ValueError("trainer: X has the wrong number of features")
-    if targets.shape[1] != n_out or targets.shape[0] != X.shape[0]:
-        raise ValueError("trainer: targets do not match X or the output layer")
-    if not 0 < batch_size <= max_batch:
-        raise ValueError(
-            f"trainer: batch size out of range: {batch_size} not in [1, {max_batch}] (max_batch)"
-        )
-    n_samples = X.shape[0]
-    if order.size and (order.min() < 0 or order.max() >= n_samples):
-        raise ValueError(f"trainer: order holds an index out of range [0, {n_samples})")
+) -> tuple[np.ndarray, int, int, int]:
+    """The reference ``Trainer.run``'s arguments after X and targets (``trainer_batch``),
+    refused as the native trainer refuses them, in the same words and order (the
+    binding's order, batch_size, first_batch and n_batches; then trainer.hpp's shapes,
+    batch size and the indices of the batches visited). Returns the order as int64,
+    the batch size, and the batches to run: [first, end)."""
+    call = "Trainer.run"
+    idx = _order(order, call)
+    bs = _run_index(batch_size, call, "batch_size", False)
+    first = _run_index(first_batch, call, "first_batch", True)
+    count = _run_index(n_batches, call, "n_batches", True)
+    _shapes(X, targets, n_in, n_out)
+    _batch_size(bs, max_batch)
+    total = -(-idx.size // bs)
+    if first >= total:
+        return idx, bs, first, first  # nothing left of this epoch
+    end = first + min(count, total - first)
+    _indices_in_range(idx, first * bs, min(idx.size, end * bs), X.shape[0])
+    return idx, bs, first, end
+
+
+def trainer_epochs_args(
+    orders: object,
+    X: np.ndarray,
+    targets: np.ndarray,
+    n_in: int,
+    n_out: int,
+    batch_size: object,
+    max_batch: int,
+) -> tuple[np.ndarray, int]:
+    """The reference ``Trainer.run_epochs``' arguments after X and targets, refused as
+    the native trainer refuses them: every epoch's indices are checked before the first
+    epoch runs. Returns the orders as int64 and the batch size."""
+    call = "Trainer.run_epochs"
+    idx = _orders(orders, call)
+    bs = _run_index(batch_size, call, "batch_size", False)
+    _batch_size(bs, max_batch)
+    _shapes(X, targets, n_in, n_out)
+    _indices_in_range(idx.reshape(-1), 0, idx.size, X.shape[0], idx.shape[1])
+    return idx, bs
 
 
 def trainer_batch(value: object, name: str, call: str, dtype: np.dtype[Any]) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 from .._trainer_checks import (
     trainer_arrays,
     trainer_batch,
+    trainer_epochs_args,
     trainer_loss_and_batch,
     trainer_run_args,
     trainer_settings,
@@ -108,41 +109,18 @@ class Trainer:
         with self._only_run("Trainer.run"):
             X = trainer_batch(X, "X", "Trainer.run", self.dtype)
             targets = trainer_batch(targets, "targets", "Trainer.run", self.dtype)
-            return self._run_batches(X, targets, order, batch_size, first_batch, n_batches)
-
-    def _run_batches(
-        self,
-        X: np.ndarray,
-        targets: np.ndarray,
-        order: np.ndarray,
-        batch_size: int,
-        first_batch: int,
-        n_batches: int,
-    ) -> tuple[float, int, int, bool, int]:
-        trainer_run_args(
-            order,
-            X,
-            targets,
-            self.Ws[0].shape[1],
-            self.Ws[-1].shape[0],
-            batch_size,
-            self.max_batch,
-            first_batch,
-            n_batches,
-        )
-        n_order = len(order)
-        total = -(-n_order // batch_size)
-        loss_sum, samples, batches = 0.0, 0, 0
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            for bi in range(first_batch, min(total, first_batch + n_batches)):
-                idx = order[bi * batch_size : (bi + 1) * batch_size]
-                value = self._step(X[idx], targets[idx])
-                if not math.isfinite(value):
-                    return loss_sum, samples, batches, True, bi
-                loss_sum += value * len(idx)
-                samples += len(idx)
-                batches += 1
-        return loss_sum, samples, batches, False, -1
+            idx, bs, first, end = trainer_run_args(
+                order,
+                X,
+                targets,
+                self.Ws[0].shape[1],
+                self.Ws[-1].shape[0],
+                batch_size,
+                self.max_batch,
+                first_batch,
+                n_batches,
+            )
+            return self._run_batches(X, targets, idx, bs, first, end)
 
     def run_epochs(
         self, X: np.ndarray, targets: np.ndarray, orders: np.ndarray, batch_size: int
@@ -152,32 +130,55 @@ class Trainer:
         Returns ``(loss_means, seconds, diverged, diverged_batch)``: the mean loss and wall
         time of each completed epoch; a divergence stops the run inside epoch
         ``len(loss_means)``, at batch ``diverged_batch``, before that batch's update.
+        Every epoch's indices are checked before the first epoch runs.
         """
         with self._only_run("Trainer.run_epochs"):
             X = trainer_batch(X, "X", "Trainer.run_epochs", self.dtype)
             targets = trainer_batch(targets, "targets", "Trainer.run_epochs", self.dtype)
-            return self._run_epochs(X, targets, orders, batch_size)
+            idx, bs = trainer_epochs_args(
+                orders,
+                X,
+                targets,
+                self.Ws[0].shape[1],
+                self.Ws[-1].shape[0],
+                batch_size,
+                self.max_batch,
+            )
+            losses: list[float] = []
+            seconds: list[float] = []
+            per_epoch = -(-idx.shape[1] // bs)
+            for order in idx:
+                t0 = time.perf_counter()
+                loss_sum, samples, _, diverged, bad = self._run_batches(
+                    X, targets, order, bs, 0, per_epoch
+                )
+                if diverged:
+                    return losses, seconds, True, bad
+                losses.append(loss_sum / samples)
+                seconds.append(time.perf_counter() - t0)
+            return losses, seconds, False, -1
 
-    def _run_epochs(
-        self, X: np.ndarray, targets: np.ndarray, orders: np.ndarray, batch_size: int
-    ) -> tuple[list[float], list[float], bool, int]:
-        if not isinstance(orders, np.ndarray) or orders.ndim != 2 or orders.shape[1] == 0:
-            raise ValueError(
-                "Trainer.run_epochs: orders must be 2-D (epochs, samples) with samples > 0"
-            )
-        losses: list[float] = []
-        seconds: list[float] = []
-        per_epoch = -(-orders.shape[1] // batch_size) if batch_size > 0 else 0
-        for order in orders:
-            t0 = time.perf_counter()
-            loss_sum, samples, _, diverged, bad = self._run_batches(
-                X, targets, order, batch_size, 0, per_epoch
-            )
-            if diverged:
-                return losses, seconds, True, bad
-            losses.append(loss_sum / samples)
-            seconds.append(time.perf_counter() - t0)
-        return losses, seconds, False, -1
+    def _run_batches(
+        self,
+        X: np.ndarray,
+        targets: np.ndarray,
+        order: np.ndarray,
+        batch_size: int,
+        first_batch: int,
+        end_batch: int,
+    ) -> tuple[float, int, int, bool, int]:
+        """Batches [first_batch, end_batch) of ``order``, whose indices are checked."""
+        loss_sum, samples, batches = 0.0, 0, 0
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            for bi in range(first_batch, end_batch):
+                idx = order[bi * batch_size : (bi + 1) * batch_size]
+                value = self._step(X[idx], targets[idx])
+                if not math.isfinite(value):
+                    return loss_sum, samples, batches, True, bi
+                loss_sum += value * len(idx)
+                samples += len(idx)
+                batches += 1
+        return loss_sum, samples, batches, False, -1
 
     def _step(self, x: np.ndarray, t: np.ndarray) -> float:
         inputs, zs = [], []
