@@ -104,22 +104,22 @@ def _indices_in_range(flat: np.ndarray, lo: int, hi: int, n: int, row: int = 0) 
 
 
 def trainer_run_args(
-    order: object,
     X: np.ndarray,
     targets: np.ndarray,
-    n_in: int,
-    n_out: int,
+    dims: tuple[int, int, int],
+    order: object,
     batch_size: object,
-    max_batch: int,
     first_batch: object,
     n_batches: object,
 ) -> tuple[np.ndarray, int, int, int]:
-    """The reference ``Trainer.run``'s arguments after X and targets (``trainer_batch``),
-    refused as the native trainer refuses them, in the same words and order (the
-    binding's order, batch_size, first_batch and n_batches; then trainer.hpp's shapes,
-    batch size and the indices of the batches visited). Returns the order as int64,
-    the batch size, and the batches to run: [first, end)."""
+    """The reference ``Trainer.run``'s arguments after X and targets (``trainer_batch``;
+    dims: the trainer's n_in, n_out and max_batch), refused as the native trainer refuses
+    them, in the same words and order (the binding's order, batch_size, first_batch and
+    n_batches; then trainer.hpp's shapes, batch size and the indices of the batches
+    visited). Returns the order as int64, the batch size, and the batches to run:
+    [first, end)."""
     call = "Trainer.run"
+    n_in, n_out, max_batch = dims
     idx = _order(order, call)
     bs = _run_index(batch_size, call, "batch_size", False)
     first = _run_index(first_batch, call, "first_batch", True)
@@ -135,18 +135,17 @@ def trainer_run_args(
 
 
 def trainer_epochs_args(
-    orders: object,
     X: np.ndarray,
     targets: np.ndarray,
-    n_in: int,
-    n_out: int,
+    dims: tuple[int, int, int],
+    orders: object,
     batch_size: object,
-    max_batch: int,
 ) -> tuple[np.ndarray, int]:
     """The reference ``Trainer.run_epochs``' arguments after X and targets, refused as
     the native trainer refuses them: every epoch's indices are checked before the first
     epoch runs. Returns the orders as int64 and the batch size."""
     call = "Trainer.run_epochs"
+    n_in, n_out, max_batch = dims
     idx = _orders(orders, call)
     bs = _run_index(batch_size, call, "batch_size", False)
     _batch_size(bs, max_batch)

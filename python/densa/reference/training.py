@@ -74,6 +74,7 @@ class Trainer:
         self.loss, self.optimizer = loss, optimizer
         self.state_W, self.state_b, self.step = state_W, state_b, step
         self.max_batch = max_batch
+        self._dims = (self.Ws[0].shape[1], self.Ws[-1].shape[0], max_batch)  # run's checks
         # True while an update is half applied: a KeyboardInterrupt arriving then leaves
         # some tensors updated and others not, and the network restores its snapshot.
         self.updating = False
@@ -110,15 +111,7 @@ class Trainer:
             X = trainer_batch(X, "X", "Trainer.run", self.dtype)
             targets = trainer_batch(targets, "targets", "Trainer.run", self.dtype)
             idx, bs, first, end = trainer_run_args(
-                order,
-                X,
-                targets,
-                self.Ws[0].shape[1],
-                self.Ws[-1].shape[0],
-                batch_size,
-                self.max_batch,
-                first_batch,
-                n_batches,
+                X, targets, self._dims, order, batch_size, first_batch, n_batches
             )
             return self._run_batches(X, targets, idx, bs, first, end)
 
@@ -135,15 +128,7 @@ class Trainer:
         with self._only_run("Trainer.run_epochs"):
             X = trainer_batch(X, "X", "Trainer.run_epochs", self.dtype)
             targets = trainer_batch(targets, "targets", "Trainer.run_epochs", self.dtype)
-            idx, bs = trainer_epochs_args(
-                orders,
-                X,
-                targets,
-                self.Ws[0].shape[1],
-                self.Ws[-1].shape[0],
-                batch_size,
-                self.max_batch,
-            )
+            idx, bs = trainer_epochs_args(X, targets, self._dims, orders, batch_size)
             losses: list[float] = []
             seconds: list[float] = []
             per_epoch = -(-idx.shape[1] // bs)
