@@ -25,6 +25,7 @@
 #include "densa/optimizer.hpp"
 #include "densa/orders.hpp"
 #include "densa/parallel.hpp"
+#include "densa/relu_backward.hpp"
 #include "densa/trainer.hpp"
 
 namespace py = pybind11;
@@ -786,6 +787,32 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
       py::arg("enabled"),
       "Benchmark and test hook: False trains every network through the general loop "
       "(read when a Trainer is built; results then differ in rounding, not in meaning).");
+  m.def(
+      "_set_relu_backward", [](bool enabled) { densa::relu_backward_enabled().store(enabled); },
+      py::arg("enabled"),
+      "Benchmark and test hook: False sends the hidden split's relu backward step through "
+      "its three passes (results then differ in rounding, not in meaning).");
+  m.def(
+      "_relu_backward",
+      [](const py::array_t<float, py::array::c_style>& W, const py::array_t<float, py::array::c_style>& D,
+         const py::array_t<float, py::array::c_style>& z) -> py::object {
+        // W: (o, m), D: (o, bs), z: (bs, m), C-contiguous float32 (relu_backward.hpp's A,
+        // B and z); returns (dz (bs, m), db (m,)), or None where the kernel does not apply.
+        DENSA_REQUIRE(W.ndim() == 2 && D.ndim() == 2 && z.ndim() == 2,
+                      "_relu_backward: W, D and z must be 2-D");
+        const Index o = W.shape(0), m = W.shape(1), bs = D.shape(1);
+        DENSA_REQUIRE(D.shape(0) == o && z.shape(0) == bs && z.shape(1) == m,
+                      "_relu_backward: shapes do not chain: W (o, m), D (o, bs), z (bs, m)");
+        py::array_t<float> dz({bs, m}), db(m);
+        if (!densa::relu_backward_fused<float>(densa::Activation::relu, m, bs, o, W.data(),
+                                               D.data(), z.data(), dz.mutable_data(), m,
+                                               db.mutable_data())) {
+          return py::none();
+        }
+        return py::make_tuple(dz, db);
+      },
+      py::arg("W"), py::arg("D"), py::arg("z"),
+      "Test hook: the hidden split's fused relu backward step on one team's slice.");
   m.def("_slab_policy", [] {
     const auto& p = densa::slab_policy();
     return py::make_tuple(p.min_slab_flops, p.max_slabs, p.align);

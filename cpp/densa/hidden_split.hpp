@@ -58,6 +58,7 @@
 #include "loss.hpp"
 #include "parallel.hpp"
 #include "parameters.hpp"
+#include "relu_backward.hpp"
 #include "teamwork.hpp"
 #include "types.hpp"
 
@@ -546,17 +547,21 @@ class HiddenSplit {
     T* dW2 = fused_ ? tm.out.state_W[0] : tm.dW2.data();
     const T* y1 = tm.y1.data();
     gemm<T>(Op::N, Op::N, m, o, bs, y1, m, dz2.data(), bs, dW2, m, beta);
-    // dy1_t = W2[:, r:r+m]ᵀ dz2;  dz1_t = dy1_t ⊙ f1'(z1_t)
+    // dy1_t = W2[:, r:r+m]ᵀ dz2;  dz1_t = dy1_t ⊙ f1'(z1_t);  db1_t = sum(dz1_t, axis=1):
+    // in one pass for a relu layer (relu_backward.hpp says why), else in three.
     BatchRef<T> dy1 = tm.dy1.cols(bs), dz1 = tm.dz1.cols(bs);
-    gemm<T>(Op::N, Op::T, m, bs, o, tm.out.W, m, dz2.data(), bs, dy1.data(), m);
-    activation_backward<T>(L1_.activation, tm.z1.cols(bs), dy1, dz1);
+    auto db_tmp = tm.db_tmp.vec();
+    if (!relu_backward_fused<T>(L1_.activation, m, bs, o, tm.out.W, dz2.data(), tm.z1.data(),
+                                dz1.data(), m, tm.db1.data())) {
+      gemm<T>(Op::N, Op::T, m, bs, o, tm.out.W, m, dz2.data(), bs, dy1.data(), m);
+      activation_backward<T>(L1_.activation, tm.z1.cols(bs), dy1, dz1);
+      // db through the aligned scratch (dense.hpp says why)
+      db_tmp.head(m).noalias() = dz1.rowwise().sum();
+      tm.db1.vec() = db_tmp.head(m);
+    }
     // The team's rows of dW1 = dz1 · xᵀ (dW1ᵀ's columns), or of the velocity.
     T* dW1 = fused_ ? tm.hidden.state_W[0] : tm.dW1.data();
     gemm<T>(Op::N, Op::T, n, m, bs, x, n, dz1.data(), m, dW1, n, beta);
-    // db = sum(dz, axis=1), through the aligned scratch (dense.hpp says why)
-    auto db_tmp = tm.db_tmp.vec();
-    db_tmp.head(m).noalias() = dz1.rowwise().sum();
-    tm.db1.vec() = db_tmp.head(m);
     if (t == 0) {
       db_tmp.head(o).noalias() = dz2.colwise().sum().transpose();
       tm.db2.vec() = db_tmp.head(o);

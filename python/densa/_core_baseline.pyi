@@ -45,6 +45,10 @@ def _loss_backward_samples_in_rows(name: str, output: numpy.typing.NDArray[numpy
     """
     Test hook: loss_backward on output.T and target.T as C++ gets them from the hidden split (a row per sample); returns (J, dy.T).
     """
+def _relu_backward(W: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], D: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> typing.Any:
+    """
+    Test hook: the hidden split's fused relu backward step on one team's slice.
+    """
 def _set_gemm_tn(enabled: bool) -> None:
     """
     Benchmark hook: False sends every product to the BLAS, to compare (results then differ in rounding, not in meaning).
@@ -52,6 +56,10 @@ def _set_gemm_tn(enabled: bool) -> None:
 def _set_hidden_split(enabled: bool) -> None:
     """
     Benchmark and test hook: False trains every network through the general loop (read when a Trainer is built; results then differ in rounding, not in meaning).
+    """
+def _set_relu_backward(enabled: bool) -> None:
+    """
+    Benchmark and test hook: False sends the hidden split's relu backward step through its three passes (results then differ in rounding, not in meaning).
     """
 def _set_slab_policy(min_slab_flops: typing.SupportsFloat | typing.SupportsIndex, max_slabs: typing.SupportsInt | typing.SupportsIndex, align: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
