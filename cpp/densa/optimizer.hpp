@@ -80,22 +80,26 @@ void sgd_step(const SgdHyper& h, VectorRef<T> theta, const ConstVectorRef<T>& gr
 
 // θ -= lr v: the rest of a momentum step (no Nesterov, no weight decay) once the
 // velocity holds v = μ v + dθ (the trainer forms it inside the dW product). prescale
-// then also leaves μ v in the velocity for the next product, in the same pass (without
-// it, v · 1 writes v back unchanged).
+// then also leaves μ v in the velocity for the next product, in the same pass; without
+// it the velocity is only read.
 template <class T>
 void sgd_apply_velocity(const SgdHyper& h, VectorRef<T> theta, VectorRef<T> velocity,
                         bool prescale) {
   DENSA_REQUIRE(velocity.size() == theta.size(), "sgd: velocity and parameter sizes differ");
   const T lr = static_cast<T>(h.lr);
-  const T keep = prescale ? static_cast<T>(h.momentum) : T(1);
+  const T mu = static_cast<T>(h.momentum);
   // A plain loop, which the compiler vectorises; no fused multiply-add (the build has
   // -ffp-contract=off), so its scalar remainder rounds as its SIMD body does.
   T* __restrict p = theta.data();  // distinct arrays (the trainer's W and velocity)
   T* __restrict v = velocity.data();
   const Index n = theta.size();
+  if (!prescale) {
+    for (Index i = 0; i < n; ++i) p[i] -= lr * v[i];  // θ -= lr v
+    return;
+  }
   for (Index i = 0; i < n; ++i) {
     p[i] -= lr * v[i];  // θ -= lr v
-    v[i] *= keep;       // μ v, for the next batch's product
+    v[i] *= mu;         // μ v, for the next batch's product
   }
 }
 

@@ -163,11 +163,9 @@ class Trainer {
     // O(N) on every return to Python.
     const Index visit_end = std::min(n_order, end_batch * batch_size);
     check_order(order, first_batch * batch_size, visit_end, X.cols());
-    if (split_) {
-      SplitRun s = split_->run(X, targets, order, 1, n_order, batch_size, first_batch, end_batch,
-                               velocity_scaled_);
-      if (s.epochs[0].diverged && velocity_scaled_) unscale_velocity();
-      return s.epochs[0];
+    if (split_) {  // which leaves velocities unscaled (hidden_split.hpp, phase_b)
+      return split_->run(X, targets, order, 1, n_order, batch_size, first_batch, end_batch)
+          .epochs[0];
     }
     for (Index bi = first_batch; bi < end_batch; ++bi) {
       const Index start = bi * batch_size;
@@ -253,8 +251,7 @@ class Trainer {
                                 const std::int64_t* orders, Index n_epochs, Index n_order,
                                 Index batch_size) {
     const Index per_epoch = (n_order + batch_size - 1) / batch_size;
-    SplitRun s = split_->run(X, targets, orders, n_epochs, n_order, batch_size, 0, per_epoch,
-                             velocity_scaled_);
+    SplitRun s = split_->run(X, targets, orders, n_epochs, n_order, batch_size, 0, per_epoch);
     EpochsResult out;
     for (size_t e = 0; e < s.seconds.size(); ++e) {
       out.loss_mean.push_back(s.epochs[e].loss_sum / static_cast<double>(s.epochs[e].samples));
@@ -263,7 +260,6 @@ class Trainer {
     if (s.seconds.size() < s.epochs.size() && s.epochs[s.seconds.size()].diverged) {
       out.diverged = true;
       out.diverged_batch = s.epochs[s.seconds.size()].diverged_batch;
-      if (velocity_scaled_) unscale_velocity();
     }
     return out;
   }
