@@ -800,12 +800,12 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
         // B and z); returns (dz (bs, m), db (m,)), or None where the kernel does not apply.
         DENSA_REQUIRE(W.ndim() == 2 && D.ndim() == 2 && z.ndim() == 2,
                       "_relu_backward: W, D and z must be 2-D");
-        const Index o = W.shape(0), m = W.shape(1), bs = D.shape(1);
-        DENSA_REQUIRE(D.shape(0) == o && z.shape(0) == bs && z.shape(1) == m,
+        const Index o = W.shape(0), units = W.shape(1), bs = D.shape(1);
+        DENSA_REQUIRE(D.shape(0) == o && z.shape(0) == bs && z.shape(1) == units,
                       "_relu_backward: shapes do not chain: W (o, m), D (o, bs), z (bs, m)");
-        py::array_t<float> dz({bs, m}), db(m);
-        if (!densa::relu_backward_fused<float>(densa::Activation::relu, m, bs, o, W.data(),
-                                               D.data(), z.data(), dz.mutable_data(), m,
+        py::array_t<float> dz({bs, units}), db(units);
+        if (!densa::relu_backward_fused<float>(densa::Activation::relu, units, bs, o, W.data(),
+                                               D.data(), z.data(), dz.mutable_data(), units,
                                                db.mutable_data())) {
           return py::none();
         }

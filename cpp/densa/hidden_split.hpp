@@ -204,10 +204,10 @@ class HiddenSplit {
     const ConstBatchRef<T>& targets;
     const std::int64_t* orders;
     Index n_epochs, n_order, batch_size, first_batch, end_batch;
-    SplitRun out;
+    SplitRun out{};
     std::int64_t step0 = 0;    // Adam's t before the run
     std::int64_t updates = 0;  // batches that updated the parameters
-    std::exception_ptr error;  // the first failure of either team
+    std::exception_ptr error{};  // the first failure of either team
     std::atomic<bool> failed{false};
     const std::thread::id caller = std::this_thread::get_id();
     std::atomic<int> cpu[2] = {-1, -1};   // [team]: the CPU it ran its last batch on

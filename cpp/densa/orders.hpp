@@ -15,6 +15,8 @@
 
 namespace densa {
 
+__extension__ using Uint128 = unsigned __int128;  // GCC and Clang; j below needs 64x64 -> 128
+
 // For i = n-1 down to 1: the next SplitMix64 output z (state += golden gamma, then the
 // finalizer), j = floor(z · (i + 1) / 2^64), the high word of the 128-bit product (a
 // bias of at most (i + 1) / 2^64 towards small j), and order[i] swaps with order[j].
@@ -28,7 +30,7 @@ inline void sample_order(std::uint64_t seed, Index n, std::int64_t* order) {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     z ^= z >> 31;
     const auto j = static_cast<Index>(
-        (static_cast<unsigned __int128>(z) * static_cast<std::uint64_t>(i + 1)) >> 64);
+        (static_cast<Uint128>(z) * static_cast<std::uint64_t>(i + 1)) >> 64);
     const std::int64_t t = order[i];
     order[i] = order[j];
     order[j] = t;
