@@ -127,6 +127,13 @@ def test_seeds_given_as_integers_of_other_kinds(backend):
     assert backend.sample_orders([], 5).shape == (0, 5)
     strided = np.array([3, 0, 2**64 - 1, 0], np.uint64)[::2]
     assert np.array_equal(backend.sample_orders(strided, 9), want)
+    raw = np.zeros(8 * 2 + 1, np.uint8)
+    unaligned = np.frombuffer(raw.data, dtype=np.uint64, count=2, offset=1)
+    raw[1:] = np.array([3, 2**64 - 1], np.uint64).view(np.uint8)
+    assert not unaligned.flags.aligned
+    assert np.array_equal(backend.sample_orders(unaligned, 9), want)
+    swapped = np.array([3, 2**64 - 1], dtype=">u8")
+    assert np.array_equal(backend.sample_orders(swapped, 9), want)
 
 
 BAD = [
@@ -136,7 +143,11 @@ BAD = [
     (([2**64], 3), ValueError, r"\[0, 2\*\*64\)"),
     (([[1, 2]], 3), ValueError, "1-D"),
     (([True], 3), TypeError, "integers"),
-    (("abc", 3), ValueError, "1-D"),
+    (("abc", 3), TypeError, "1-D sequence of integers"),
+    ((None, 3), TypeError, "1-D sequence of integers"),
+    ((5, 3), ValueError, "1-D"),
+    (([1], 2**62), ValueError, "n must be < 2"),
+    (([1], 2**63), ValueError, "n must be < 2"),
     (([1], -1), ValueError, "n must be >= 0"),
     (([1], 2.0), TypeError, "n must be an integer"),
     (([1], True), TypeError, "n must be an integer"),
@@ -159,6 +170,10 @@ def test_the_extension_itself_refuses_what_the_checks_would():
         core.sample_orders(np.zeros((2, 2), np.uint64), 3)
     with pytest.raises(TypeError, match="uint64"):
         core.sample_orders(np.zeros(4, np.uint64)[::2], 3)
+    raw = np.zeros(8 * 3 + 1, np.uint8)
+    unaligned = np.frombuffer(raw.data, dtype=np.uint64, count=3, offset=1)
+    with pytest.raises(TypeError, match="aligned"):
+        core.sample_orders(unaligned, 3)
     with pytest.raises(ValueError, match="n must be >= 0"):
         core.sample_orders(np.zeros(1, np.uint64), -3)
 

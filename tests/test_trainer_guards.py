@@ -687,11 +687,12 @@ def _epochs_cases(X, T, orders):
     ]
 
 
-@pytest.mark.parametrize("sizes", [(16, 64, 3), (16, 8, 8, 3)], ids=["split", "general"])
+@pytest.mark.parametrize("sizes", [(32, 64, 3), (16, 8, 8, 3)], ids=["split", "general"])
 def test_run_arguments_are_refused_in_the_same_words_on_both_backends(sizes):
     """Each case: the same exception and message on both backends, or the same result,
     and a refused call trains nothing."""
-    X, T = _data()
+    assert _trainer(sizes)[0].splits_hidden_layer == (len(sizes) == 3)  # both paths
+    X, T = _data(n_in=sizes[0], n_out=sizes[-1])
     order = _orders(1)[0]
     orders = np.stack(_orders(2))
     calls = (("run", _run_cases(X, T, order)), ("run_epochs", _epochs_cases(X, T, orders)))
@@ -708,6 +709,37 @@ def test_run_arguments_are_refused_in_the_same_words_on_both_backends(sizes):
                 else:  # losses agree to rounding; counts and flags exactly
                     got[impl.__name__] = (kind, _rounded(value))
             assert got["densa.native"] == got["densa.reference"], (method, args[2:], got)
+
+
+@impls
+def test_a_busy_trainer_refuses_bad_arguments_for_what_they_are(impl):
+    """The native binding checks the arguments before it takes the trainer, so that a
+    call with a bad order is told so even while another thread trains; the reference
+    refuses in the same order."""
+    X, T = _data()
+    t, _ = _trainer(impl=impl)
+    long_order = np.tile(np.arange(N_SAMPLES, dtype=np.int64), 40)  # ~12 000 samples
+    worker = threading.Thread(target=t.run, args=(X, T, long_order, BATCH, 0, 10**6))
+    worker.start()
+    try:
+        busy = None
+        while busy is None and worker.is_alive():  # until the trainer is seen taken
+            try:
+                t.run(X, T, _orders(1)[0], BATCH, 0, 1)
+            except RuntimeError as exc:
+                busy = str(exc)
+        if busy is None:
+            pytest.skip("the long run ended before a second call could see it")
+        assert "already running in another thread" in busy
+        with _raises(TypeError, "Trainer.run: order must be a 1-D array"):
+            t.run(X, T, None, BATCH, 0, 1)
+        with _raises(TypeError, "Trainer.run_epochs: batch_size must be an integer"):
+            t.run_epochs(X, T, np.stack(_orders(1)), 1.5)
+        still_busy = worker.is_alive()
+    finally:
+        worker.join(HANG_SECONDS)
+    if not still_busy:
+        pytest.skip("the long run ended during the probes")
 
 
 def _rounded(result):

@@ -672,8 +672,11 @@ void bind_dtype(py::module_& m) {
 // this refuses, without crashing, what reaches it some other way.
 py::array_t<std::int64_t> sample_orders(const py::array& seeds, Index n) {
   const bool ok = seeds.ndim() == 1 && seeds.dtype().is(py::dtype::of<std::uint64_t>()) &&
-                  (seeds.flags() & py::array::c_style) != 0;
-  if (!ok) throw py::type_error("sample_orders: seeds must be a 1-D C-contiguous uint64 array");
+                  (seeds.flags() & py::array::c_style) != 0 &&
+                  reinterpret_cast<std::uintptr_t>(seeds.data()) % alignof(std::uint64_t) == 0;
+  if (!ok) {
+    throw py::type_error("sample_orders: seeds must be a 1-D C-contiguous, aligned uint64 array");
+  }
   if (n < 0) throw py::value_error("sample_orders: n must be >= 0");
   const auto count = static_cast<Index>(seeds.shape(0));
   py::array_t<std::int64_t> out({count, n});

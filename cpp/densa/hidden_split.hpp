@@ -138,10 +138,12 @@ class HiddenSplit {
   // against 5 us), 1.4% of the benchmark's digits fit (docs/performance.md). The worker
   // then polls for the run for up to kSpinMicroseconds (parallel.hpp).
   static void wake_partner() {
+    if (allowed_cpus() < 2) return;  // run() then takes turns on one thread, without the pool
     const int caller_cpu = current_cpu();
     thread_pool().post([caller_cpu](std::int64_t) {
       if (caller_cpu < 0 || current_cpu() != caller_cpu) return;
       AvoidCpu apart(caller_cpu);
+      if (!apart.active()) return;  // no other CPU to move to
       for (int i = 0; i < 1000 && current_cpu() == caller_cpu; ++i) std::this_thread::yield();
     });
   }

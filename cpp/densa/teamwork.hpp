@@ -134,6 +134,8 @@ class AvoidCpu {
     (void)cpu;
 #endif
   }
+  // Whether the mask was changed (not when the thread may run on that CPU only).
+  bool active() const { return active_; }
   AvoidCpu(const AvoidCpu&) = delete;
   AvoidCpu& operator=(const AvoidCpu&) = delete;
   ~AvoidCpu() {

@@ -129,8 +129,12 @@ def order_args(seeds: object, n: object) -> tuple[np.ndarray, int]:
         raise TypeError(f"n must be an integer, got {type(n).__name__}: {n!r}")
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
+    if n >= 2**62:  # no order that long fits in memory; NumPy's limit, said alike
+        raise ValueError(f"n must be < 2**62, got {n}")
+    if isinstance(seeds, (str, bytes)) or seeds is None:
+        raise TypeError(f"seeds must be a 1-D sequence of integers, got {describe(seeds)}")
     if isinstance(seeds, np.ndarray) and seeds.dtype == np.uint64 and seeds.ndim == 1:
-        return np.ascontiguousarray(seeds), int(n)  # what fit passes
+        return _uint64_seeds(seeds), int(n)  # what fit passes
     # Lists go through object arrays: NumPy would read [3, 2**64 - 1] as float64.
     arr = seeds if isinstance(seeds, np.ndarray) else np.array(seeds, dtype=object)
     if arr.ndim != 1:
@@ -145,12 +149,18 @@ def order_args(seeds: object, n: object) -> tuple[np.ndarray, int]:
         values = [int(v) for v in values]
         if any(not 0 <= v < 2**64 for v in values):
             raise ValueError("seeds must be integers in [0, 2**64)")
-        return np.array(values, dtype=np.uint64), int(n)
+        return _uint64_seeds(np.array(values, dtype=np.uint64)), int(n)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"seeds must be integers, got dtype {arr.dtype}")
     if arr.dtype.kind == "i" and (arr < 0).any():
         raise ValueError("seeds must be integers in [0, 2**64)")
-    return np.ascontiguousarray(arr, dtype=np.uint64), int(n)
+    return _uint64_seeds(arr), int(n)
+
+
+def _uint64_seeds(arr: np.ndarray) -> np.ndarray:
+    """The seeds as the extension reads them: native uint64, C-contiguous, aligned."""
+    out: np.ndarray = np.require(arr, np.uint64, ["C_CONTIGUOUS", "ALIGNED"])
+    return out
 
 
 def same_dtype(**arrays: np.ndarray) -> np.dtype[Any]:

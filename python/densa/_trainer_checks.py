@@ -103,55 +103,60 @@ def _indices_in_range(flat: np.ndarray, lo: int, hi: int, n: int, row: int = 0) 
         )
 
 
-def trainer_run_args(
-    X: np.ndarray,
-    targets: np.ndarray,
-    dims: tuple[int, int, int],
-    order: object,
-    batch_size: object,
-    first_batch: object,
-    n_batches: object,
+def run_call_args(
+    order: object, batch_size: object, first_batch: object, n_batches: object
 ) -> tuple[np.ndarray, int, int, int]:
-    """The reference ``Trainer.run``'s arguments after X and targets (``trainer_batch``;
-    dims: the trainer's n_in, n_out and max_batch), refused as the native trainer refuses
-    them, in the same words and order (the binding's order, batch_size, first_batch and
-    n_batches; then trainer.hpp's shapes, batch size and the indices of the batches
-    visited). Returns the order as int64, the batch size, and the batches to run:
-    [first, end)."""
+    """What the native binding checks of ``Trainer.run``'s arguments after X and targets
+    (``trainer_batch``), before the trainer is taken (a busy trainer refuses only
+    arguments that pass these): the order as int64, the batch size, first_batch and
+    n_batches."""
     call = "Trainer.run"
-    n_in, n_out, max_batch = dims
     idx = _order(order, call)
     bs = _run_index(batch_size, call, "batch_size", False)
     first = _run_index(first_batch, call, "first_batch", True)
     count = _run_index(n_batches, call, "n_batches", True)
+    return idx, bs, first, count
+
+
+def run_window(
+    X: np.ndarray,
+    targets: np.ndarray,
+    dims: tuple[int, int, int],
+    idx: np.ndarray,
+    bs: int,
+    first: int,
+    count: int,
+) -> tuple[int, int]:
+    """What trainer.hpp's run then checks, in its order (dims: the trainer's n_in, n_out
+    and max_batch): the shapes, the batch size and the indices of the batches visited.
+    Returns the batches to run, [first, end)."""
+    n_in, n_out, max_batch = dims
     _shapes(X, targets, n_in, n_out)
     _batch_size(bs, max_batch)
     total = -(-idx.size // bs)
     if first >= total:
-        return idx, bs, first, first  # nothing left of this epoch
+        return first, first  # nothing left of this epoch
     end = first + min(count, total - first)
     _indices_in_range(idx, first * bs, min(idx.size, end * bs), X.shape[0])
-    return idx, bs, first, end
+    return first, end
 
 
-def trainer_epochs_args(
-    X: np.ndarray,
-    targets: np.ndarray,
-    dims: tuple[int, int, int],
-    orders: object,
-    batch_size: object,
-) -> tuple[np.ndarray, int]:
-    """The reference ``Trainer.run_epochs``' arguments after X and targets, refused as
-    the native trainer refuses them: every epoch's indices are checked before the first
-    epoch runs. Returns the orders as int64 and the batch size."""
+def epochs_call_args(orders: object, batch_size: object) -> tuple[np.ndarray, int]:
+    """What the native binding checks of ``Trainer.run_epochs``' orders and batch size,
+    before the trainer is taken: the orders as int64 and the batch size."""
     call = "Trainer.run_epochs"
+    return _orders(orders, call), _run_index(batch_size, call, "batch_size", False)
+
+
+def epochs_checks(
+    X: np.ndarray, targets: np.ndarray, dims: tuple[int, int, int], idx: np.ndarray, bs: int
+) -> None:
+    """What trainer.hpp's run_epochs then checks, in its order: the batch size, the
+    shapes, and every epoch's indices before the first epoch runs."""
     n_in, n_out, max_batch = dims
-    idx = _orders(orders, call)
-    bs = _run_index(batch_size, call, "batch_size", False)
     _batch_size(bs, max_batch)
     _shapes(X, targets, n_in, n_out)
     _indices_in_range(idx.reshape(-1), 0, idx.size, X.shape[0], idx.shape[1])
-    return idx, bs
 
 
 def trainer_batch(value: object, name: str, call: str, dtype: np.dtype[Any]) -> np.ndarray:

@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 
 from .._trainer_checks import (
+    epochs_call_args,
+    epochs_checks,
+    run_call_args,
+    run_window,
     trainer_arrays,
     trainer_batch,
-    trainer_epochs_args,
     trainer_loss_and_batch,
-    trainer_run_args,
     trainer_settings,
     trainer_state_count,
 )
@@ -107,12 +109,13 @@ class Trainer:
         loop, it does not warn on overflow: divergence is reported by its result (a
         RuntimeWarning turned into an error would stop it halfway through an update).
         """
+        # Refused in the native trainer's order: its binding checks the arguments before
+        # it takes the trainer, and the trainer the rest once taken.
+        X = trainer_batch(X, "X", "Trainer.run", self.dtype)
+        targets = trainer_batch(targets, "targets", "Trainer.run", self.dtype)
+        idx, bs, first, count = run_call_args(order, batch_size, first_batch, n_batches)
         with self._only_run("Trainer.run"):
-            X = trainer_batch(X, "X", "Trainer.run", self.dtype)
-            targets = trainer_batch(targets, "targets", "Trainer.run", self.dtype)
-            idx, bs, first, end = trainer_run_args(
-                X, targets, self._dims, order, batch_size, first_batch, n_batches
-            )
+            first, end = run_window(X, targets, self._dims, idx, bs, first, count)
             return self._run_batches(X, targets, idx, bs, first, end)
 
     def run_epochs(
@@ -125,10 +128,11 @@ class Trainer:
         ``len(loss_means)``, at batch ``diverged_batch``, before that batch's update.
         Every epoch's indices are checked before the first epoch runs.
         """
+        X = trainer_batch(X, "X", "Trainer.run_epochs", self.dtype)
+        targets = trainer_batch(targets, "targets", "Trainer.run_epochs", self.dtype)
+        idx, bs = epochs_call_args(orders, batch_size)
         with self._only_run("Trainer.run_epochs"):
-            X = trainer_batch(X, "X", "Trainer.run_epochs", self.dtype)
-            targets = trainer_batch(targets, "targets", "Trainer.run_epochs", self.dtype)
-            idx, bs = trainer_epochs_args(X, targets, self._dims, orders, batch_size)
+            epochs_checks(X, targets, self._dims, idx, bs)
             losses: list[float] = []
             seconds: list[float] = []
             per_epoch = -(-idx.shape[1] // bs)
