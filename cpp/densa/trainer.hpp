@@ -130,7 +130,7 @@ class Trainer {
     for (Index e = 0; e < n_epochs; ++e) {
       const auto t0 = std::chrono::steady_clock::now();
       const RunResult r =
-          run_batches(X, targets, orders + e * n_order, n_order, batch_size, 0, per_epoch);
+          train_batches(X, targets, orders + e * n_order, n_order, batch_size, 0, per_epoch);
       if (r.diverged) {
         out.diverged = true;
         out.diverged_batch = r.diverged_batch;
@@ -144,7 +144,7 @@ class Trainer {
   }
 
  private:
-  // run's work, under the caller's RunGuard (run_epochs calls it once per epoch).
+  // run's checks and work, under the caller's RunGuard.
   RunResult run_batches(const ConstBatchRef<T>& X, const ConstBatchRef<T>& targets,
                         const std::int64_t* order, Index n_order, Index batch_size,
                         Index first_batch, Index n_batches) {
@@ -154,15 +154,23 @@ class Trainer {
     check_batch_size(batch_size);
     DENSA_REQUIRE(first_batch >= 0 && n_batches >= 0 && n_order >= 0,
                   "trainer: first_batch, n_batches and the order length must be >= 0");
-    RunResult r;
     const Index total_batches = (n_order + batch_size - 1) / batch_size;
-    if (first_batch >= total_batches) return r;  // nothing left of this epoch
+    if (first_batch >= total_batches) return {};  // nothing left of this epoch
     // min before adding: first_batch + n_batches could overflow Index.
     const Index end_batch = first_batch + std::min(n_batches, total_batches - first_batch);
     // Only the samples this run visits need checking: a full scan per chunk would cost
     // O(N) on every return to Python.
     const Index visit_end = std::min(n_order, end_batch * batch_size);
     check_order(order, first_batch * batch_size, visit_end, X.cols());
+    return train_batches(X, targets, order, n_order, batch_size, first_batch, end_batch);
+  }
+
+  // Batches [first_batch, end_batch) of an order already checked (run_batches, or
+  // run_epochs for all its epochs at once).
+  RunResult train_batches(const ConstBatchRef<T>& X, const ConstBatchRef<T>& targets,
+                          const std::int64_t* order, Index n_order, Index batch_size,
+                          Index first_batch, Index end_batch) {
+    RunResult r;
     if (split_) {  // which leaves velocities unscaled (hidden_split.hpp, phase_b)
       return split_->run(X, targets, order, 1, n_order, batch_size, first_batch, end_batch)
           .epochs[0];
