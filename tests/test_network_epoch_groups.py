@@ -128,9 +128,9 @@ def test_an_interrupt_inside_a_group_goes_back_to_where_the_group_started(monkey
 def test_groups_hold_a_bounded_number_of_order_entries(monkeypatch, group_calls):
     """Each group holds its epochs' sample orders at once: their total is capped, so a
     fast epoch over many samples cannot make fit allocate much memory for them."""
-    import densa.network
+    import densa._pacing
 
-    monkeypatch.setattr(densa.network, "_GROUP_ORDER_ENTRIES", 300)
+    monkeypatch.setattr(densa._pacing, "GROUP_ORDER_ENTRIES", 300)
     X, y = make_data("labels", 90, 4, 3, seed=1)  # 90 samples: at most 3 epochs per group
     net = make_net("softmax_cross_entropy", seed=3)
     net.fit(X, y, epochs=20, batch_size=16, optimizer=densa.SGD(0.05), progress=False)

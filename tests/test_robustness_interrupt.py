@@ -182,8 +182,9 @@ def test_ctrl_c_keeps_the_completed_epochs(backend):
 
 def test_ctrl_c_in_the_middle_of_a_reference_update_restores_a_completed_step(monkeypatch):
     # The reference loop can be interrupted between two tensors' updates (here: after
-    # the first tensor of the 8th step). fit then puts back its last copy, taken
-    # between chunks, with the optimizer state (Adam's step included) that goes with it.
+    # the first tensor of the 13th step, the third of epoch 2). fit then puts back its
+    # last copy, taken between chunks (here at the end of epoch 1: these ten batches
+    # are one chunk), with the optimizer state (Adam's step included) that goes with it.
     from densa.reference import training
 
     sizes = (20, 64, 32, 3)
@@ -196,13 +197,13 @@ def test_ctrl_c_in_the_middle_of_a_reference_update_restores_a_completed_step(mo
 
     def adam_step(*args):
         calls.append(1)
-        if len(calls) == 7 * tensors + 2:
-            raise KeyboardInterrupt  # after updating one tensor of the 8th step
+        if len(calls) == 12 * tensors + 2:
+            raise KeyboardInterrupt  # after updating one tensor of the 13th step
         real_step(*args)
 
     monkeypatch.setattr(training, "adam_step", adam_step)
     with pytest.raises(KeyboardInterrupt):
         net.fit(X, y, epochs=5, batch_size=BATCH, shuffle=False, progress=False, optimizer="adam")
     monkeypatch.setattr(training, "adam_step", real_step)
-    assert 0 < int(net.optimizer.step[0]) < 8
+    assert 0 < int(net.optimizer.step[0]) < 13
     _assert_a_completed_step(net, X, y, "reference", sizes)

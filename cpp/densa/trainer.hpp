@@ -62,6 +62,12 @@ class Trainer {
     if (opt_.kind == OptimizerKind::adam)
       DENSA_REQUIRE(opt_.step != nullptr, "trainer: no Adam step");
     fused_momentum_ = fuses_momentum(opt_);
+    if (hidden_split_applies(layers_, max_batch_)) {
+      // HiddenSplit keeps workspaces of its own; the ones below would go unused.
+      split_ = std::make_unique<HiddenSplit<T>>(layers_, loss_, opt_, max_batch_);
+      HiddenSplit<T>::wake_partner();
+      return;
+    }
     const size_t K = layers_.size();
     x_.resize(layers_[0].n_in, max_batch_);
     t_.resize(layers_.back().n_out, max_batch_);
@@ -83,10 +89,6 @@ class Trainer {
       db_[j].resize(m);
     }
     db_tmp_.resize(widest);
-    if (hidden_split_applies(layers_, max_batch_)) {
-      split_ = std::make_unique<HiddenSplit<T>>(layers_, loss_, opt_, max_batch_);
-      HiddenSplit<T>::wake_partner();
-    }
   }
 
   // Whether this network trains through HiddenSplit (both threads on one small network).

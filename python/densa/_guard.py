@@ -23,6 +23,13 @@ import numpy as np
 
 from . import _checks
 
+# The C functions under signal's wrappers, which convert every handler and number to an
+# enum and back: 8 against 0.6 us per block, one block per trainer call in fit.
+try:
+    import _signal as _raw_signal  # type: ignore[import-not-found]
+except ImportError:  # not CPython's layout
+    _raw_signal = signal
+
 if TYPE_CHECKING:
     from .layers import Dense
     from .optimizers import Optimizer
@@ -112,9 +119,9 @@ class DeferredInterrupt:
         self.pending = False
         if (
             threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            and _raw_signal.getsignal(signal.SIGINT) is signal.default_int_handler
         ):
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._previous = _raw_signal.signal(signal.SIGINT, self._handler)
         return self
 
     def __exit__(
@@ -124,7 +131,7 @@ class DeferredInterrupt:
         tb: TracebackType | None,
     ) -> Literal[False]:
         if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+            _raw_signal.signal(signal.SIGINT, self._previous)
             self._previous = None
         if self.pending and exc_type is None:
             raise KeyboardInterrupt

@@ -20,6 +20,12 @@ def is_classification(loss: str) -> bool:
     return loss in CLASSIFICATION
 
 
+def from_labels(loss: str, y: np.ndarray) -> bool:
+    """Whether ``encode_targets`` reads ``y`` as class labels: one-hot rows built from
+    them hold only 0 and 1, so they need no check for NaN or inf."""
+    return loss == "softmax_cross_entropy" and y.ndim == 1
+
+
 def encode_targets(
     loss: str, y: ArrayLike, n_out: int, n_samples: int, dtype: DTypeLike, name: str = "y"
 ) -> np.ndarray:
@@ -41,7 +47,7 @@ def encode_targets(
         raise ValueError(f"{name} must be 1-D or 2-D, got shape {arr.shape}")
     if arr.shape[0] != n_samples:
         raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_samples} samples")
-    if loss == "softmax_cross_entropy" and arr.ndim == 1:
+    if from_labels(loss, arr):
         if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):  # NaN too
             raise ValueError(f"{name}: class labels must be whole numbers, got {arr[:5]}...")
         # The range is checked before the cast: 1e20 or a huge uint64 would wrap.
@@ -50,7 +56,7 @@ def encode_targets(
                 f"{name}: labels must lie in [0, {n_out}) for {n_out} outputs, "
                 f"found values from {arr.min()} to {arr.max()}"
             )
-        labels = arr.astype(np.int64)
+        labels = arr.astype(np.int64, copy=False)
         onehot = np.zeros((n_samples, n_out), dtype=dtype)
         onehot[np.arange(n_samples), labels] = 1
         return onehot

@@ -17,7 +17,7 @@ from typing import Any, NoReturn, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _backends, _checks, _guard, _progress, inspection, losses
+from . import _backends, _checks, _guard, _pacing, _progress, inspection, losses
 from .history import History
 from .layers import Dense
 from .optimizers import OPTIMIZERS, SGD, Optimizer
@@ -30,10 +30,6 @@ _DTYPES: dict[str, np.dtype[Any]] = {
 EpochCallback = Callable[[int, dict[str, float]], None]
 PathLike = Union[str, "os.PathLike[str]"]
 _PREDICT_CHUNK = 8192  # rows per forward pass in predict: bounds the memory of z and y
-_CHUNK_SECONDS = 0.1  # native batches run this long between returns to Python (Ctrl-C, bar)
-# Epochs run in one call hold their sample orders at once (int64 each): at most this
-# many entries, 16 MiB, so that a fast epoch over many samples cannot claim much memory.
-_GROUP_ORDER_ENTRIES = 2_000_000
 
 
 def _quiet() -> np.errstate:
@@ -308,8 +304,11 @@ class Network:
         self, X: ArrayLike, y: ArrayLike, xname: str = "X", yname: str = "y"
     ) -> tuple[np.ndarray, np.ndarray]:
         Xa = self._prepare_X(X, xname)
-        T = losses.encode_targets(self.loss, y, self.n_out, Xa.shape[0], self._dtype, yname)
-        if self.check_finite and not _checks.all_finite(T):
+        ya = np.asarray(y)
+        T = losses.encode_targets(self.loss, ya, self.n_out, Xa.shape[0], self._dtype, yname)
+        # One-hot rows from class labels need no check: encode_targets checked the labels.
+        labels = losses.from_labels(self.loss, ya)
+        if self.check_finite and not labels and not _checks.all_finite(T):
             raise ValueError(
                 f"{yname} contains NaN or inf, or values beyond {self._dtype.name}'s range "
                 "(pass check_finite=False to the Network to allow it)"
@@ -569,13 +568,14 @@ class Network:
         self.history = history
         best, best_params, waited = math.inf, None, 0
         n_batches = -(-n // batch_size)
-        chunk = 1
+        sizes = [self.n_in] + [layer.n_out for layer in self.layers]
+        chunk = _pacing.first_chunk(sizes, batch_size, n_batches)
         guard = _guard.LastFinite(self.layers, opt)
         guard.capture((0, 0))
         deferred = _guard.DeferredInterrupt()
         # Nothing to do between epochs (no validation, callback, early stopping or bar):
-        # once an epoch is seen to take well under _CHUNK_SECONDS, several run in one
-        # call, which otherwise would cost more in bookkeeping than in training.
+        # once an epoch is seen to take well under _pacing.CHUNK_SECONDS, several run in
+        # one call, which otherwise would cost more in bookkeeping than in training.
         plain = (
             val is None
             and on_epoch_end is None
@@ -585,11 +585,7 @@ class Network:
         epoch = 0
         while epoch < epochs:
             if plain and history.seconds:
-                group = min(
-                    epochs - epoch,
-                    int(_CHUNK_SECONDS / max(history.seconds[-1], 1e-7)),
-                    _GROUP_ORDER_ENTRIES // n,
-                )
+                group = _pacing.epoch_group(history.seconds[-1], epochs - epoch, n)
                 if group > 1:
                     epoch += self._fit_epoch_group(
                         trainer, Xa, T, batch_size, group, epoch, shuffle, guard, deferred
@@ -627,7 +623,7 @@ class Network:
                         )
                     # Grow or shrink the chunk so that control returns ~10 times a second.
                     per_batch = (time.perf_counter() - tc) / max(r_batches, 1)
-                    chunk = max(1, min(n_batches, int(_CHUNK_SECONDS / max(per_batch, 1e-7))))
+                    chunk = _pacing.next_chunk(per_batch, n_batches)
                     if samples:
                         bar.set_postfix_str(f"loss {loss_sum / samples:.4g}", refresh=False)
                 history.loss.append(loss_sum / samples)

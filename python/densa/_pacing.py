@@ -1,0 +1,52 @@
+"""How much training ``fit`` hands a trainer per call.
+
+Each call returns to Python for the bookkeeping between chunks of batches: the progress
+bar, Ctrl-C, the finite copy of the parameters (densa._guard). Calls should be long
+enough that this bookkeeping costs little next to the training, and short enough that
+control comes back about every ``CHUNK_SECONDS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+CHUNK_SECONDS = 0.1  # training between returns to Python (Ctrl-C, bar, finite copy)
+# Epochs run in one call hold their sample orders at once (int64 each): at most this
+# many entries, 16 MiB, so that a fast epoch over many samples cannot claim much memory.
+GROUP_ORDER_ENTRIES = 2_000_000
+
+# Before anything has been timed, a batch is assumed to cost ASSUMED_BATCH_SECONDS plus
+# its flops at ASSUMED_FLOPS. Both are pessimistic by design: on the development machine
+# a small network's batch takes 5-15 us native and ~0.1 ms reference, and products run
+# at 10-150 GFLOP/s. An estimate too low would make the first call overrun the chunk
+# time; one too high only costs an extra call. Timing the first batch instead costs a
+# call and a finite copy more per fit: 2% of a digits fit (docs/performance.md).
+ASSUMED_BATCH_SECONDS = 5e-4
+ASSUMED_FLOPS = 1e9
+
+
+def batch_flops(sizes: Sequence[int], batch_size: int) -> float:
+    """Flops of one training step of a network with these layer widths (input first):
+    per layer, the forward product and the two backward ones (dW and dx)."""
+    macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return 6.0 * float(batch_size) * float(macs)
+
+
+def first_chunk(sizes: Sequence[int], batch_size: int, n_batches: int) -> int:
+    """Batches of the first call, before any has been timed (see ASSUMED_*)."""
+    guess = ASSUMED_BATCH_SECONDS + batch_flops(sizes, batch_size) / ASSUMED_FLOPS
+    return max(1, min(n_batches, int(CHUNK_SECONDS / guess)))
+
+
+def next_chunk(seconds_per_batch: float, n_batches: int) -> int:
+    """Batches of the next call, from the time the last call took per batch."""
+    return max(1, min(n_batches, int(CHUNK_SECONDS / max(seconds_per_batch, 1e-7))))
+
+
+def epoch_group(seconds_per_epoch: float, epochs_left: int, n_samples: int) -> int:
+    """Whole epochs for one call, from the time the last epoch took (1: no group)."""
+    return min(
+        epochs_left,
+        int(CHUNK_SECONDS / max(seconds_per_epoch, 1e-7)),
+        GROUP_ORDER_ENTRIES // n_samples,
+    )

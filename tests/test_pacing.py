@@ -1,0 +1,98 @@
+"""How much training ``fit`` hands a trainer per call (densa._pacing): the first call,
+sized before anything has been timed, stays within an epoch and is one batch for
+networks whose batches could take long; a small network's first epoch is one call."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import densa
+from densa import _pacing
+from network_cases import BACKENDS
+
+
+@pytest.mark.parametrize(
+    ("sizes", "batch_size", "n_batches", "expected"),
+    [
+        # W3 (784-256-128-10, batch 64): 90 MFLOP a batch, 0.09 s at the assumed rate.
+        ((784, 256, 128, 10), 64, 938, 1),
+        # digits (64-64-10, batch 32): ~1.4 ms assumed, so its 43 batches in one call.
+        ((64, 64, 10), 32, 43, 43),
+        ((2, 16, 16, 1), 8, 250, 194),  # W4: the assumed 0.5 ms a batch dominates
+        ((4, 3), 1, 1, 1),
+    ],
+)
+def test_first_chunk_follows_the_assumed_costs(sizes, batch_size, n_batches, expected):
+    assert _pacing.first_chunk(sizes, batch_size, n_batches) == expected
+
+
+@pytest.mark.parametrize("width", [1, 10, 100, 1000, 10_000])
+@pytest.mark.parametrize("n_batches", [1, 7, 10**6])
+def test_first_chunk_stays_within_the_epoch_and_the_chunk_time(width, n_batches):
+    sizes, batch_size = (width, width, 2), 32
+    chunk = _pacing.first_chunk(sizes, batch_size, n_batches)
+    assert 1 <= chunk <= n_batches
+    assumed = _pacing.ASSUMED_BATCH_SECONDS + (
+        _pacing.batch_flops(sizes, batch_size) / _pacing.ASSUMED_FLOPS
+    )
+    # More than one batch only when they fit in the chunk time at the assumed costs.
+    assert chunk == 1 or chunk * assumed <= _pacing.CHUNK_SECONDS
+
+
+def test_batch_flops_counts_three_products_per_layer():
+    # 2 flops per multiply-add; forward, dW and dx: 6 * batch * sum(n_in * n_out).
+    assert _pacing.batch_flops((3, 5, 2), 4) == 6 * 4 * (3 * 5 + 5 * 2)
+
+
+def test_next_chunk_and_epoch_group_follow_the_measured_times():
+    assert _pacing.next_chunk(0.01, 1000) == 10
+    assert _pacing.next_chunk(1.0, 1000) == 1  # slow batches: one per call
+    assert _pacing.next_chunk(0.0, 1000) == 1000  # never beyond the epoch
+    assert _pacing.epoch_group(0.01, 50, 100) == 10
+    assert _pacing.epoch_group(0.01, 3, 100) == 3  # never beyond the epochs left
+    assert _pacing.epoch_group(1e-6, 10**6, 10**6) == _pacing.GROUP_ORDER_ENTRIES // 10**6
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fit_runs_a_small_networks_first_epoch_in_one_call(backend, monkeypatch):
+    """The first epoch is one trainer call, then the rest of the epochs one group."""
+    calls: list[tuple[str, int]] = []
+    net = densa.Network(
+        [densa.Dense(8, 16, "relu"), densa.Dense(16, 3, "identity")],
+        loss="softmax_cross_entropy",
+        backend=backend,
+        seed=0,
+    )
+    make_trainer = net._backend.Trainer
+
+    class Spy:
+        def __init__(self, *args):
+            self._trainer = make_trainer(*args)
+
+        def run(self, X, T, order, batch_size, first_batch, n_batches):
+            calls.append(("run", n_batches))
+            return self._trainer.run(X, T, order, batch_size, first_batch, n_batches)
+
+        def run_epochs(self, X, T, orders, batch_size):
+            calls.append(("run_epochs", orders.shape[0]))
+            return self._trainer.run_epochs(X, T, orders, batch_size)
+
+    monkeypatch.setattr(net, "_backend", _Namespace(net._backend, Trainer=Spy))
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 200)
+    net.fit(X, y, epochs=5, batch_size=16, optimizer=densa.SGD(0.05), progress=False)
+    assert calls[0] == ("run", 13)  # all 13 batches of epoch 1
+    assert calls[1:] == [("run_epochs", 4)]
+    assert len(net.history.loss) == 5
+
+
+class _Namespace:
+    """A backend module with some attributes replaced."""
+
+    def __init__(self, module, **replaced):
+        self._module, self._replaced = module, replaced
+
+    def __getattr__(self, name):
+        return self._replaced[name] if name in self._replaced else getattr(self._module, name)
