@@ -234,3 +234,29 @@ def test_unshuffled_fit_visits_samples_in_order(monkeypatch):
     assert len(seen) == 3
     assert all(np.array_equal(o, np.arange(40)) for o in seen)
     assert net.rng.bit_generator.state == state  # nothing drawn
+
+
+@pytest.mark.parametrize(
+    "bit_generator",
+    [np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937, np.random.Philox, np.random.SFC64],
+)
+def test_fit_draws_its_seeds_as_integers_would_on_any_generator(bit_generator, monkeypatch):
+    """fit reads raw outputs where they are what integers(0, 2**64, uint64) gives (the
+    64-bit generators): the same seeds and the same generator state after, whatever
+    generator the user put in net.rng, also after a 32-bit draw left half a word
+    (MT19937 reads integers: its raw outputs are 32-bit)."""
+    X, y = densa.datasets.spirals(50, seed=3)
+    net = densa.Network([densa.Dense(2, 2, "identity")], loss="softmax_cross_entropy", seed=5)
+    net.rng = np.random.Generator(bit_generator(11))
+    twin = np.random.Generator(bit_generator(11))
+    for g in (net.rng, twin):
+        g.integers(0, 10, size=3, dtype=np.uint32)  # 32-bit draws: one may stay buffered
+    seen: list[np.ndarray] = []
+    module = net._backend
+    make = module.Trainer
+    monkeypatch.setattr(module, "Trainer", lambda *a: Recording(make(*a), seen))
+    net.fit(X, y, epochs=3, batch_size=8, progress=False)
+    seeds = twin.integers(0, 2**64, size=3, dtype=np.uint64)
+    assert np.array_equal(np.stack(seen), reference.sample_orders(seeds, 50))
+    assert net.rng.integers(0, 2**63, size=4).tolist() == twin.integers(0, 2**63, size=4).tolist()
+    assert net.rng.random() == twin.random()

