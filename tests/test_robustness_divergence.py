@@ -142,3 +142,67 @@ def test_nan_inputs_let_through_are_reported_as_divergence(backend):
     with pytest.raises(densa.TrainingDivergedError, match=f"epoch 1, batch 6 of {N_BATCHES}"):
         net.fit(X, Y, epochs=2, batch_size=BATCH, shuffle=False, progress=False)
     assert _all_finite(net)
+
+
+def _capture_spy(monkeypatch):
+    """The keep flags of every LastFinite.capture call, in order."""
+    from densa import _guard
+
+    calls: list[bool] = []
+    original = _guard.LastFinite.capture
+
+    def capture(self, label, keep=True):
+        calls.append(keep)
+        return original(self, label, keep)
+
+    monkeypatch.setattr(_guard.LastFinite, "capture", capture)
+    return calls
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_last_chunk_of_a_fit_is_checked_but_not_copied(backend, grouped, monkeypatch):
+    """After the last chunk nothing trains, so no copy is taken there; every earlier
+    chunk is copied (the initial state too)."""
+    calls = _capture_spy(monkeypatch)
+    X, Y = _data()
+    net = _net(backend)
+    callback = None if grouped else (lambda epoch, logs: None)  # a callback: no groups
+    net.fit(X, Y, epochs=4, batch_size=BATCH, on_epoch_end=callback, progress=False)
+    assert calls[-1] is False
+    assert len(calls) >= 2
+    assert all(calls[:-1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_overflow_in_the_last_group_restores_the_copy_before_it(backend, monkeypatch):
+    """The last group's check still finds parameters an update made inf (simulated
+    here: the trainer's last call leaves W[0, 0] = inf) and puts back the copy taken
+    before that group, at the end of epoch 1."""
+    X, Y = _data()
+    net = _net(backend)
+    make = net._backend.Trainer
+    seen = {}
+
+    class Overflowing:
+        def __init__(self, *args):
+            self._trainer = make(*args)
+
+        def run(self, *args):
+            result = self._trainer.run(*args)
+            seen["after epoch 1"] = _state(net)
+            return result
+
+        def run_epochs(self, *args):
+            result = self._trainer.run_epochs(*args)
+            net.layers[0].W[0, 0] = np.inf
+            return result
+
+    monkeypatch.setattr(net._backend, "Trainer", Overflowing)
+    with pytest.raises(densa.TrainingDivergedError) as info:
+        net.fit(X, Y, epochs=4, batch_size=BATCH, optimizer=densa.SGD(0.01), progress=False)
+    assert "the parameters became NaN or inf (an update overflowed)" in str(info.value)
+    assert "restored to those at the end of epoch 1" in str(info.value)
+    assert info.value.epoch == 4
+    for a, b in zip(_state(net), seen["after epoch 1"]):
+        np.testing.assert_array_equal(a, b)

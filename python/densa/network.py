@@ -591,7 +591,7 @@ class Network:
                 group = _pacing.epoch_group(history.seconds[-1], epochs - epoch, n)
                 if group > 1:
                     epoch += self._fit_epoch_group(
-                        trainer, Xa, T, batch_size, group, epoch, shuffle, guard, deferred
+                        trainer, Xa, T, batch_size, group, epoch, epochs, shuffle, guard, deferred
                     )
                     continue
             t0 = time.perf_counter()
@@ -612,7 +612,8 @@ class Network:
                         loss_sum += r_loss
                         samples += r_samples
                         done += r_batches
-                        finite = diverged or guard.capture((epoch, done))
+                        last_chunk = epoch == epochs - 1 and done == n_batches
+                        finite = diverged or guard.capture((epoch, done), keep=not last_chunk)
                     bar.update(r_samples)
                     if diverged:
                         self._diverged(guard, epoch, bad, n_batches, "the loss became NaN or inf")
@@ -697,11 +698,13 @@ class Network:
         batch_size: int,
         group: int,
         first_epoch: int,
+        epochs: int,
         shuffle: bool,
         guard: _guard.LastFinite,
         deferred: _guard.DeferredInterrupt,
     ) -> int:
-        """Run ``group`` whole epochs in one trainer call; returns how many completed.
+        """Run ``group`` whole epochs in one trainer call, from ``first_epoch`` of the
+        fit's ``epochs``; returns how many completed.
 
         The history gets each completed epoch, as one call per epoch would give it, and
         the generator ends where epoch-by-epoch training would have left it.
@@ -725,7 +728,8 @@ class Network:
                     self.rng.bit_generator.state = rng_state
                     self._draw_seeds(done + 1)
                 last = first_epoch + done - 1  # the last completed epoch
-                finite = diverged or guard.capture((last, n_batches))
+                ends_fit = last == epochs - 1
+                finite = diverged or guard.capture((last, n_batches), keep=not ends_fit)
                 accounted = True
         except KeyboardInterrupt:
             if not accounted:
