@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +21,7 @@
 
 #include "densa/activation.hpp"
 #include "densa/dense.hpp"
+#include "densa/finite.hpp"
 #include "densa/gemm.hpp"
 #include "densa/loss.hpp"
 #include "densa/optimizer.hpp"
@@ -689,6 +691,56 @@ py::array_t<std::int64_t> sample_orders(const py::array& seeds, Index n) {
   return out;
 }
 
+bool same_dtype(const py::array& a, const py::array& b) {
+  return py::detail::npy_api::get().PyArray_EquivTypes_(a.dtype().ptr(), b.dtype().ptr());
+}
+
+// LastFinite.capture's work in one call (python/densa/_guard.py says what it is for):
+// live[:n_params] are the parameters, live[:n_checked] the arrays checked for NaN and
+// inf (float32 or float64), and every live array is copied into the spare array of
+// the same index when all checked ones are finite and `copy` is set. Returns 2 when
+// all checked arrays are finite, 1 when only the parameters are (nothing is copied),
+// 0 when a parameter is not. densa.native.copy_if_finite hands it the lists LastFinite
+// built; this refuses, without crashing, arrays that do not pair up.
+int copy_if_finite(const py::list& live, const py::list& spare, std::size_t n_params,
+                   std::size_t n_checked, bool copy) {
+  const std::size_t n = live.size();
+  if (spare.size() != n || n_params > n_checked || n_checked > n) {
+    throw py::value_error("copy_if_finite: live and spare must pair up, n_params <= n_checked");
+  }
+  std::vector<py::array> src(n), dst(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    // NumPy arrays only: a cast would turn a list into a temporary, copied in vain.
+    if (!py::isinstance<py::array>(live[i]) || !py::isinstance<py::array>(spare[i])) {
+      throw py::type_error("copy_if_finite: live and spare must hold NumPy arrays");
+    }
+    src[i] = py::reinterpret_borrow<py::array>(live[i]);
+    dst[i] = py::reinterpret_borrow<py::array>(spare[i]);
+    // Equal dtypes by value: an unpickled array has a dtype object of its own.
+    const bool paired = same_dtype(src[i], dst[i]) && src[i].nbytes() == dst[i].nbytes() &&
+                        (src[i].flags() & py::array::c_style) && (dst[i].flags() & py::array::c_style) &&
+                        dst[i].writeable();
+    if (!paired) throw py::value_error("copy_if_finite: arrays " + std::to_string(i) + " do not pair up");
+  }
+  const auto finite = [&](std::size_t i) {
+    const py::array& a = src[i];
+    const auto size = static_cast<Index>(a.size());
+    if (py::isinstance<py::array_t<float>>(a)) return densa::all_finite(static_cast<const float*>(a.data()), size);
+    if (py::isinstance<py::array_t<double>>(a)) return densa::all_finite(static_cast<const double*>(a.data()), size);
+    throw py::type_error("copy_if_finite: checked arrays must be float32 or float64");
+  };
+  std::size_t i = 0;
+  while (i < n_checked && finite(i)) ++i;
+  // The parameters come first: a first non-finite array among them means 0.
+  if (i < n_checked) return i < n_params ? 0 : 1;
+  if (copy) {
+    for (std::size_t j = 0; j < n; ++j) {
+      std::memcpy(dst[j].mutable_data(), src[j].data(), static_cast<std::size_t>(src[j].nbytes()));
+    }
+  }
+  return 2;
+}
+
 // Instruction-set levels this CPU (and its OS) can run, for the loader
 // (python/densa/_core.py) to pick the fastest extension module built.
 py::dict cpu_features() {
@@ -765,6 +817,10 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
         "Threads densa's products use (1 = the calling thread only). Results do not depend "
         "on it.");
   m.def("get_num_threads", &densa::get_num_threads);
+  m.def("copy_if_finite", &copy_if_finite, py::arg("live"), py::arg("spare"),
+        py::arg("n_params"), py::arg("n_checked"), py::arg("copy"),
+        "fit's finite copy in one call: 2 all finite (copied if copy), 1 only the parameters, "
+        "0 not the parameters.");
   m.def("sample_orders", &sample_orders, py::arg("seeds"), py::arg("n"),
         "Epoch orders: row e shuffles 0..n-1 from seeds[e] (orders.hpp).");
   m.def(

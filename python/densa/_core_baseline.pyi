@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'blas', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'uses_blas']
+__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'blas', 'copy_if_finite', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'uses_blas']
 class Trainer_float32:
     def __init__(self, Ws: list[numpy.typing.NDArray[numpy.float32]], bs: list[numpy.typing.NDArray[numpy.float32]], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.typing.NDArray[numpy.float32]]], state_b: list[list[numpy.typing.NDArray[numpy.float32]]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -76,6 +76,10 @@ def adam_step(theta: numpy.typing.NDArray[numpy.float64], grad: numpy.typing.NDA
 def blas() -> str:
     """
     The library computing the GEMMs, and its kernel.
+    """
+def copy_if_finite(live: list, spare: list, n_params: typing.SupportsInt | typing.SupportsIndex, n_checked: typing.SupportsInt | typing.SupportsIndex, copy: bool) -> int:
+    """
+    fit's finite copy in one call: 2 all finite (copied if copy), 1 only the parameters, 0 not the parameters.
     """
 def cpu_features() -> dict:
     """

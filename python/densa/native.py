@@ -29,6 +29,9 @@ _forward_unchecked: Callable[..., tuple[np.ndarray, np.ndarray]] = core.dense_fo
 _backward_unchecked: Callable[..., tuple[np.ndarray, ...]] = core.dense_backward
 _sgd_unchecked: Callable[..., None] = core.sgd_step
 _adam_unchecked: Callable[..., None] = core.adam_step
+# fit's finite copy in one call (densa._guard.LastFinite); not part of the functions the
+# two backends share.
+_copy_if_finite: Callable[..., int] = core.copy_if_finite
 
 
 def dense_forward(

@@ -573,7 +573,7 @@ class Network:
         n_batches = -(-n // batch_size)
         sizes = [self.n_in] + [layer.n_out for layer in self.layers]
         chunk = _pacing.first_chunk(sizes, batch_size, n_batches)
-        guard = _guard.LastFinite(self.layers, opt)
+        guard = _guard.LastFinite(self.layers, opt, getattr(self._backend, "_copy_if_finite", None))
         guard.capture((0, 0))
         deferred = _guard.DeferredInterrupt()
         # Nothing to do between epochs (no validation, callback, early stopping or bar):
