@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'blas', 'copy_if_finite', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'uses_blas']
+__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'all_finite', 'blas', 'copy_if_finite', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'uses_blas']
 class Trainer_float32:
     def __init__(self, Ws: list[numpy.typing.NDArray[numpy.float32]], bs: list[numpy.typing.NDArray[numpy.float32]], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.typing.NDArray[numpy.float32]]], state_b: list[list[numpy.typing.NDArray[numpy.float32]]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -73,6 +73,10 @@ def adam_step(theta: numpy.typing.NDArray[numpy.float32], grad: numpy.typing.NDA
 @typing.overload
 def adam_step(theta: numpy.typing.NDArray[numpy.float64], grad: numpy.typing.NDArray[numpy.float64], m: numpy.typing.NDArray[numpy.float64], v: numpy.typing.NDArray[numpy.float64], step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
+def all_finite(a: numpy.ndarray) -> bool:
+    """
+    Whether a float32 or float64 C-contiguous array holds no NaN or inf.
+    """
 def blas() -> str:
     """
     The library computing the GEMMs, and its kernel.

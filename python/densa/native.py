@@ -30,8 +30,10 @@ _backward_unchecked: Callable[..., tuple[np.ndarray, ...]] = core.dense_backward
 _sgd_unchecked: Callable[..., None] = core.sgd_step
 _adam_unchecked: Callable[..., None] = core.adam_step
 # fit's finite copy in one call (densa._guard.LastFinite); not part of the functions the
-# two backends share.
+# two backends share, like _all_finite below.
 _copy_if_finite: Callable[..., int] = core.copy_if_finite
+# The check of a network's inputs for NaN and inf (Network._all_finite), in one pass.
+_all_finite: Callable[[np.ndarray], bool] = core.all_finite
 
 
 def dense_forward(

@@ -296,12 +296,19 @@ class Network:
                 f"expects {self.n_in}"
             )
         arr = _checks.in_place(arr, self._dtype)  # beyond float32's range: inf, caught below
-        if self.check_finite and not _checks.all_finite(arr):
+        if self.check_finite and not self._all_finite(arr):
             raise ValueError(
                 f"{name} contains NaN or inf, or values beyond {self._dtype.name}'s range "
                 "(pass check_finite=False to the Network to allow it)"
             )
         return arr
+
+    def _all_finite(self, arr: np.ndarray) -> bool:
+        """Whether ``arr`` (C-contiguous, in the network's dtype) holds no NaN or inf: in
+        one native pass on the native backend, where NumPy's reduction cost ~140 us in
+        the first milliseconds after an idle pause (docs/performance.md)."""
+        check = getattr(self._backend, "_all_finite", None)
+        return bool(check(arr)) if check is not None else _checks.all_finite(arr)
 
     def _prepare_xy(
         self, X: ArrayLike, y: ArrayLike, xname: str = "X", yname: str = "y"
@@ -311,7 +318,7 @@ class Network:
         T = losses.encode_targets(self.loss, ya, self.n_out, Xa.shape[0], self._dtype, yname)
         # One-hot rows from class labels need no check: encode_targets checked the labels.
         labels = losses.from_labels(self.loss, ya)
-        if self.check_finite and not labels and not _checks.all_finite(T):
+        if self.check_finite and not labels and not self._all_finite(T):
             raise ValueError(
                 f"{yname} contains NaN or inf, or values beyond {self._dtype.name}'s range "
                 "(pass check_finite=False to the Network to allow it)"

@@ -1,7 +1,8 @@
-"""fit's copy of the last finite training state (densa._guard.LastFinite) runs in one
-native call on the native backend (``_core.copy_if_finite``, cpp/densa/finite.hpp). It
-must say what the NumPy path says and copy what it copies, and refuse arrays that do
-not pair up without crashing."""
+"""The native finite checks: fit's copy of the last finite training state
+(densa._guard.LastFinite) runs in one native call on the native backend
+(``_core.copy_if_finite``), and a native network checks its inputs in one native pass
+(``_core.all_finite``; cpp/densa/finite.hpp for both). They must say what the NumPy
+paths say, copy what those copy, and refuse what they cannot read without crashing."""
 
 from __future__ import annotations
 
@@ -158,3 +159,60 @@ def test_dtypes_are_compared_by_value(dtype):
     swapped = a.astype(a.dtype.newbyteorder(">"))
     with pytest.raises(TypeError, match="float32 or float64"):
         _core.copy_if_finite([swapped], [swapped.copy()], 1, 1, True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(0,), (1,), (3, 5), (7, 9), (2, 3, 17)])
+def test_all_finite_finds_every_position(dtype, shape):
+    a = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    assert _core.all_finite(a) is True
+    for i in range(a.size):
+        for bad in NON_FINITE:
+            b = a.copy()
+            b.flat[i] = bad
+            assert _core.all_finite(b) is False, (i, bad)
+
+
+def test_all_finite_on_a_large_array_agrees_with_numpy():
+    """Above 2**20 elements the check runs without the GIL; same answers."""
+    a = np.ones(2**20 + 3, np.float32)
+    assert _core.all_finite(a) is True
+    a[-1] = np.inf
+    assert _core.all_finite(a) is False
+    a[-1] = 0
+    a[2**19] = np.nan
+    assert _core.all_finite(a) is False
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (np.zeros(4, np.int64), "float32 or float64"),
+        (np.zeros(4, np.float16), "float32 or float64"),
+        (np.zeros(4, ">f4"), "float32 or float64"),
+        (np.zeros((4, 2), np.float32)[:, 0], "C-contiguous"),
+        (np.zeros((4, 2), np.float32, order="F"), "C-contiguous"),
+        ([1.0, 2.0], None),
+    ],
+)
+def test_all_finite_refuses_what_it_cannot_read(value, match):
+    with pytest.raises(TypeError, match=match):
+        _core.all_finite(value)
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_networks_check_inputs_with_their_backends_check(backend, monkeypatch):
+    """The native backend checks inputs in one native pass, the reference with NumPy;
+    both refuse NaN with the same message."""
+    from densa import _checks
+
+    calls = []
+    real = _checks.all_finite
+    monkeypatch.setattr(_checks, "all_finite", lambda a, *r: calls.append(1) or real(a, *r))
+    net = densa.Network([densa.Dense(3, 2)], backend=backend, seed=0)
+    X = np.ones((4, 3), np.float32)
+    net.predict(X)
+    assert bool(calls) == (backend == "reference")
+    X[2, 1] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN or inf"):
+        net.predict(X)
