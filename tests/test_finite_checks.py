@@ -76,6 +76,36 @@ def test_arrays_that_do_not_pair_up_are_refused(spare_of):
         _core.copy_if_finite(live, [spare_of(live[0])], 1, 1, True)
 
 
+@pytest.mark.parametrize(
+    "dtype", [object, np.dtype([("a", object)]), np.dtype([("a", np.float32)]), "U3", "S3"]
+)
+def test_arrays_of_anything_but_numbers_are_refused(dtype):
+    """A byte copy of object arrays would duplicate references without counting them
+    (it crashed the interpreter before this check): refused, checked or not."""
+    a = np.zeros(3, np.float32)
+    other = np.empty(2, dtype)
+    for live, spare in (([a, other], [a.copy(), np.empty(2, dtype)]), ([other], [other.copy()])):
+        with pytest.raises(TypeError, match="bool, integer or float"):
+            _core.copy_if_finite(live, spare, 1, 1, True)
+
+
+def test_spares_sharing_memory_are_refused_when_copying():
+    a, b = np.zeros(8, np.float32), np.zeros(8, np.float32)
+    buf = np.zeros(16, np.float32)
+    cases = [
+        ([a], [a]),  # the spare is the live array
+        ([a], [a[::1]]),  # a view of it
+        ([a, b], [buf[:8], buf[4:12]]),  # two spares overlapping each other
+    ]
+    for live, spare in cases:
+        with pytest.raises(ValueError, match="must not share memory"):
+            _core.copy_if_finite(live, spare, 1, len(live), True)
+        # Without a copy nothing is written: checking alone is allowed.
+        assert _core.copy_if_finite(live, spare, 1, len(live), False) == 2
+    # Separate arrays side by side in one buffer do not overlap.
+    assert _core.copy_if_finite([a, b], [buf[:8], buf[8:]], 1, 2, True) == 2
+
+
 def test_bad_counts_and_dtypes_are_refused():
     a = np.zeros(4, np.float32)
     with pytest.raises(ValueError, match="pair up"):

@@ -4,6 +4,8 @@ networks whose batches could take long; a small network's first epoch is one cal
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -17,9 +19,11 @@ from network_cases import BACKENDS
     [
         # W3 (784-256-128-10, batch 64): 90 MFLOP a batch, 0.09 s at the assumed rate.
         ((784, 256, 128, 10), 64, 938, 1),
-        # digits (64-64-10, batch 32): ~1.4 ms assumed, so its 43 batches in one call.
+        # digits (64-64-10, batch 32): ~2.2 ms assumed, so its 43 batches in one call.
         ((64, 64, 10), 32, 43, 43),
-        ((2, 16, 16, 1), 8, 250, 194),  # W4: the assumed 0.5 ms a batch dominates
+        ((2, 16, 16, 1), 8, 250, 113),  # W4: the fixed costs dominate
+        ((1,) * 101, 1, 1000, 9),  # 100 layers: 0.1 ms each
+        ((1, 2000, 1), 2000, 100, 1),  # 4 million values a batch: ~1 s assumed
         ((4, 3), 1, 1, 1),
     ],
 )
@@ -33,11 +37,57 @@ def test_first_chunk_stays_within_the_epoch_and_the_chunk_time(width, n_batches)
     sizes, batch_size = (width, width, 2), 32
     chunk = _pacing.first_chunk(sizes, batch_size, n_batches)
     assert 1 <= chunk <= n_batches
-    assumed = _pacing.ASSUMED_BATCH_SECONDS + (
-        _pacing.batch_flops(sizes, batch_size) / _pacing.ASSUMED_FLOPS
-    )
+    assumed = _pacing.assumed_batch_seconds(sizes, batch_size)
     # More than one batch only when they fit in the chunk time at the assumed costs.
     assert chunk == 1 or chunk * assumed <= _pacing.CHUNK_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("backend", "sizes", "activation", "batch_size", "dtype"),
+    [
+        ("reference", (1,) * 101, "tanh", 1, "float32"),  # Python per layer
+        ("reference", (4,) * 41 + (1,), "tanh", 8, "float32"),
+        ("reference", (1, 100, 1), "gelu", 100, "float64"),  # slow activations
+        ("native", (1, 100, 1), "gelu", 100, "float64"),
+        ("native", (64, 64, 10), "relu", 32, "float32"),
+    ],
+)
+def test_the_first_call_is_no_longer_than_the_chunk_time(
+    backend, sizes, activation, batch_size, dtype, monkeypatch
+):
+    """The assumed costs against real ones: the first call's batches, at the fastest
+    per-batch time of the later calls of the same fit (both measured under the same
+    load), fit in the chunk time with room to spare. A cost model that ignored layers or
+    activations gave first calls of 0.5-2 s on such networks."""
+    calls: list[tuple[int, float]] = []
+    layers = [
+        densa.Dense(a, b, activation if i < len(sizes) - 2 else "identity")
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
+    ]
+    net = densa.Network(layers, loss="mse", dtype=dtype, backend=backend, seed=0)
+    make_trainer = net._backend.Trainer
+
+    class Timed:
+        def __init__(self, *args):
+            self._trainer = make_trainer(*args)
+
+        def run(self, X, T, order, bs, first_batch, n_batches):
+            t0 = time.perf_counter()
+            result = self._trainer.run(X, T, order, bs, first_batch, n_batches)
+            calls.append((result[2], time.perf_counter() - t0))
+            return result
+
+    monkeypatch.setattr(net, "_backend", _Namespace(net._backend, Trainer=Timed))
+    # A callback: epoch by epoch, so every call is a run() of part of an epoch.
+    n = 40 * batch_size
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, sizes[0])).astype(dtype)
+    y = rng.standard_normal((n, sizes[-1])).astype(dtype)
+    net.fit(X, y, epochs=2, batch_size=batch_size, progress=False, on_epoch_end=_nothing)
+    first_batches = calls[0][0]
+    per_batch = min(seconds / batches for batches, seconds in calls[1:] if batches)
+    assert first_batches == _pacing.first_chunk(sizes, batch_size, 40)
+    assert first_batches * per_batch <= 1.5 * _pacing.CHUNK_SECONDS, (first_batches, per_batch)
 
 
 def test_batch_flops_counts_three_products_per_layer():
@@ -57,6 +107,7 @@ def test_next_chunk_and_epoch_group_follow_the_measured_times():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fit_runs_a_small_networks_first_epoch_in_one_call(backend, monkeypatch):
     """The first epoch is one trainer call, then the rest of the epochs one group."""
+    monkeypatch.setattr(_pacing, "CHUNK_SECONDS", 10.0)  # groups whatever the machine's load
     calls: list[tuple[str, int]] = []
     net = densa.Network(
         [densa.Dense(8, 16, "relu"), densa.Dense(16, 3, "identity")],
@@ -96,3 +147,7 @@ class _Namespace:
 
     def __getattr__(self, name):
         return self._replaced[name] if name in self._replaced else getattr(self._module, name)
+
+
+def _nothing(epoch, logs):
+    """An on_epoch_end that does nothing: fit then runs epoch by epoch."""

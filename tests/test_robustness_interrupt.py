@@ -205,5 +205,7 @@ def test_ctrl_c_in_the_middle_of_a_reference_update_restores_a_completed_step(mo
     with pytest.raises(KeyboardInterrupt):
         net.fit(X, y, epochs=5, batch_size=BATCH, shuffle=False, progress=False, optimizer="adam")
     monkeypatch.setattr(training, "adam_step", real_step)
-    assert 0 < int(net.optimizer.step[0]) < 13
+    # The copy at the end of epoch 1 (step 10), or a later chunk boundary of epoch 2 if
+    # the machine is slow enough to cut that epoch into chunks; never the initial one.
+    assert 10 <= int(net.optimizer.step[0]) < 13
     _assert_a_completed_step(net, X, y, "reference", sizes)

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "densa/activation.hpp"
@@ -734,11 +735,38 @@ int copy_if_finite(const py::list& live, const py::list& spare, std::size_t n_pa
     }
     src[i] = py::reinterpret_borrow<py::array>(live[i]);
     dst[i] = py::reinterpret_borrow<py::array>(spare[i]);
+    // Numbers only: a byte copy of object (or structured) arrays would duplicate Python
+    // references without counting them.
+    for (const py::array* a : {&src[i], &dst[i]}) {
+      const char kind = a->dtype().kind();
+      if (kind != 'b' && kind != 'i' && kind != 'u' && kind != 'f') {
+        throw py::type_error("copy_if_finite: arrays must hold bool, integer or float numbers");
+      }
+    }
     // Equal dtypes by value: an unpickled array has a dtype object of its own.
     const bool paired = same_dtype(src[i], dst[i]) && src[i].nbytes() == dst[i].nbytes() &&
                         (src[i].flags() & py::array::c_style) && (dst[i].flags() & py::array::c_style) &&
                         dst[i].writeable();
     if (!paired) throw py::value_error("copy_if_finite: arrays " + std::to_string(i) + " do not pair up");
+  }
+  // When copying, no spare may share memory with a live array or another spare: the
+  // copy would then overwrite what it reads (LastFinite's buffers are its own).
+  const auto bounds = [](const py::array& a) {
+    const auto* p = static_cast<const char*>(a.data());
+    return std::make_pair(p, p + a.nbytes());
+  };
+  for (std::size_t i = 0; copy && i < n; ++i) {
+    const auto d = bounds(dst[i]);
+    for (std::size_t j = 0; j < n; ++j) {
+      const auto l = bounds(src[j]);
+      const bool overlaps_live = d.first < l.second && l.first < d.second;
+      const auto o = bounds(dst[j]);
+      const bool overlaps_spare = j != i && d.first < o.second && o.first < d.second;
+      if (overlaps_live || overlaps_spare) {
+        throw py::value_error("copy_if_finite: spare arrays must not share memory with live "
+                              "arrays or with each other");
+      }
+    }
   }
   const auto finite = [&](std::size_t i) {
     const py::array& a = src[i];

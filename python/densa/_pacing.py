@@ -15,14 +15,19 @@ CHUNK_SECONDS = 0.1  # training between returns to Python (Ctrl-C, bar, finite c
 # many entries, 16 MiB, so that a fast epoch over many samples cannot claim much memory.
 GROUP_ORDER_ENTRIES = 2_000_000
 
-# Before anything has been timed, a batch is assumed to cost ASSUMED_BATCH_SECONDS plus
-# its flops at ASSUMED_FLOPS. Both are pessimistic by design: on the development machine
-# a small network's batch takes 5-15 us native and ~0.1 ms reference, and products run
-# at 10-150 GFLOP/s. An estimate too low would make the first call overrun the chunk
-# time; one too high only costs an extra call. Timing the first batch instead costs a
-# call and a finite copy more per fit: 2% of a digits fit (docs/performance.md).
+# Before anything has been timed, a batch is assumed to cost ASSUMED_BATCH_SECONDS,
+# plus ASSUMED_LAYER_SECONDS per layer, plus its products' flops at ASSUMED_FLOPS, plus
+# ASSUMED_VALUE_SECONDS per value of its layers' outputs (the activations, their
+# derivatives and the loss). All are pessimistic by design: on the development machine
+# a small network's batch takes 5-15 us native and ~0.1 ms reference, a reference layer
+# 20-60 us, products run at 10-150 GFLOP/s, and the slowest activation (the reference's
+# gelu in float64, forward and backward) ~230 ns per value. An estimate too low would
+# make the first call overrun the chunk time; one too high only costs an extra call.
+# Timing the first batch instead costs a call and a finite copy more per fit.
 ASSUMED_BATCH_SECONDS = 5e-4
+ASSUMED_LAYER_SECONDS = 1e-4
 ASSUMED_FLOPS = 1e9
+ASSUMED_VALUE_SECONDS = 2.5e-7
 
 
 def batch_flops(sizes: Sequence[int], batch_size: int) -> float:
@@ -32,9 +37,20 @@ def batch_flops(sizes: Sequence[int], batch_size: int) -> float:
     return 6.0 * float(batch_size) * float(macs)
 
 
+def assumed_batch_seconds(sizes: Sequence[int], batch_size: int) -> float:
+    """What a training step of this network is assumed to cost before any is timed."""
+    values = float(batch_size) * float(sum(sizes[1:]))
+    return (
+        ASSUMED_BATCH_SECONDS
+        + ASSUMED_LAYER_SECONDS * (len(sizes) - 1)
+        + batch_flops(sizes, batch_size) / ASSUMED_FLOPS
+        + values * ASSUMED_VALUE_SECONDS
+    )
+
+
 def first_chunk(sizes: Sequence[int], batch_size: int, n_batches: int) -> int:
     """Batches of the first call, before any has been timed (see ASSUMED_*)."""
-    guess = ASSUMED_BATCH_SECONDS + batch_flops(sizes, batch_size) / ASSUMED_FLOPS
+    guess = assumed_batch_seconds(sizes, batch_size)
     return max(1, min(n_batches, int(CHUNK_SECONDS / guess)))
 
 

@@ -688,7 +688,7 @@ class Network:
     def _draw_seeds(self, count: int) -> np.ndarray:
         """One seed per epoch, ``rng.integers(0, 2**64, count, dtype=np.uint64)``:
         ``count`` draws at once leave the generator where ``count`` draws of one would."""
-        bits = self.rng.bit_generator
+        bits = getattr(self.rng, "bit_generator", None)
         if bits.__class__ in _RAW_IS_UINT64:
             # The same numbers and the same state afterwards (tests/test_orders.py), at a
             # sixth of the cost: 48 against 168 us after an idle pause, twice per fit.
