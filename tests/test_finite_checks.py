@@ -157,22 +157,19 @@ def test_native_and_numpy_captures_agree(dtype):
                 np.testing.assert_array_equal(x, y)
 
 
-def test_fit_uses_the_native_copy_on_the_native_backend_only():
-    for backend, expected in (("native", True), ("reference", False)):
-        net = densa.Network([densa.Dense(2, 2)], backend=backend, seed=0)
-        seen = []
-        real = _guard.LastFinite.__init__
+@pytest.mark.parametrize(("backend", "expected"), [("native", True), ("reference", False)])
+def test_fit_uses_the_native_copy_on_the_native_backend_only(backend, expected, monkeypatch):
+    seen = []
+    real = _guard.LastFinite.__init__
 
-        def spy(self, layers, optimizer, copy_if_finite=None, seen=seen, real=real):
-            seen.append(copy_if_finite is not None)
-            real(self, layers, optimizer, copy_if_finite)
+    def spy(self, layers, optimizer, copy_if_finite=None):
+        seen.append(copy_if_finite is not None)
+        real(self, layers, optimizer, copy_if_finite)
 
-        _guard.LastFinite.__init__ = spy
-        try:
-            net.fit(np.zeros((4, 2)), np.zeros((4, 2)), epochs=1, progress=False)
-        finally:
-            _guard.LastFinite.__init__ = real
-        assert seen == [expected]
+    monkeypatch.setattr(_guard.LastFinite, "__init__", spy)
+    net = densa.Network([densa.Dense(2, 2)], backend=backend, seed=0)
+    net.fit(np.zeros((4, 2)), np.zeros((4, 2)), epochs=1, progress=False)
+    assert seen == [expected]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

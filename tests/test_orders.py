@@ -200,6 +200,14 @@ class Recording:
         return getattr(self._inner, name)
 
 
+def _record_orders(net, monkeypatch) -> list[np.ndarray]:
+    """The epoch orders net's trainers will be given, in a list that fit fills."""
+    seen: list[np.ndarray] = []
+    make = net._backend.Trainer
+    monkeypatch.setattr(net._backend, "Trainer", lambda *a: Recording(make(*a), seen))
+    return seen
+
+
 @pytest.mark.parametrize("backend", ["native", "reference"])
 def test_fit_shuffles_each_epoch_from_one_seed_drawn_from_net_rng(backend, monkeypatch):
     X, y = densa.datasets.spirals(90, seed=3)
@@ -211,10 +219,7 @@ def test_fit_shuffles_each_epoch_from_one_seed_drawn_from_net_rng(backend, monke
     )
     twin = np.random.default_rng(5)
     twin.bit_generator.state = net.rng.bit_generator.state
-    seen: list[np.ndarray] = []
-    module = net._backend
-    make = module.Trainer
-    monkeypatch.setattr(module, "Trainer", lambda *a: Recording(make(*a), seen))
+    seen = _record_orders(net, monkeypatch)
     net.fit(X, y, epochs=4, batch_size=16, progress=False)
     seeds = twin.integers(0, 2**64, size=4, dtype=np.uint64)
     assert len(seen) == 4
@@ -226,10 +231,7 @@ def test_unshuffled_fit_visits_samples_in_order(monkeypatch):
     X, y = densa.datasets.spirals(40, seed=3)
     net = densa.Network([densa.Dense(2, 2, "identity")], loss="mse", seed=5)
     state = net.rng.bit_generator.state
-    seen: list[np.ndarray] = []
-    module = net._backend
-    make = module.Trainer
-    monkeypatch.setattr(module, "Trainer", lambda *a: Recording(make(*a), seen))
+    seen = _record_orders(net, monkeypatch)
     net.fit(X, np.eye(2)[y], epochs=3, batch_size=8, shuffle=False, progress=False)
     assert len(seen) == 3
     assert all(np.array_equal(o, np.arange(40)) for o in seen)
@@ -251,10 +253,7 @@ def test_fit_draws_its_seeds_as_integers_would_on_any_generator(bit_generator, m
     twin = np.random.Generator(bit_generator(11))
     for g in (net.rng, twin):
         g.integers(0, 10, size=3, dtype=np.uint32)  # 32-bit draws: one may stay buffered
-    seen: list[np.ndarray] = []
-    module = net._backend
-    make = module.Trainer
-    monkeypatch.setattr(module, "Trainer", lambda *a: Recording(make(*a), seen))
+    seen = _record_orders(net, monkeypatch)
     net.fit(X, y, epochs=3, batch_size=8, progress=False)
     seeds = twin.integers(0, 2**64, size=3, dtype=np.uint64)
     assert np.array_equal(np.stack(seen), reference.sample_orders(seeds, 50))

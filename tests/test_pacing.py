@@ -77,7 +77,7 @@ def test_the_first_call_is_no_longer_than_the_chunk_time(
             calls.append((result[2], time.perf_counter() - t0))
             return result
 
-    monkeypatch.setattr(net, "_backend", _Namespace(net._backend, Trainer=Timed))
+    monkeypatch.setattr(net._backend, "Trainer", Timed)
     # A callback: epoch by epoch, so every call is a run() of part of an epoch.
     n = 40 * batch_size
     rng = np.random.default_rng(0)
@@ -129,7 +129,7 @@ def test_fit_runs_a_small_networks_first_epoch_in_one_call(backend, monkeypatch)
             calls.append(("run_epochs", orders.shape[0]))
             return self._trainer.run_epochs(X, T, orders, batch_size)
 
-    monkeypatch.setattr(net, "_backend", _Namespace(net._backend, Trainer=Spy))
+    monkeypatch.setattr(net._backend, "Trainer", Spy)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 8)).astype(np.float32)
     y = rng.integers(0, 3, 200)
@@ -137,16 +137,6 @@ def test_fit_runs_a_small_networks_first_epoch_in_one_call(backend, monkeypatch)
     assert calls[0] == ("run", 13)  # all 13 batches of epoch 1
     assert calls[1:] == [("run_epochs", 4)]
     assert len(net.history.loss) == 5
-
-
-class _Namespace:
-    """A backend module with some attributes replaced."""
-
-    def __init__(self, module, **replaced):
-        self._module, self._replaced = module, replaced
-
-    def __getattr__(self, name):
-        return self._replaced[name] if name in self._replaced else getattr(self._module, name)
 
 
 def _nothing(epoch, logs):

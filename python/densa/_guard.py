@@ -35,6 +35,24 @@ if TYPE_CHECKING:
     from .optimizers import Optimizer
 
 
+def _numpy_copy_if_finite(
+    live: Sequence[np.ndarray],
+    spare: Sequence[np.ndarray],
+    n_params: int,
+    n_checked: int,
+    copy: bool,
+) -> int:
+    """The native backend's ``copy_if_finite`` (cpp/bindings/module.cpp) in NumPy: 2 when
+    live[:n_checked] are all finite (then live is copied into spare if ``copy``), 1 when
+    only the parameters live[:n_params] are, 0 when they are not."""
+    if not _checks.all_finite_many(live[:n_checked]):  # one pass in the usual case
+        return int(_checks.all_finite_many(live[:n_params]))
+    if copy:
+        for dst, src in zip(spare, live):
+            np.copyto(dst, src)
+    return 2
+
+
 class LastFinite:
     """Double-buffered copy of every W, b and optimizer state array of a network.
 
@@ -68,7 +86,7 @@ class LastFinite:
         # The native backend's check and copy in one call (densa.native._copy_if_finite):
         # one crossing instead of ~17 NumPy calls, each slow in the first milliseconds
         # after an idle pause (a capture took 60-130 us there, against 27 us warm).
-        self._copy_if_finite = copy_if_finite
+        self._copy_if_finite = copy_if_finite or _numpy_copy_if_finite
 
     def params_finite(self) -> bool:
         return _checks.all_finite_many(self._params)
@@ -85,20 +103,12 @@ class LastFinite:
         spare = self._spare
         if spare is None and keep:
             spare = [np.empty_like(a) for a in self._live]
-        if self._copy_if_finite is not None:
-            # 2: all finite (and copied if keep), 1: the parameters only, 0: not them.
-            status = self._copy_if_finite(
-                self._live, spare or self._live, len(self._params), len(self._checked), keep
-            )
-            if status < 2:
-                return status == 1
-        else:
-            if not _checks.all_finite_many(self._checked):  # one pass in the usual case
-                return self.params_finite()
-            if keep:
-                assert spare is not None
-                for dst, src in zip(spare, self._live):
-                    np.copyto(dst, src)
+        # 2: all finite (and copied if keep), 1: the parameters only, 0: not them.
+        status = self._copy_if_finite(
+            self._live, spare or self._live, len(self._params), len(self._checked), keep
+        )
+        if status < 2:
+            return status == 1
         if not keep:
             return True
         assert spare is not None
