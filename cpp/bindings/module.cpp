@@ -25,6 +25,7 @@
 #include "densa/finite.hpp"
 #include "densa/gemm.hpp"
 #include "densa/loss.hpp"
+#include "densa/momentum_update.hpp"
 #include "densa/optimizer.hpp"
 #include "densa/orders.hpp"
 #include "densa/parallel.hpp"
@@ -565,6 +566,7 @@ class PyTrainer {
       }
     }
     keep_ = py::make_tuple(Ws, bs, state_W, state_b);
+    n_layers_ = slots.size();
     trainer_ = std::make_unique<Trainer<T>>(std::move(slots), loss_from_name(loss), opt, max_batch);
   }
 
@@ -595,6 +597,12 @@ class PyTrainer {
 
   bool splits_hidden_layer() const { return trainer_->splits_hidden_layer(); }
 
+  std::vector<bool> momentum_kernel_layers() const {
+    std::vector<bool> out(n_layers_);
+    for (size_t j = 0; j < n_layers_; ++j) out[j] = trainer_->uses_momentum_kernel(j);
+    return out;
+  }
+
   // Returns (loss_means, seconds, diverged, diverged_batch): one entry per completed
   // epoch; orders is (n_epochs, N), one row per epoch.
   py::tuple run_epochs(const Checked<Array<T>>& X_obj, const Checked<Array<T>>& T_obj,
@@ -618,6 +626,7 @@ class PyTrainer {
 
  private:
   std::unique_ptr<Trainer<T>> trainer_;
+  size_t n_layers_ = 0;
   py::object keep_;
   py::object step_;  // Adam's step array, which opt.step points into
 };
@@ -645,7 +654,10 @@ void bind_trainer(py::module_& m) {
            py::arg("targets").noconvert(), py::arg("orders").noconvert(), py::arg("batch_size"))
       .def_property_readonly("splits_hidden_layer", &PyTrainer<T>::splits_hidden_layer,
                              "Whether this network trains with its hidden units split between "
-                             "two threads (hidden_split.hpp).");
+                             "two threads (hidden_split.hpp).")
+      .def_property_readonly("momentum_kernel_layers", &PyTrainer<T>::momentum_kernel_layers,
+                             "Per layer, whether W's momentum steps run on densa's kernel "
+                             "(momentum_update.hpp) rather than the BLAS and a separate pass.");
 }
 
 template <class T>
@@ -889,6 +901,20 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
       py::arg("enabled"),
       "Benchmark hook: False sends every product to the BLAS, to compare (results then "
       "differ in rounding, not in meaning).");
+  m.def(
+      "_momentum_kernel_applies",
+      [](Index n_out, Index n_in, Index max_batch) {
+        return densa::use_momentum_kernel(n_out, n_in, max_batch);
+      },
+      py::arg("n_out"), py::arg("n_in"), py::arg("max_batch"),
+      "Whether a float32 momentum-SGD trainer steps an n_out x n_in layer's weights on "
+      "densa's own kernel (momentum_update.hpp) rather than the BLAS and a separate pass.");
+  m.def(
+      "_set_momentum_kernel", [](bool enabled) { densa::momentum_kernel_enabled().store(enabled); },
+      py::arg("enabled"),
+      "Benchmark and test hook: False sends every layer's momentum step to the BLAS and a "
+      "separate pass (read when a Trainer is built; results then differ in rounding, not in "
+      "meaning).");
   m.def(
       "_set_hidden_split", [](bool enabled) { densa::hidden_split_enabled().store(enabled); },
       py::arg("enabled"),

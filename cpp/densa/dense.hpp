@@ -58,12 +58,15 @@ void dense_forward(const ConstWeightRef<T>& W, const ConstVectorRef<T>& b,
 // skipped (compute_dx = false) for the first layer, whose input gradient nobody needs.
 // dW_beta != 0 accumulates instead, dW = dz_j · y_{j-1}ᵀ + dW_beta · dW: the trainer
 // passes SGD's velocity as dW and the momentum as dW_beta, so that v = μ v + dW costs no
-// pass of its own over memory.
+// pass of its own over memory. compute_dW = false leaves dW to the caller (the trainer's
+// momentum kernel, momentum_update.hpp, which forms it and updates W in one pass: after
+// this call, since dx must be computed from W as it was).
 template <class T>
 void dense_backward(const ConstWeightRef<T>& W, const ConstBatchRef<T>& x,
                     const ConstBatchRef<T>& z, const ConstBatchRef<T>& dy, Activation a,
                     BatchRef<T> dz, WeightRef<T> dW, VectorRef<T> db, Vector<T>& db_tmp,
-                    BatchRef<T> dx, bool compute_dx = true, T dW_beta = T(0)) {
+                    BatchRef<T> dx, bool compute_dx = true, T dW_beta = T(0),
+                    bool compute_dW = true) {
   check_dense_shapes<T>(W, W.rows(), x.rows(), x.cols(), "x");
   DENSA_REQUIRE(z.rows() == W.rows() && z.cols() == x.cols(),
                 "dense_backward: z has shape " + shape_str(z.cols(), z.rows()) + " but expected " +
@@ -81,8 +84,10 @@ void dense_backward(const ConstWeightRef<T>& W, const ConstBatchRef<T>& x,
   });
   // dW_{j-1} = dz_j · y_{j-1}ᵀ, written row-major, i.e. as dWᵀ = y_{j-1} · dz_jᵀ
   // column-major.
-  gemm<T>(Op::N, Op::T, W.cols(), W.rows(), x.cols(), x.data(), x.outerStride(), dz.data(),
-          dz.outerStride(), dW.data(), dW.outerStride(), dW_beta, Split::cols);
+  if (compute_dW) {
+    gemm<T>(Op::N, Op::T, W.cols(), W.rows(), x.cols(), x.data(), x.outerStride(), dz.data(),
+            dz.outerStride(), dW.data(), dW.outerStride(), dW_beta, Split::cols);
+  }
   if (db_tmp.size() < W.rows()) db_tmp.resize(W.rows());
   auto db_sum = db_tmp.head(W.rows());
   db_sum.noalias() = dz.rowwise().sum();  // db_{j-1} = sum(dz_j, axis=1)

@@ -103,12 +103,4 @@ void prescale_velocity(const OptimizerConfig& opt, const LayerSlot<T>& L, Index 
   for (Index i = lo; i < hi; ++i) v[i] *= mu;  // the same single rounding as prescale
 }
 
-// v = (μ v) / μ for a W velocity left prescaled: within one rounding of the v that μ v
-// was formed from (only after a divergence, which stops the run).
-template <class T>
-void unscale_velocity(const OptimizerConfig& opt, const std::vector<LayerSlot<T>>& layers) {
-  const T mu = static_cast<T>(opt.sgd.momentum);
-  for (const auto& L : layers) VectorMap<T>(L.state_W[0], L.n_out * L.n_in).array() /= mu;
-}
-
 }  // namespace densa

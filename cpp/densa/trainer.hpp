@@ -12,11 +12,13 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "dense.hpp"
 #include "hidden_split.hpp"
 #include "loss.hpp"
+#include "momentum_update.hpp"
 #include "optimizer.hpp"
 #include "parameters.hpp"
 #include "types.hpp"
@@ -69,6 +71,12 @@ class Trainer {
       return;
     }
     const size_t K = layers_.size();
+    momentum_kernel_.assign(K, false);
+    if constexpr (std::is_same_v<T, float>) {
+      for (size_t j = 0; j < K; ++j)
+        momentum_kernel_[j] = fused_momentum_ &&
+                              use_momentum_kernel(layers_[j].n_out, layers_[j].n_in, max_batch_);
+    }
     x_.resize(layers_[0].n_in, max_batch_);
     t_.resize(layers_.back().n_out, max_batch_);
     z_.resize(K);
@@ -93,6 +101,12 @@ class Trainer {
 
   // Whether this network trains through HiddenSplit (both threads on one small network).
   bool splits_hidden_layer() const { return split_ != nullptr; }
+
+  // Whether layer j's momentum steps run on densa's kernel (momentum_update.hpp); never
+  // in HiddenSplit, which has its own loop.
+  bool uses_momentum_kernel(size_t j) const {
+    return j < momentum_kernel_.size() && momentum_kernel_[j];
+  }
 
   Index n_in() const { return layers_.front().n_in; }
   Index n_out() const { return layers_.back().n_out; }
@@ -227,8 +241,11 @@ class Trainer {
       if (velocity_scaled_) unscale_velocity();  // the caller gets v back, not μ v
       return loss;
     }
-    if (fused_momentum_ && !velocity_scaled_) {  // v = μ v first (parameters.hpp says why)
-      for (const auto& L : layers_) {
+    // v = μ v first (parameters.hpp says why); the momentum kernel scales v itself.
+    if (fused_momentum_ && !velocity_scaled_) {
+      for (size_t j = 0; j < K; ++j) {
+        if (momentum_kernel_[j]) continue;
+        const auto& L = layers_[j];
         const Index nW = L.n_out * L.n_in;
         for_column_blocks(nW, nW,
                           [&](Index lo, Index hi) { prescale_velocity<T>(opt_, L, lo, hi); });
@@ -249,7 +266,9 @@ class Trainer {
                                         : WeightMap<T>(dW_[jj].data(), L.n_out, L.n_in);
       const T beta = fused_momentum_ ? T(1) : T(0);  // v = dz yᵀ + (μ v), or dW = dz yᵀ
       dense_backward<T>(W, input(jj, bs), z_[jj].leftCols(bs), dy_[jj].leftCols(bs), L.activation,
-                        dz_[jj].leftCols(bs), dW, db_[jj], db_tmp_, dx, need_dx, beta);
+                        dz_[jj].leftCols(bs), dW, db_[jj], db_tmp_, dx, need_dx, beta,
+                        !momentum_kernel_[jj]);
+      if (momentum_kernel_[jj]) momentum_step(L, input(jj, bs), dz_[jj].leftCols(bs));
     }
     update(!last);
     return loss;
@@ -272,6 +291,21 @@ class Trainer {
       out.diverged_batch = s.epochs[s.seconds.size()].diverged_batch;
     }
     return out;
+  }
+
+  // v = μ v + dz xᵀ and W −= lr v in one pass (momentum_update.hpp): after
+  // dense_backward, whose dx read W as it was.
+  void momentum_step(const LayerSlot<T>& L, const ConstBatchRef<T>& x, const ConstBatchRef<T>& dz) {
+#if DENSA_HAVE_MOMENTUM_KERNEL
+    if constexpr (std::is_same_v<T, float>) {
+      momentum_update(L.n_out, L.n_in, x.cols(), x.data(), x.outerStride(), dz.data(),
+                      dz.outerStride(), L.W, L.state_W[0], static_cast<float>(opt_.sgd.lr),
+                      static_cast<float>(opt_.sgd.momentum));
+      return;
+    }
+#endif
+    (void)L, (void)x, (void)dz;
+    fail("trainer: the momentum kernel is not in this build");  // momentum_kernel_ is all false
   }
 
   // Every entry of order[lo, hi) must index one of X's n samples. row > 0: the orders
@@ -304,15 +338,25 @@ class Trainer {
       const Index nW = L.n_out * L.n_in;
       // W's update is cut into blocks on the pool; every element is updated by the same
       // code wherever a block starts (optimizer.hpp), so any cut gives the same bits.
-      for_column_blocks(nW, 2 * nW,
-                        [&](Index lo, Index hi) { update_tensor(L, 0, j, lo, hi, prescale); });
+      // The momentum kernel has updated W already (momentum_step).
+      if (!momentum_kernel_[j]) {
+        for_column_blocks(nW, 2 * nW,
+                          [&](Index lo, Index hi) { update_tensor(L, 0, j, lo, hi, prescale); });
+      }
       update_tensor(L, 1, j, 0, L.n_out, false);
     }
     velocity_scaled_ = prescale;
   }
 
+  // v = (μ v) / μ for the velocities left prescaled: within one rounding of the v that μ v
+  // was formed from (only after a divergence, which stops the run). The layers on the
+  // momentum kernel hold v already.
   void unscale_velocity() {
-    densa::unscale_velocity<T>(opt_, layers_);
+    const T mu = static_cast<T>(opt_.sgd.momentum);
+    for (size_t j = 0; j < layers_.size(); ++j) {
+      const auto& L = layers_[j];
+      if (!momentum_kernel_[j]) VectorMap<T>(L.state_W[0], L.n_out * L.n_in).array() /= mu;
+    }
     velocity_scaled_ = false;
   }
 
@@ -334,6 +378,10 @@ class Trainer {
   std::vector<Vector<T>> db_;
   Vector<T> db_tmp_;
   bool fused_momentum_ = false;
+  // Per layer: W's momentum steps on densa's kernel (float32, AVX2 builds,
+  // use_momentum_kernel). Those layers' velocities always hold v itself, never μ v: what
+  // velocity_scaled_ says is of the other layers.
+  std::vector<bool> momentum_kernel_;
   // Fused momentum keeps μ v, not v, in the velocity arrays between the batches of one
   // run: the next dW product then adds to it with beta = 1, for which OpenBLAS skips the
   // pass it otherwise makes over C to scale it by beta (on W3, 12% of all cycles went

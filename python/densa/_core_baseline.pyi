@@ -15,6 +15,11 @@ class Trainer_float32:
     def run_epochs(self, X: numpy.typing.NDArray[numpy.float32], targets: numpy.typing.NDArray[numpy.float32], orders: numpy.typing.NDArray[numpy.int64], batch_size: typing.SupportsInt | typing.SupportsIndex) -> tuple:
         ...
     @property
+    def momentum_kernel_layers(self) -> list[bool]:
+        """
+        Per layer, whether W's momentum steps run on densa's kernel (momentum_update.hpp) rather than the BLAS and a separate pass.
+        """
+    @property
     def splits_hidden_layer(self) -> bool:
         """
         Whether this network trains with its hidden units split between two threads (hidden_split.hpp).
@@ -26,6 +31,11 @@ class Trainer_float64:
         ...
     def run_epochs(self, X: numpy.typing.NDArray[numpy.float64], targets: numpy.typing.NDArray[numpy.float64], orders: numpy.typing.NDArray[numpy.int64], batch_size: typing.SupportsInt | typing.SupportsIndex) -> tuple:
         ...
+    @property
+    def momentum_kernel_layers(self) -> list[bool]:
+        """
+        Per layer, whether W's momentum steps run on densa's kernel (momentum_update.hpp) rather than the BLAS and a separate pass.
+        """
     @property
     def splits_hidden_layer(self) -> bool:
         """
@@ -45,6 +55,10 @@ def _loss_backward_samples_in_rows(name: str, output: numpy.typing.NDArray[numpy
     """
     Test hook: loss_backward on output.T and target.T as C++ gets them from the hidden split (a row per sample); returns (J, dy.T).
     """
+def _momentum_kernel_applies(n_out: typing.SupportsInt | typing.SupportsIndex, n_in: typing.SupportsInt | typing.SupportsIndex, max_batch: typing.SupportsInt | typing.SupportsIndex) -> bool:
+    """
+    Whether a float32 momentum-SGD trainer steps an n_out x n_in layer's weights on densa's own kernel (momentum_update.hpp) rather than the BLAS and a separate pass.
+    """
 def _relu_backward(W: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], D: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> typing.Any:
     """
     Test hook: the hidden split's fused relu backward step on one team's slice.
@@ -56,6 +70,10 @@ def _set_gemm_tn(enabled: bool) -> None:
 def _set_hidden_split(enabled: bool) -> None:
     """
     Benchmark and test hook: False trains every network through the general loop (read when a Trainer is built; results then differ in rounding, not in meaning).
+    """
+def _set_momentum_kernel(enabled: bool) -> None:
+    """
+    Benchmark and test hook: False sends every layer's momentum step to the BLAS and a separate pass (read when a Trainer is built; results then differ in rounding, not in meaning).
     """
 def _set_relu_backward(enabled: bool) -> None:
     """
