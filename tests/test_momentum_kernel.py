@@ -24,12 +24,14 @@ EPOCHS = 3
 # (sizes, batch, which layers take the kernel). Inputs that are not a multiple of 16
 # (masked lanes at the end of each row); rows that leave every block width (6, and the
 # 4 + 3, 4 + 4 of the last 7 or 8 rows) in one slab or the other; one slab and two;
-# kernel and BLAS layers in one network.
+# slabs in several chunks of rows (mom_chunk_rows); kernel and BLAS layers in one
+# network.
 SHAPES = {
     "w3-like": ((784, 96, 10), 64, [True, False]),
     "tails": ((690, 101, 3), 50, [True, False]),
     "eight-left": ((700, 98, 4), 32, [True, False]),
     "one-slab": ((1000, 70, 6, 2), 8, [True, False, False]),  # three layers: no hidden split
+    "chunks": ((600, 120, 3), 128, [True, False]),  # 24-row chunks: 64 = 24 + 24 + 16 rows
     "two-kernel-layers": ((300, 250, 270, 5), 16, [True, True, False]),
 }
 

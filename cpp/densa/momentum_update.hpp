@@ -68,10 +68,17 @@ namespace detail {
 
 inline constexpr Index kMomTileRows = 6;   // W's rows per block: six broadcasts of dz
 inline constexpr Index kMomTileCols = 16;  // W's columns per block: two 8-float vectors
-// W's rows per pass over x: their dz panels (32 KB at 64 samples) stay in the first-level
-// cache while x's slivers go by. All rows at once (W3's 128-row slabs at 33 KB) measured
-// the same; a 300-row layer 1.3x slower than OpenBLAS with all rows, 1.03x with 128.
-inline constexpr Index kMomChunkRows = 128;
+// W's rows per pass over x: their dz panels take ~12 KB, half the first-level cache
+// with x's 4 KB sliver, at any number of samples K (48 rows at 64 samples, 24 at 128).
+// This virtual machine's vCPUs have slow stretches (presumably sharing their core, and
+// its first-level cache, with another guest): on W3 in a C++ harness, alternating with
+// the BLAS path, 48-row chunks ran at 0.91-0.96 of its time per batch in slow and quiet
+// stretches alike, 128-row chunks (33 KB of panels) at 0.95-0.99 in quiet ones but
+// 1.09-1.11 in slow ones.
+inline Index mom_chunk_rows(Index K) {
+  const Index rows = 3072 / std::max<Index>(K, 1) / kMomTileRows * kMomTileRows;
+  return std::clamp<Index>(rows, kMomTileRows, 192);
+}
 
 // c0 += a0 dz[C], c1 += a1 dz[C] for row C of a block (when the block has that row).
 template <int C, int NB>
@@ -182,28 +189,23 @@ inline Index mom_block_rows_at(Index left) {
   return left == 7 || left == 8 ? 4 : std::min(kMomTileRows, left);
 }
 
-// Rows [lo, hi) of W (n_out x n_in, row-major) and v: v = μ v + dz[lo:hi] xᵀ, W −= lr v,
-// at most kMomChunkRows rows at a time. x is n_in x K column-major (ldx), dz n_out x K
-// column-major (ldz).
+// Rows [lo, hi) of W (n_out x n_in, row-major) and v, one chunk (mom_chunk_rows): v = μ v +
+// dz[lo:hi] xᵀ, W −= lr v. x is n_in x K column-major (ldx), dz n_out x K column-major
+// (ldz). panels holds (hi - lo) / 6 + 1 panels of K x 6 floats, sliver K x 16 floats.
 inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const float* x,
                                   Index ldx, const float* dz, Index ldz, float* W, float* V,
-                                  __m256 lr, __m256 mu) {
+                                  __m256 lr, __m256 mu, float* panels, float* sliver) {
   constexpr Index R = kMomTileRows, S16 = kMomTileCols;
-  // Per thread and kept between calls: a training run allocates them once.
-  thread_local std::vector<float> panels, sliver;
-  const Index blocks_max = (hi - lo + R - 1) / R + 1;
-  if (static_cast<Index>(panels.size()) < blocks_max * R * K)
-    panels.resize(static_cast<size_t>(blocks_max * R * K));
-  if (static_cast<Index>(sliver.size()) < S16 * K) sliver.resize(static_cast<size_t>(S16 * K));
   // dz's rows, block by block: P[k * 6 + c] = dz[row + c, k] (zero past the block's rows).
   Index n_blocks = 0;
   for (Index row = lo; row < hi; ++n_blocks) {
     const Index nb = mom_block_rows_at(hi - row);
-    float* P = panels.data() + n_blocks * R * K;
+    float* P = panels + n_blocks * R * K;
     for (Index k = 0; k < K; ++k)
       for (Index c = 0; c < R; ++c) P[k * R + c] = c < nb ? dz[k * ldz + row + c] : 0.0f;
     row += nb;
   }
+  float* S = sliver;
   for (Index j0 = 0; j0 < n_in; j0 += S16) {
     const Index width = std::min(S16, n_in - j0);
     alignas(32) int lanes[S16];
@@ -211,7 +213,6 @@ inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const
     const __m256i m0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
     const __m256i m1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 8));
     // x's inputs j0 .. j0 + 16 for every sample, contiguous (zero in masked lanes).
-    float* S = sliver.data();
     for (Index k = 0; k < K; ++k) {
       const float* xk = x + k * ldx + j0;
       if (width == S16) {
@@ -225,7 +226,7 @@ inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const
     Index row = lo;
     for (Index bi = 0; bi < n_blocks; ++bi) {
       const Index nb = mom_block_rows_at(hi - row);
-      const float* P = panels.data() + bi * R * K;
+      const float* P = panels + bi * R * K;
       float* w = W + row * n_in + j0;
       float* v = V + row * n_in + j0;
       if (width == S16) {
@@ -243,9 +244,19 @@ inline void momentum_update_rows(Index n_in, Index lo, Index hi, Index K, const 
                                  Index ldx, const float* dz, Index ldz, float* W, float* V,
                                  float lr, float mu) {
   const __m256 lr8 = _mm256_set1_ps(lr), mu8 = _mm256_set1_ps(mu);
-  for (Index c = lo; c < hi; c += kMomChunkRows) {
-    momentum_update_chunk(n_in, c, std::min(hi, c + kMomChunkRows), K, x, ldx, dz, ldz, W, V,
-                          lr8, mu8);
+  const Index chunk = mom_chunk_rows(K);
+  // Per thread and kept between calls: a training run allocates them once. Read once
+  // here: in a shared library each access to a thread_local is a call.
+  thread_local std::vector<float> panels, sliver;
+  const size_t panel_floats = static_cast<size_t>((chunk / kMomTileRows + 1) * kMomTileRows * K);
+  if (panels.size() < panel_floats) panels.resize(panel_floats);
+  if (sliver.size() < static_cast<size_t>(kMomTileCols * K))
+    sliver.resize(static_cast<size_t>(kMomTileCols * K));
+  float* const P = panels.data();
+  float* const S = sliver.data();
+  for (Index c = lo; c < hi; c += chunk) {
+    momentum_update_chunk(n_in, c, std::min(hi, c + chunk), K, x, ldx, dz, ldz, W, V, lr8, mu8,
+                          P, S);
   }
 }
 
