@@ -218,3 +218,29 @@ def test_a_divergence_leaves_v_in_every_layer():
             assert_matches(a, want[name], name, rtol=2e-7, atol=0)
         else:
             np.testing.assert_array_equal(a, want[name], err_msg=name)
+
+
+def test_more_slabs_than_at_construction():
+    # The kernel's buffers are sized when the trainer is built, for the slabs a product
+    # could then be cut into. The tuning hook may allow more slabs afterwards; the
+    # buffers must grow before any row is touched. (The other layers' OpenBLAS products
+    # may round differently when cut otherwise: the runs are compared with a tolerance.)
+    default = _core._slab_policy()
+    order = orders(1)[0]
+    runs = {}
+    for slabs in (2, 6):
+        run = Run(native, "w3-like")
+        assert run.trainer.momentum_kernel_layers == [True, False]
+        _core._set_slab_policy(1.0, slabs, 16)  # every product cut into up to 6 slabs
+        try:
+            with densa.threads(3):
+                run.run(order)
+        finally:
+            _core._set_slab_policy(*default)
+        runs[slabs] = run.arrays()
+    for name, a in runs[6].items():
+        assert_matches(a, runs[2][name], f"{name}, 6 slabs against 2", **BLAS_TOL)
+    want = Run(reference, "w3-like")
+    want.run(order)
+    for name, a in runs[6].items():
+        assert_matches(a, want.arrays()[name], name, **TRAIN_TOL)

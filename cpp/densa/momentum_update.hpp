@@ -191,7 +191,8 @@ inline Index mom_block_rows_at(Index left) {
 
 // Rows [lo, hi) of W (n_out x n_in, row-major) and v, one chunk (mom_chunk_rows): v = μ v +
 // dz[lo:hi] xᵀ, W −= lr v. x is n_in x K column-major (ldx), dz n_out x K column-major
-// (ldz). panels holds (hi - lo) / 6 + 1 panels of K x 6 floats, sliver K x 16 floats.
+// (ldz). panels holds room for (hi - lo) / 6 + 1 panels of K x 6 floats, sliver for
+// K x 16 floats.
 inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const float* x,
                                   Index ldx, const float* dz, Index ldz, float* W, float* V,
                                   __m256 lr, __m256 mu, float* panels, float* sliver) {
@@ -239,45 +240,85 @@ inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const
   }
 }
 
-// Rows [lo, hi), a chunk at a time.
+// Rows [lo, hi), a chunk at a time, with a slab's scratch (MomentumScratch).
 inline void momentum_update_rows(Index n_in, Index lo, Index hi, Index K, const float* x,
                                  Index ldx, const float* dz, Index ldz, float* W, float* V,
-                                 float lr, float mu) {
+                                 float lr, float mu, float* panels, float* sliver) {
   const __m256 lr8 = _mm256_set1_ps(lr), mu8 = _mm256_set1_ps(mu);
   const Index chunk = mom_chunk_rows(K);
-  // Per thread and kept between calls: a training run allocates them once. Read once
-  // here: in a shared library each access to a thread_local is a call.
-  thread_local std::vector<float> panels, sliver;
-  const size_t panel_floats = static_cast<size_t>((chunk / kMomTileRows + 1) * kMomTileRows * K);
-  if (panels.size() < panel_floats) panels.resize(panel_floats);
-  if (sliver.size() < static_cast<size_t>(kMomTileCols * K))
-    sliver.resize(static_cast<size_t>(kMomTileCols * K));
-  float* const P = panels.data();
-  float* const S = sliver.data();
   for (Index c = lo; c < hi; c += chunk) {
     momentum_update_chunk(n_in, c, std::min(hi, c + chunk), K, x, ldx, dz, ldz, W, V, lr8, mu8,
-                          P, S);
+                          panels, sliver);
   }
 }
 
 }  // namespace detail
+
+// The kernel's packing buffers, one set per slab a product can be cut into, sized once
+// for minibatches of up to max_batch samples: the trainer owns one and allocates nothing
+// per batch, so that no batch can fail half-way through its update for want of memory.
+class MomentumScratch {
+ public:
+  explicit MomentumScratch(Index max_batch = 0) { reserve(max_batch, slab_policy().max_slabs); }
+
+  // Room for `slabs` slabs at up to max_batch samples (grows only).
+  void reserve(Index max_batch, std::int64_t slabs) {
+    max_batch_ = std::max(max_batch_, max_batch);
+    const size_t n = static_cast<size_t>(std::max<std::int64_t>(slabs, 1));
+    if (panels_.size() < n) {
+      panels_.resize(n);
+      slivers_.resize(n);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      panels_[i].resize(panel_floats(max_batch_));
+      slivers_[i].resize(static_cast<size_t>(detail::kMomTileCols * max_batch_));
+    }
+  }
+
+  Index max_batch() const { return max_batch_; }
+  std::int64_t slabs() const { return static_cast<std::int64_t>(panels_.size()); }
+  float* panels(std::int64_t slab) { return panels_[static_cast<size_t>(slab)].data(); }
+  float* sliver(std::int64_t slab) { return slivers_[static_cast<size_t>(slab)].data(); }
+
+ private:
+  // A chunk's panels at K samples: at most chunk / 6 + 1 blocks of K x 6 floats.
+  static size_t panel_floats(Index max_batch) {
+    size_t most = 0;
+    for (Index K = 1; K <= max_batch; ++K) {
+      const Index blocks = detail::mom_chunk_rows(K) / detail::kMomTileRows + 1;
+      most = std::max(most, static_cast<size_t>(blocks * detail::kMomTileRows * K));
+    }
+    return most;
+  }
+
+  Index max_batch_ = 0;
+  std::vector<std::vector<float>> panels_, slivers_;
+};
 
 // The whole layer: v = μ v + dz xᵀ, W −= lr v, for W (n_out x n_in, row-major) and its
 // velocity v, given the layer's input x (n_in x K) and dz (n_out x K), both column-major.
 // W's rows are cut into slabs as gemm.hpp cuts the dW product (plan_slabs, a function of
 // the shape alone), so each thread updates the rows its forward product read.
 inline void momentum_update(Index n_out, Index n_in, Index K, const float* x, Index ldx,
-                            const float* dz, Index ldz, float* W, float* V, float lr, float mu) {
+                            const float* dz, Index ldz, float* W, float* V, float lr, float mu,
+                            MomentumScratch& scratch) {
   if (n_out == 0 || n_in == 0) return;
   const SlabPlan plan = plan_slabs(n_in, n_out, K, Split::cols);
+  // Grows only if the slab policy changed since (a tuning hook) or K exceeds the
+  // trainer's max_batch (never): before any row is touched.
+  if (plan.count > scratch.slabs() || K > scratch.max_batch()) scratch.reserve(K, plan.count);
   if (plan.count == 1) {
-    detail::momentum_update_rows(n_in, 0, n_out, K, x, ldx, dz, ldz, W, V, lr, mu);
+    detail::momentum_update_rows(n_in, 0, n_out, K, x, ldx, dz, ldz, W, V, lr, mu,
+                                 scratch.panels(0), scratch.sliver(0));
     return;
   }
   const std::int64_t align = slab_policy().align;
   thread_pool().run(plan.count, [&](std::int64_t i) {
     const Index lo = plan.bound(i, align), hi = plan.bound(i + 1, align);
-    if (hi > lo) detail::momentum_update_rows(n_in, lo, hi, K, x, ldx, dz, ldz, W, V, lr, mu);
+    if (hi > lo) {
+      detail::momentum_update_rows(n_in, lo, hi, K, x, ldx, dz, ldz, W, V, lr, mu,
+                                   scratch.panels(i), scratch.sliver(i));
+    }
   });
 }
 #endif

@@ -76,6 +76,11 @@ class Trainer {
       for (size_t j = 0; j < K; ++j)
         momentum_kernel_[j] = fused_momentum_ &&
                               use_momentum_kernel(layers_[j].n_out, layers_[j].n_in, max_batch_);
+#if DENSA_HAVE_MOMENTUM_KERNEL
+      if (std::find(momentum_kernel_.begin(), momentum_kernel_.end(), true) !=
+          momentum_kernel_.end())
+        momentum_scratch_ = MomentumScratch(max_batch_);
+#endif
     }
     x_.resize(layers_[0].n_in, max_batch_);
     t_.resize(layers_.back().n_out, max_batch_);
@@ -300,7 +305,7 @@ class Trainer {
     if constexpr (std::is_same_v<T, float>) {
       momentum_update(L.n_out, L.n_in, x.cols(), x.data(), x.outerStride(), dz.data(),
                       dz.outerStride(), L.W, L.state_W[0], static_cast<float>(opt_.sgd.lr),
-                      static_cast<float>(opt_.sgd.momentum));
+                      static_cast<float>(opt_.sgd.momentum), momentum_scratch_);
       return;
     }
 #endif
@@ -382,6 +387,9 @@ class Trainer {
   // use_momentum_kernel). Those layers' velocities always hold v itself, never μ v: what
   // velocity_scaled_ says is of the other layers.
   std::vector<bool> momentum_kernel_;
+#if DENSA_HAVE_MOMENTUM_KERNEL
+  MomentumScratch momentum_scratch_;  // the kernel's buffers, sized at construction
+#endif
   // Fused momentum keeps μ v, not v, in the velocity arrays between the batches of one
   // run: the next dW product then adds to it with beta = 1, for which OpenBLAS skips the
   // pass it otherwise makes over C to scale it by beta (on W3, 12% of all cycles went
