@@ -68,3 +68,13 @@ def test_show_config_says_which_forward_product_runs():
     assert "forward: " in text
     assert expected in text
     assert densa._config.config()["forward_kernel"] is (_core.picked != "baseline")
+
+
+def test_show_config_says_where_momentum_steps_run():
+    buf = io.StringIO()
+    densa.show_config(file=buf)
+    text = buf.getvalue()
+    own = _core.picked != "baseline"
+    assert "momentum: " in text
+    assert ("layers of 64 Ki weights" in text) is own
+    assert densa._config.config()["momentum_kernel"] is own

@@ -74,12 +74,14 @@ def config() -> dict[str, Any]:
         "blas": core.blas() if core.uses_blas else None,
         # densa's own forward kernel (cpp/densa/gemm_tn.hpp): in modules built with AVX2 + FMA.
         "forward_kernel": bool(core._gemm_tn_applies(64, 32, 64)),
+        # densa's own momentum-SGD step (cpp/densa/momentum_update.hpp): same modules.
+        "momentum_kernel": bool(core._momentum_kernel_applies(256, 784, 64)),
     }
 
 
 def show_config(file: TextIO | None = None) -> None:
     """Print the ISA build picked, thread count, Eigen version, the BLAS used and
-    whether densa's own forward kernel is in use."""
+    whether densa's own forward and momentum-step kernels are in use."""
     c = config()
     out = file or sys.stdout
     print(f"densa {c['densa']}", file=out)
@@ -97,3 +99,10 @@ def show_config(file: TextIO | None = None) -> None:
         else "as the other products (this module has no AVX2 + FMA kernel)"
     )
     print(f"  forward: {kernel}", file=out)
+    momentum = (
+        "densa's own (AVX2 + FMA) for float32 SGD steps on layers of 64 Ki weights and "
+        "more at up to 128 samples, else the BLAS and a pass"
+        if c["momentum_kernel"]
+        else "the BLAS and a pass (this module has no AVX2 + FMA kernel)"
+    )
+    print(f"  momentum: {momentum}", file=out)
