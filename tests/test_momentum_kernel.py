@@ -18,7 +18,7 @@ from densa import _core, native, reference
 from helpers import TrainerOnCopies, assert_matches, training_problem
 
 MOMENTUM = {"lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
-N_SAMPLES = 150  # not a multiple of any batch below: every epoch ends on a short batch
+N_SAMPLES = 150  # not a multiple of any batch below but 1: epochs end on a short batch
 EPOCHS = 3
 
 # (sizes, batch, which layers take the kernel). Inputs that are not a multiple of 16
@@ -28,7 +28,11 @@ EPOCHS = 3
 # network.
 SHAPES = {
     "w3-like": ((784, 96, 10), 64, [True, False]),
-    "tails": ((690, 101, 3), 50, [True, False]),
+    "tails": ((690, 101, 3), 48, [True, False]),
+    "four-three": ((700, 103, 3), 64, [True, False]),  # a 55-row slab: 48 + 4 + 3 rows
+    "narrow-inputs": ((9, 7300, 2), 32, [True, False]),  # 9 inputs: masked lanes only
+    "output-layer": ((40, 300, 250), 16, [False, True]),  # dx from W before its update
+    "batch-of-one": ((784, 96, 8, 10), 1, [True, False, False]),
     "eight-left": ((700, 98, 4), 32, [True, False]),
     "one-slab": ((1000, 70, 6, 2), 8, [True, False, False]),  # three layers: no hidden split
     "chunks": ((600, 120, 3), 128, [True, False]),  # 24-row chunks: 64 = 24 + 24 + 16 rows
@@ -169,7 +173,7 @@ def _train_with_threads(shape, threads, epochs_at_once):
 
 
 @pytest.mark.parametrize("epochs_at_once", [False, True], ids=["run", "run_epochs"])
-@pytest.mark.parametrize("shape", ["w3-like", "tails", "two-kernel-layers"])
+@pytest.mark.parametrize("shape", ["w3-like", "tails", "two-kernel-layers", "output-layer"])
 def test_bitwise_identical_across_thread_counts(shape, epochs_at_once):
     base_losses, base = _train_with_threads(shape, 1, epochs_at_once)
     for threads in (2, 3):
@@ -244,3 +248,34 @@ def test_more_slabs_than_at_construction():
     want.run(order)
     for name, a in runs[6].items():
         assert_matches(a, want.arrays()[name], name, **TRAIN_TOL)
+
+
+@pytest.mark.parametrize("max_slabs", [1, 3, 5])
+def test_other_cuts_of_the_rows(max_slabs):
+    # How a layer's rows are cut into slabs follows the machine's CPU count (the slab
+    # policy), and with it the widths of the kernel's blocks at the end of each slab
+    # (1 to 6 rows, 4 + 3, 4 + 4). Whatever the cut, training must match the reference.
+    default = _core._slab_policy()
+    _core._set_slab_policy(default[0], max_slabs, 16)
+    try:
+        run = Run(native, "four-three")
+        want = Run(reference, "four-three")
+        for order in orders(2):
+            run.run(order)
+            want.run(order)
+    finally:
+        _core._set_slab_policy(*default)
+    expected = want.arrays()
+    for name, a in run.arrays().items():
+        assert_matches(a, expected[name], f"{name}, up to {max_slabs} slabs", **TRAIN_TOL)
+
+
+def test_never_in_the_hidden_split():
+    # A two-layer network with one-slab products trains through the hidden split, whose
+    # loop has its own momentum step: no layer takes the kernel there.
+    sizes, batch = (1000, 70, 4), 8
+    Ws, bs, _, _ = training_problem(sizes, 4, "mse", np.float32)
+    t = TrainerOnCopies(native, Ws, bs, ["relu", "identity"], "mse", "sgd", MOMENTUM, batch)
+    assert t.trainer.splits_hidden_layer
+    assert _core._momentum_kernel_applies(70, 1000, batch)
+    assert t.trainer.momentum_kernel_layers == [False, False]

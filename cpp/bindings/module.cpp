@@ -913,8 +913,8 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
       "_set_momentum_kernel", [](bool enabled) { densa::momentum_kernel_enabled().store(enabled); },
       py::arg("enabled"),
       "Benchmark and test hook: False sends every layer's momentum step to the BLAS and a "
-      "separate pass (read when a Trainer is built; results then differ in rounding, not in "
-      "meaning).");
+      "separate pass (read when a Trainer is built, and by _momentum_kernel_applies, hence "
+      "show_config; results then differ in rounding, not in meaning).");
   m.def(
       "_set_hidden_split", [](bool enabled) { densa::hidden_split_enabled().store(enabled); },
       py::arg("enabled"),

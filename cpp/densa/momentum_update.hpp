@@ -1,8 +1,8 @@
 // A layer's weight step under plain momentum SGD, in one pass of densa's own kernel:
 //   v ← μ v + dz · xᵀ        (the dW product, never stored: docs/backprop.md's dW)
 //   W ← W − lr v
-// for float32 minibatches in modules built with AVX2 + FMA. Pure C++: nothing here knows
-// Python.
+// for float32 minibatches in modules built with AVX2 + FMA (x86-64-v3, and v4 where it is
+// built). Pure C++: nothing here knows Python.
 //
 // Why: the trainer otherwise forms v with OpenBLAS (the velocity as the product's C,
 // prescaled by μ so that OpenBLAS skips its scaling pass) and then makes a separate pass
@@ -53,8 +53,8 @@ inline std::atomic<bool>& momentum_kernel_enabled() {
 // rows (ratios of medians; below 1 the kernel wins):
 //   - W of 64 Ki entries and more, at 16 to 128 samples: 0.90-0.96 (784 x 128 at 16, 32,
 //     64, 128 samples; 784 x 150, 300 x 392, 784 x 256, 784 x 512, 2000 x 250 at 64);
-//   - smaller layers: 0.99-1.16 (256 x 64, 64 x 64, 128 x 10), the kernel's packing and
-//     the update pass cost about the same there;
+//   - smaller layers: 0.99-1.5 (256 x 64, 64 x 64, 128 x 10): the kernel's packing costs
+//     about what the update pass does there, or more;
 //   - 256 samples and more: 1.00-1.08 (OpenBLAS's blocking of a long K is better);
 //   - rows a multiple of 512 floats apart: 1.06-1.37 (512 x 128, 1024 x 64, 1024 x 512):
 //     a block's six rows of W and v then share the first-level cache's sets.
@@ -68,8 +68,10 @@ namespace detail {
 
 inline constexpr Index kMomTileRows = 6;   // W's rows per block: six broadcasts of dz
 inline constexpr Index kMomTileCols = 16;  // W's columns per block: two 8-float vectors
-// W's rows per pass over x: their dz panels take ~12 KB, half the first-level cache
-// with x's 4 KB sliver, at any number of samples K (48 rows at 64 samples, 24 at 128).
+// W's rows per pass over x: 3072 / K rows (rounded down to whole blocks, 6 to 192), so
+// that their dz panels take at most 12 KB (48 rows at 64 samples, 24 at 128; fewer
+// bytes below 16 samples, where 192 rows caps them), half the first-level cache with
+// x's 4 KB sliver at 64 samples (8 KB at 128).
 // This virtual machine's vCPUs have slow stretches (presumably sharing their core, and
 // its first-level cache, with another guest): on W3 in a C++ harness, alternating with
 // the BLAS path, 48-row chunks ran at 0.91-0.96 of its time per batch in slow and quiet
@@ -269,7 +271,7 @@ class MomentumScratch {
       panels_.resize(n);
       slivers_.resize(n);
     }
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < panels_.size(); ++i) {  // every slab's, for the new max_batch
       panels_[i].resize(panel_floats(max_batch_));
       slivers_[i].resize(static_cast<size_t>(detail::kMomTileCols * max_batch_));
     }
@@ -281,7 +283,9 @@ class MomentumScratch {
   float* sliver(std::int64_t slab) { return slivers_[static_cast<size_t>(slab)].data(); }
 
  private:
-  // A chunk's panels at K samples: at most chunk / 6 + 1 blocks of K x 6 floats.
+  // A chunk's panels at K samples: chunk / 6 blocks of K x 6 floats at most (the 4 + 3
+  // and 4 + 4 of the last 7 or 8 rows never add a block: 7 or 8 rows left means at least
+  // one block fewer of 6 before them); one more block is kept as a margin.
   static size_t panel_floats(Index max_batch) {
     size_t most = 0;
     for (Index K = 1; K <= max_batch; ++K) {
@@ -304,8 +308,8 @@ inline void momentum_update(Index n_out, Index n_in, Index K, const float* x, In
                             MomentumScratch& scratch) {
   if (n_out == 0 || n_in == 0) return;
   const SlabPlan plan = plan_slabs(n_in, n_out, K, Split::cols);
-  // Grows only if the slab policy changed since (a tuning hook) or K exceeds the
-  // trainer's max_batch (never): before any row is touched.
+  // Grows only if the slab policy changed since the last reserve (a tuning hook), or K
+  // exceeds max_batch (never from the trainer, which reserves before each run).
   if (plan.count > scratch.slabs() || K > scratch.max_batch()) scratch.reserve(K, plan.count);
   if (plan.count == 1) {
     detail::momentum_update_rows(n_in, 0, n_out, K, x, ldx, dz, ldz, W, V, lr, mu,

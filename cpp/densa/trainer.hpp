@@ -124,6 +124,7 @@ class Trainer {
                 const std::int64_t* order, Index n_order, Index batch_size, Index first_batch,
                 Index n_batches) {
     const RunGuard guard(busy_, "Trainer.run");
+    reserve_momentum_scratch();
     return run_batches(X, targets, order, n_order, batch_size, first_batch, n_batches);
   }
 
@@ -136,6 +137,7 @@ class Trainer {
                           const std::int64_t* orders, Index n_epochs, Index n_order,
                           Index batch_size) {
     const RunGuard guard(busy_, "Trainer.run_epochs");
+    reserve_momentum_scratch();
     DENSA_REQUIRE(n_epochs >= 0 && n_order > 0, "trainer: need n_epochs >= 0 and samples");
     check_batch_size(batch_size);
     DENSA_REQUIRE(X.rows() == n_in(), "trainer: X has the wrong number of features");
@@ -296,6 +298,23 @@ class Trainer {
       out.diverged_batch = s.epochs[s.seconds.size()].diverged_batch;
     }
     return out;
+  }
+
+  // The momentum kernel's buffers for as many slabs as any kernel layer's product can now
+  // be cut into (the slab policy is a tuning hook, which may have changed since the
+  // trainer was built): grown here, before a run, so that a failed allocation never
+  // leaves a batch's update half-applied.
+  void reserve_momentum_scratch() {
+#if DENSA_HAVE_MOMENTUM_KERNEL
+    std::int64_t slabs = 0;
+    for (size_t j = 0; j < momentum_kernel_.size(); ++j) {
+      if (!momentum_kernel_[j]) continue;
+      // Slab counts grow with the number of samples: max_batch's is the most.
+      const SlabPlan plan = plan_slabs(layers_[j].n_in, layers_[j].n_out, max_batch_, Split::cols);
+      slabs = std::max(slabs, plan.count);
+    }
+    if (slabs > momentum_scratch_.slabs()) momentum_scratch_.reserve(max_batch_, slabs);
+#endif
   }
 
   // v = μ v + dz xᵀ and W −= lr v in one pass (momentum_update.hpp): after

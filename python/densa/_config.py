@@ -100,8 +100,8 @@ def show_config(file: TextIO | None = None) -> None:
     )
     print(f"  forward: {kernel}", file=out)
     momentum = (
-        "densa's own (AVX2 + FMA) for float32 SGD steps on layers of 64 Ki weights and "
-        "more at up to 128 samples, else the BLAS and a pass"
+        "densa's own (AVX2 + FMA) for float32 momentum-SGD steps on layers of 64 Ki weights "
+        "and more at up to 128 samples, else the BLAS and a pass"
         if c["momentum_kernel"]
         else "the BLAS and a pass (this module has no AVX2 + FMA kernel)"
     )

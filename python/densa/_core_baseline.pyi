@@ -73,7 +73,7 @@ def _set_hidden_split(enabled: bool) -> None:
     """
 def _set_momentum_kernel(enabled: bool) -> None:
     """
-    Benchmark and test hook: False sends every layer's momentum step to the BLAS and a separate pass (read when a Trainer is built; results then differ in rounding, not in meaning).
+    Benchmark and test hook: False sends every layer's momentum step to the BLAS and a separate pass (read when a Trainer is built, and by _momentum_kernel_applies, hence show_config; results then differ in rounding, not in meaning).
     """
 def _set_relu_backward(enabled: bool) -> None:
     """
