@@ -12,6 +12,7 @@ from types import ModuleType
 
 import numpy as np
 
+import densa
 from densa import native, reference
 
 DTYPES = (np.float32, np.float64)
@@ -177,6 +178,26 @@ class TrainerOnCopies:
             named.update({f"state{k}_W{j}": s for k, s in enumerate(sW)})
             named.update({f"state{k}_b{j}": s for k, s in enumerate(sb)})
         return named
+
+
+def assert_identical(a: dict, b: dict, when: str) -> None:
+    """The same array names, each equal bit for bit."""
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=f"{name} {when}")
+
+
+def train_with_threads(make_run, threads: int, orders, epochs_at_once: bool):
+    """``(epoch losses, trained arrays)`` of ``make_run()`` (a Run with ``run``,
+    ``epochs`` and ``arrays``), built and trained on ``threads`` threads over ``orders``,
+    one call per epoch or all epochs in one ``run_epochs`` call."""
+    with densa.threads(threads):
+        r = make_run()
+        if epochs_at_once:
+            losses = np.array(r.epochs(orders)[0])
+        else:
+            losses = np.array([r.run(order)[0] for order in orders])
+    return losses, r.arrays()
 
 
 ROOT = Path(__file__).resolve().parents[1]

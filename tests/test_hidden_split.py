@@ -17,7 +17,13 @@ import pytest
 
 import densa
 from densa import _core, native, reference
-from helpers import TrainerOnCopies, assert_matches, training_problem
+from helpers import (
+    TrainerOnCopies,
+    assert_identical,
+    assert_matches,
+    train_with_threads,
+    training_problem,
+)
 
 SGD = {"lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
 MOMENTUM = {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
@@ -96,12 +102,6 @@ def assert_trained_alike(got, expected, dtype, when):
             assert_matches(a, expected[name], f"{name} {when}", **TRAIN_TOL[np.dtype(dtype)])
 
 
-def assert_identical(a, b, when):
-    assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=f"{name} {when}")
-
-
 @pytest.fixture
 def split_disabled():
     _core._set_hidden_split(False)
@@ -171,14 +171,10 @@ def test_matches_the_general_loop(config, split_disabled):
 
 
 def _train_with_threads(config, shape, dtype, threads, epochs_at_once):
-    with densa.threads(threads):
-        r = Run(native, config, shape, dtype)
-        o = orders(EPOCHS)
-        if epochs_at_once:
-            losses = np.array(r.epochs(o)[0])
-        else:
-            losses = np.array([r.run(order)[0] for order in o])
-    return losses, r.arrays()
+    def make_run():
+        return Run(native, config, shape, dtype)
+
+    return train_with_threads(make_run, threads, orders(EPOCHS), epochs_at_once)
 
 
 @pytest.mark.parametrize("epochs_at_once", [False, True], ids=["run", "run_epochs"])

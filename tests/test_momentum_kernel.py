@@ -15,7 +15,13 @@ import pytest
 
 import densa
 from densa import _core, native, reference
-from helpers import TrainerOnCopies, assert_matches, training_problem
+from helpers import (
+    TrainerOnCopies,
+    assert_identical,
+    assert_matches,
+    train_with_threads,
+    training_problem,
+)
 
 MOMENTUM = {"lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
 N_SAMPLES = 150  # not a multiple of any batch below but 1: epochs end on a short batch
@@ -90,12 +96,6 @@ class Run(TrainerOnCopies):
         return {k: v.copy() for k, v in super().arrays().items()}
 
 
-def assert_identical(a, b, when):
-    assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=f"{name} {when}")
-
-
 def test_which_layers_take_the_kernel(kernel_off):
     _core._set_momentum_kernel(True)
     applies = _core._momentum_kernel_applies
@@ -162,14 +162,10 @@ def test_matches_the_blas_path(shape, kernel_off):
 
 
 def _train_with_threads(shape, threads, epochs_at_once):
-    with densa.threads(threads):
-        r = Run(native, shape)
-        o = orders(EPOCHS)
-        if epochs_at_once:
-            losses = np.array(r.epochs(o)[0])
-        else:
-            losses = np.array([r.run(order)[0] for order in o])
-    return losses, r.arrays()
+    def make_run():
+        return Run(native, shape)
+
+    return train_with_threads(make_run, threads, orders(EPOCHS), epochs_at_once)
 
 
 @pytest.mark.parametrize("epochs_at_once", [False, True], ids=["run", "run_epochs"])

@@ -93,6 +93,28 @@ __attribute__((always_inline)) inline void mom_row(const float* dz, __m256 a0, _
   }
 }
 
+// Eight floats at p, only the lanes of m when MASK (the last columns of a row: nothing
+// past its end is read or written).
+template <bool MASK>
+__attribute__((always_inline)) inline __m256 load8(const float* p, __m256i m) {
+  if constexpr (MASK) {
+    return _mm256_maskload_ps(p, m);
+  } else {
+    (void)m;
+    return _mm256_loadu_ps(p);
+  }
+}
+
+template <bool MASK>
+__attribute__((always_inline)) inline void store8(float* p, __m256i m, __m256 a) {
+  if constexpr (MASK) {
+    _mm256_maskstore_ps(p, m, a);
+  } else {
+    (void)m;
+    _mm256_storeu_ps(p, a);
+  }
+}
+
 // Row C of a block: v = μ v + dW, W = W − lr v on 16 columns (masked lanes when MASK).
 template <int C, int NB, bool MASK>
 __attribute__((always_inline)) inline void mom_store(float* W, float* V, Index ldw, __m256i m0,
@@ -102,22 +124,12 @@ __attribute__((always_inline)) inline void mom_store(float* W, float* V, Index l
     float* w = W + C * ldw;
     float* v = V + C * ldw;
     // Two roundings each, no fused multiply-add: sgd_apply_velocity's bits.
-    if constexpr (!MASK) {
-      const __m256 v0 = _mm256_add_ps(_mm256_mul_ps(mu, _mm256_loadu_ps(v)), g0);
-      const __m256 v1 = _mm256_add_ps(_mm256_mul_ps(mu, _mm256_loadu_ps(v + 8)), g1);
-      _mm256_storeu_ps(v, v0);
-      _mm256_storeu_ps(v + 8, v1);
-      _mm256_storeu_ps(w, _mm256_sub_ps(_mm256_loadu_ps(w), _mm256_mul_ps(lr, v0)));
-      _mm256_storeu_ps(w + 8, _mm256_sub_ps(_mm256_loadu_ps(w + 8), _mm256_mul_ps(lr, v1)));
-    } else {
-      const __m256 v0 = _mm256_add_ps(_mm256_mul_ps(mu, _mm256_maskload_ps(v, m0)), g0);
-      const __m256 v1 = _mm256_add_ps(_mm256_mul_ps(mu, _mm256_maskload_ps(v + 8, m1)), g1);
-      _mm256_maskstore_ps(v, m0, v0);
-      _mm256_maskstore_ps(v + 8, m1, v1);
-      _mm256_maskstore_ps(w, m0, _mm256_sub_ps(_mm256_maskload_ps(w, m0), _mm256_mul_ps(lr, v0)));
-      _mm256_maskstore_ps(w + 8, m1,
-                          _mm256_sub_ps(_mm256_maskload_ps(w + 8, m1), _mm256_mul_ps(lr, v1)));
-    }
+    const __m256 v0 = _mm256_add_ps(_mm256_mul_ps(mu, load8<MASK>(v, m0)), g0);
+    const __m256 v1 = _mm256_add_ps(_mm256_mul_ps(mu, load8<MASK>(v + 8, m1)), g1);
+    store8<MASK>(v, m0, v0);
+    store8<MASK>(v + 8, m1, v1);
+    store8<MASK>(w, m0, _mm256_sub_ps(load8<MASK>(w, m0), _mm256_mul_ps(lr, v0)));
+    store8<MASK>(w + 8, m1, _mm256_sub_ps(load8<MASK>(w + 8, m1), _mm256_mul_ps(lr, v1)));
   }
 }
 
@@ -218,13 +230,10 @@ inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const
     // x's inputs j0 .. j0 + 16 for every sample, contiguous (zero in masked lanes).
     for (Index k = 0; k < K; ++k) {
       const float* xk = x + k * ldx + j0;
-      if (width == S16) {
-        _mm256_storeu_ps(S + k * S16, _mm256_loadu_ps(xk));
-        _mm256_storeu_ps(S + k * S16 + 8, _mm256_loadu_ps(xk + 8));
-      } else {
-        _mm256_storeu_ps(S + k * S16, _mm256_maskload_ps(xk, m0));
-        _mm256_storeu_ps(S + k * S16 + 8, _mm256_maskload_ps(xk + 8, m1));
-      }
+      const bool full = width == S16;
+      _mm256_storeu_ps(S + k * S16, full ? load8<false>(xk, m0) : load8<true>(xk, m0));
+      _mm256_storeu_ps(S + k * S16 + 8,
+                       full ? load8<false>(xk + 8, m1) : load8<true>(xk + 8, m1));
     }
     Index row = lo;
     for (Index bi = 0; bi < n_blocks; ++bi) {
