@@ -106,6 +106,11 @@ def test_which_layers_take_the_kernel(kernel_off):
     assert not applies(256, 784, 256)  # long minibatches: OpenBLAS's blocking
     assert not applies(512, 1024, 64)  # rows 4 KiB apart share cache sets
     assert not applies(128, 512, 64)
+    # Any int64 sizes are answered, none overflows (the hook is reachable from Python).
+    assert applies(2**62 + 1, 2**62 + 1, 64)
+    assert not applies(-256, 784, 64)
+    assert not applies(256, -784, 64)
+    assert not applies(256, 784, 0)
     for shape, (sizes, batch, expected) in SHAPES.items():
         assert Run(native, shape).trainer.momentum_kernel_layers == expected, shape
         assert all(applies(o, i, batch) == e for i, o, e in zip(sizes, sizes[1:], expected))

@@ -60,7 +60,9 @@ inline std::atomic<bool>& momentum_kernel_enabled() {
 //     a block's six rows of W and v then share the first-level cache's sets.
 inline bool use_momentum_kernel(Index n_out, Index n_in, Index max_batch) {
   return DENSA_HAVE_MOMENTUM_KERNEL && momentum_kernel_enabled().load(std::memory_order_relaxed) &&
-         max_batch >= 1 && max_batch <= 128 && n_out * n_in >= 65536 && n_in % 512 != 0;
+         max_batch >= 1 && max_batch <= 128 && n_in >= 1 && n_out >= 1 &&
+         n_out >= (65536 + n_in - 1) / n_in &&  // n_out x n_in >= 64 Ki, without overflow
+         n_in % 512 != 0;
 }
 
 #if DENSA_HAVE_MOMENTUM_KERNEL
