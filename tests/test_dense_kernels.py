@@ -95,6 +95,34 @@ def test_return_dz_only_adds_dz(backend):
         assert_matches(a, e, name, reduction=k)
 
 
+# Without return_dz, the native backward keeps dz in a thread's scratch (up to 65 536
+# values) or in a temporary (larger): either way dx, dW and db must be the bits of the
+# call that returns dz. Shapes in an order that grows the scratch, reuses it for smaller
+# layers and passes over its limit, where a stale or short buffer would show.
+SCRATCH_SHAPES = [(64, 64, 32), (7, 5, 9), (96, 80, 64), (3, 2, 1), (300, 257, 256), (64, 64, 32)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_backward_without_dz_equals_with_dz(activation, dtype):
+    for shape in SCRATCH_SHAPES:
+        W, b, x, dy = _layer(shape, dtype, activation)
+        z, _ = native.dense_forward(W, b, x, activation)
+        three = native.dense_backward(W, x, z, dy, activation)
+        four = native.dense_backward(W, x, z, dy, activation, return_dz=True)
+        assert len(three) == 3
+        for name, a, e in zip(("dx", "dW", "db"), three, four[:3]):
+            assert a.dtype == np.dtype(dtype), (shape, name)
+            assert a.flags.c_contiguous, (shape, name)
+            np.testing.assert_array_equal(a, e, err_msg=f"{name} at {shape}")
+        # And both are the reference's gradients, so the scratch held a true dz.
+        m_out, n = W.shape[0], x.shape[0]
+        dx_r, dW_r, db_r = reference.dense_backward(W, x, z, dy, activation)
+        assert_matches(three[0], dx_r, "dx", reduction=m_out)
+        assert_matches(three[1], dW_r, "dW", reduction=n)
+        assert_matches(three[2], db_r, "db", reduction=n)
+
+
 @pytest.mark.parametrize("backend", [native, reference], ids=["native", "reference"])
 def test_linear_is_identity(backend):
     W, b, x, dy = _layer((6, 4, 3), np.float32, "identity")

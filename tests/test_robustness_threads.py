@@ -92,6 +92,34 @@ def test_concurrent_predict_evaluate_and_gradients_equal_serial_results(backend)
                     np.testing.assert_allclose(g[name], h[name], rtol=1e-5, atol=1e-7)
 
 
+def test_concurrent_layer_kernels_equal_serial_results():
+    # A backward without return_dz keeps dz in its thread's own scratch, and layers of
+    # 256 Ki multiply-adds and more run without the GIL (three of these four), so these
+    # calls overlap. Another thread's dz in the scratch would change the gradients.
+    from densa import native
+
+    rng = np.random.default_rng(5)
+    shapes = [(64, 64, 64), (100, 70, 48), (64, 64, 32), (33, 130, 80)]
+    layers = []
+    for m_in, m_out, n in shapes:
+        W = rng.standard_normal((m_out, m_in)).astype(np.float32) * 0.2
+        b = rng.standard_normal(m_out).astype(np.float32)
+        x = rng.standard_normal((n, m_in)).astype(np.float32)
+        dy = rng.standard_normal((n, m_out)).astype(np.float32)
+        layers.append((W, b, x, dy))
+
+    def one(i):
+        W, b, x, dy = layers[i]
+        z, y = native.dense_forward(W, b, x, "relu")
+        return (z, y, *native.dense_backward(W, x, z, dy, "relu"))
+
+    serial = [one(i) for i in range(THREADS)]
+    for i, rounds in enumerate(_run_together(lambda i: [one(i) for _ in range(200)])):
+        for got in rounds:
+            for a, e in zip(got, serial[i]):
+                np.testing.assert_array_equal(a, e)
+
+
 def test_native_predict_runs_in_parallel_threads():
     # The GIL is released inside the kernels: two threads each doing N predictions must
     # take clearly less than the 2·N predictions run one after another would (on two

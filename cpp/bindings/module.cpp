@@ -11,6 +11,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -134,9 +135,53 @@ ConstVectorMap<T> as_flat(const Array<T>& a, const char* name) {
   return ConstVectorMap<T>(a.data(), static_cast<Index>(a.size()));
 }
 
+// A new, uninitialised C-contiguous array, from NumPy's constructor directly: pybind11's
+// array_t(shape) also builds a shape and a strides std::vector per call. With dz in a
+// scratch (below), this took ~0.23 us off a 1 x 1 layer's forward + backward from Python
+// (1.84 -> 1.61 us; docs/performance.md, the eleventh session).
+template <class T, std::size_t N>
+Array<T> new_array(const std::array<Py_intptr_t, N>& dims) {
+  auto& api = py::detail::npy_api::get();
+  // A new reference to NumPy's own descriptor of T, which NewFromDescr steals.
+  PyObject* descr = api.PyArray_DescrFromType_(py::detail::npy_format_descriptor<T>::value);
+  if (!descr) throw py::error_already_set();
+  PyObject* a = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, static_cast<int>(N),
+                                          dims.data(), nullptr, nullptr, 0, nullptr);
+  if (!a) throw py::error_already_set();
+  return py::reinterpret_steal<Array<T>>(a);
+}
+
 template <class T>
 Array<T> new_batch(Index n, Index m) {
-  return Array<T>({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(m)});
+  return new_array<T, 2>({static_cast<Py_intptr_t>(n), static_cast<Py_intptr_t>(m)});
+}
+
+// Room for a result Python does not ask for (dz, unless return_dz). Small ones go in a
+// thread's scratch, grown to at most kScratchMax values and never shrunk, so repeated calls
+// on small layers allocate nothing; larger ones in `fallback`, freed with it, so that no
+// thread keeps a large buffer alive.
+inline constexpr Index kScratchMax = Index{1} << 16;
+
+template <class T>
+BatchMap<T> scratch_batch(Index rows, Index cols, Matrix<T>& fallback) {
+  if (rows * cols > kScratchMax) {
+    fallback.resize(rows, cols);
+    return BatchMap<T>(fallback.data(), rows, cols);
+  }
+  thread_local Vector<T> buf;
+  if (buf.size() < rows * cols) buf.resize(rows * cols);
+  return BatchMap<T>(buf.data(), rows, cols);
+}
+
+// The layer kernels let other Python threads run only when a product holds at least this
+// many multiply-adds (~3 us on one core): releasing and taking back the GIL costs ~70 ns a
+// call here, 1.5% of a small layer's forward + backward from Python, and frees too little
+// time to matter below that (NumPy's ufunc loops hold it for small arrays likewise).
+inline constexpr double kReleaseGilMacs = 1 << 18;
+
+inline bool worth_releasing_gil(Index rows, Index cols, Index batch) {
+  return static_cast<double>(rows) * static_cast<double>(cols) * static_cast<double>(batch) >=
+         kReleaseGilMacs;
 }
 
 template <class T>
@@ -154,7 +199,8 @@ py::tuple dense_forward(const py::array& W_arr, const py::array& b_arr, const py
   auto z = as_mutable_batch<T>(z_arr, "z");
   auto y = as_mutable_batch<T>(y_arr, "y");
   {
-    py::gil_scoped_release release;
+    std::optional<py::gil_scoped_release> release;
+    if (worth_releasing_gil(W.rows(), W.cols(), x.cols())) release.emplace();
     densa::dense_forward<T>(W, b, x, a, z, y);
   }
   return py::make_tuple(z_arr, y_arr);
@@ -170,17 +216,21 @@ py::tuple dense_backward(const py::array& W_arr, const py::array& x_arr, const p
   auto dy = as_batch<T>(dy_arr, "dy");
   DENSA_REQUIRE(x.size() > 0, "dense_backward: x is empty");
   check_dense_shapes<T>(W, W.rows(), x.rows(), x.cols(), "x");
-  Array<T> dz_arr = new_batch<T>(x.cols(), W.rows());
+  Array<T> dz_arr;
+  if (return_dz) dz_arr = new_batch<T>(x.cols(), W.rows());
   Array<T> dx_arr = new_batch<T>(x.cols(), W.cols());
-  Array<T> dW_arr({W_arr.shape(0), W_arr.shape(1)});
-  Array<T> db_arr(W_arr.shape(0));
-  auto dz = as_mutable_batch<T>(dz_arr, "dz");
+  Array<T> dW_arr = new_array<T, 2>({W_arr.shape(0), W_arr.shape(1)});
+  Array<T> db_arr = new_array<T, 1>({W_arr.shape(0)});
+  Matrix<T> dz_large;
+  BatchMap<T> dz = return_dz ? as_mutable_batch<T>(dz_arr, "dz")
+                             : scratch_batch<T>(W.rows(), x.cols(), dz_large);
   auto dx = as_mutable_batch<T>(dx_arr, "dx");
   WeightMap<T> dW(dW_arr.mutable_data(), W.rows(), W.cols());
   VectorMap<T> db(db_arr.mutable_data(), W.rows());
   {
-    py::gil_scoped_release release;
-    Vector<T> db_tmp;
+    std::optional<py::gil_scoped_release> release;
+    if (worth_releasing_gil(W.rows(), W.cols(), x.cols())) release.emplace();
+    thread_local Vector<T> db_tmp;  // grown, never shrunk (dense.hpp)
     densa::dense_backward<T>(W, x, z, dy, a, dz, dW, db, db_tmp, dx);
   }
   if (return_dz) return py::make_tuple(dx_arr, dW_arr, db_arr, dz_arr);
