@@ -43,10 +43,11 @@ SHAPES = [pytest.param(_shape(s), id=f"seed{s}") for s in range(4)] + [
 @dtypes
 @pytest.mark.parametrize("name", LOSSES)
 def test_dy_of_a_sample_does_not_depend_on_its_batch(name, dtype):
-    # The softmax works on blocks of 16 samples, transposed (loss.hpp); every sample must
-    # still get the same bits at any place in a block, and from a misaligned copy.
+    # The softmax works on groups of samples, one SIMD lane each, the last group through
+    # a padded copy (loss.hpp); every sample must still get the same bits at any place in
+    # a group, in the last one, and from a misaligned copy.
     rng = np.random.default_rng(7)
-    n, m = 37, 10  # two full blocks and a partial one
+    n, m = 37, 10  # full groups (of 2 to 16 samples, by ISA and dtype) and a partial one
     out = (3 * rng.standard_normal((n, m))).astype(dtype)
     t = _targets(rng, name, n, m, dtype)
     _, dy = native.loss_backward(name, out, t)
@@ -68,8 +69,8 @@ def test_dy_of_a_sample_does_not_depend_on_its_batch(name, dtype):
 @pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
 def test_loss_with_a_row_per_sample_gives_the_same_bits(name, dtype, shape, soft):
     # The hidden split holds its output layer with a row per sample (loss.hpp,
-    # SamplesInRows): dy must be the same bits; J too for the softmax, whose per-sample
-    # sums run in the same order; mse and binary cross-entropy sum J in another order.
+    # SamplesInRows): dy must be the same bits; J too for the softmax, which runs the same
+    # code on transposed copies; mse and binary cross-entropy sum J in another order.
     n, m = shape
     rng = np.random.default_rng([n, m, LOSSES.index(name), soft])
     out = (3 * rng.standard_normal((n, m))).astype(dtype)

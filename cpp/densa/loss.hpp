@@ -53,86 +53,133 @@ T* softmax_scratch(Index size) {
 // Writing it with the shifted logits keeps max z out of the sum (no cancellation).
 //
 // Each sample's maximum and sums run over k in a fixed order, which is a chain of
-// dependent operations: walked column by column they are latency-bound. So samples go
-// through in blocks of kSoftmaxBlock, transposed (column k of the block holds z_k of
-// each of its samples): each step over k is then one SIMD lane per sample, every lane
-// doing what the per-column loop did, in the same order (a digits batch: 770 -> 600 ns). The
-// exponentials and the logarithms are Eigen's packet functions on aligned, padded arrays, so no
-// element takes a scalar path; the bits depend neither on where arrays sit nor on a sample's place
-// in its block.
-//
-// SamplesInRows: z, t and dy hold a row per sample (n x m) instead of a column, as the
-// hidden split keeps its output layer (hidden_split.hpp). A block is then copied, not
-// transposed, and every value goes through the same operations: the same J and dy bits.
-inline constexpr Index kSoftmaxBlock = 16;
+// dependent operations: walked sample by sample they are latency-bound. So the work runs
+// on a row per sample (z[k·ld + i] is z_k of sample i), P samples at a time, one SIMD lane
+// per sample (P = Eigen's packet size for T): each step over k is one packet operation,
+// every lane doing what the per-sample loop did, in the same order. Written with Eigen's
+// packet functions directly (its exp and log, compares and blends): as array
+// expressions, the maximum (a Select, which Eigen 3.4 does not vectorise) ran a lane at a
+// time and the copies between blocks cost as much as the arithmetic (a digits batch,
+// 32 x 10: 1196 -> 780 ticks, dy the same bits, J within a few ulp as its sum over
+// samples now runs per lane; docs/performance.md, the eleventh session). A last group of
+// fewer than P samples goes through a copy padded with zeros, so every lane of every
+// sample takes the same packet path: the bits depend neither on where arrays sit nor on
+// a sample's place in the batch.
 
-template <class T, bool SamplesInRows = false>
-T softmax_cross_entropy(const ConstBatchRef<T>& z, const ConstBatchRef<T>& t, BatchRef<T>* dy,
-                        T inv_n) {
-  constexpr Index B = kSoftmaxBlock;
-  using Aligned = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>, Eigen::Aligned64>;
-  const Index m = SamplesInRows ? z.cols() : z.rows(), n = SamplesInRows ? z.rows() : z.cols();
-  const Index n_pad = (n + B - 1) / B * B;
-  // zt, tt: a block transposed, B x m column-major (column k: z_k or t_k of each sample);
-  // then, per sample of the batch, Σ t_k (z_k - max z), s and Σ t_k. Every part starts
-  // 64-byte aligned (B·sizeof(T) is 64 or 128 bytes).
-  T* zt = softmax_scratch<T>(2 * m * B + 3 * n_pad);
-  T* tt = zt + m * B;
-  T* t_shifted = tt + m * B;
-  T* s_all = t_shifted + n_pad;
-  T* t_sum = s_all + n_pad;
-  using Lanes = Eigen::Array<T, B, 1>;  // one value per sample of a block
-  using Block = Eigen::Map<Eigen::Array<T, B, Eigen::Dynamic>, Eigen::Aligned64>;
-  Block zb(zt, B, m), tb(tt, B, m);  // column k: z_k (t_k) of the block's samples
-  for (Index j0 = 0; j0 < n; j0 += B) {
-    const Index nb = std::min(B, n - j0);
-    // Padding samples are zeros: finite, and never copied out.
-    if constexpr (SamplesInRows) {
-      zb.topRows(nb) = z.middleRows(j0, nb).array();
-      tb.topRows(nb) = t.middleRows(j0, nb).array();
-    } else {
-      zb.topRows(nb) = z.middleCols(j0, nb).transpose().array();
-      tb.topRows(nb) = t.middleCols(j0, nb).transpose().array();
-    }
-    if (nb < B) {
-      zb.bottomRows(B - nb).setZero();
-      tb.bottomRows(B - nb).setZero();
-    }
-    // A NaN or inf anywhere makes some z_k - max z NaN, and so J: divergence is seen.
-    Lanes zmax = zb.col(0);
-    for (Index k = 1; k < m; ++k) zmax = (zb.col(k) > zmax).select(zb.col(k), zmax);
-    Lanes ts = Lanes::Zero(), s = Lanes::Zero(), tsum = Lanes::Zero();
+template <class T>
+using SoftmaxPacket = typename Eigen::internal::packet_traits<T>::type;
+
+// The group of P samples at z, t (z_k at z + k·ld_z, t_k at t + k·ld_t): each lane's
+// J_n = Σ_k t_k · log(s) - Σ_k t_k (z_k - max z), and dy if asked for.
+// e: m·P aligned scratch for the exponentials.
+template <class T>
+SoftmaxPacket<T> softmax_group(const T* z, Index ld_z, const T* t, Index ld_t, T* dy,
+                               Index ld_dy, Index m, T inv_n, T* e) {
+  namespace pk = Eigen::internal;
+  using Packet = SoftmaxPacket<T>;
+  constexpr Index P = pk::packet_traits<T>::size;
+  Packet zmax = pk::ploadu<Packet>(z);
+  for (Index k = 1; k < m; ++k) {  // z_k > max ? z_k : max, so a NaN z_k is never the max
+    const Packet zk = pk::ploadu<Packet>(z + k * ld_z);
+    zmax = pk::pselect(pk::pcmp_lt(zmax, zk), zk, zmax);
+  }
+  // A NaN or inf anywhere makes some z_k - max z NaN, and so J: divergence is seen.
+  Packet ts = pk::pset1<Packet>(T(0)), s = ts, tsum = ts;
+  for (Index k = 0; k < m; ++k) {
+    const Packet zs = pk::psub(pk::ploadu<Packet>(z + k * ld_z), zmax);  // z_k - max z
+    const Packet tk = pk::ploadu<Packet>(t + k * ld_t);
+    ts = pk::padd(ts, pk::pmul(tk, zs));  // Σ t_k (z_k - max z)
+    const Packet ek = pk::pexp(zs);
+    pk::pstore(e + k * P, ek);
+    s = pk::padd(s, ek);
+    tsum = pk::padd(tsum, tk);
+  }
+  if (dy) {
+    const Packet scale = pk::pdiv(tsum, s);  // one division per sample
+    const Packet inv = pk::pset1<Packet>(inv_n);
     for (Index k = 0; k < m; ++k) {
-      zb.col(k) -= zmax;            // z_k - max z
-      ts += tb.col(k) * zb.col(k);  // Σ t_k (z_k - max z)
+      const Packet tk = pk::ploadu<Packet>(t + k * ld_t);
+      const Packet ek = pk::pload<Packet>(e + k * P);
+      pk::pstoreu(dy + k * ld_dy, pk::pmul(pk::psub(pk::pmul(ek, scale), tk), inv));
     }
-    Aligned ez(zt, m * B);
-    ez = ez.exp();  // exp(z_k - max z)
+  }
+  return pk::psub(pk::pmul(tsum, pk::plog(s)), ts);  // Σ_k t_k · lse, less max z
+}
+
+// Values rounded up to whole 64-byte lines of float or double (16 values), so that every
+// part of the scratch starts aligned.
+inline Index whole_lines(Index values) { return (values + 15) / 16 * 16; }
+
+// The scratch softmax_cross_entropy_rows needs, in values of T: the exponentials of a
+// group, and a padded copy of the last group's z, t and dy.
+template <class T>
+Index softmax_rows_scratch(Index m) {
+  return 4 * whole_lines(m * Eigen::internal::packet_traits<T>::size);
+}
+
+// J over n samples held a row per sample (see above); dy likewise when not null.
+// scratch: softmax_rows_scratch(m) values, 64-byte aligned. Each lane sums its samples'
+// J_n in the order of the groups; the lanes are then summed in Eigen's fixed order.
+template <class T>
+T softmax_cross_entropy_rows(const T* z, Index ld_z, const T* t, Index ld_t, T* dy, Index ld_dy,
+                             Index n, Index m, T inv_n, T* scratch) {
+  namespace pk = Eigen::internal;
+  constexpr Index P = pk::packet_traits<T>::size;
+  const Index part = whole_lines(m * P), full = n / P * P;
+  T* e = scratch;
+  SoftmaxPacket<T> total = pk::pset1<SoftmaxPacket<T>>(T(0));
+  for (Index j = 0; j < full; j += P) {
+    total = pk::padd(total, softmax_group<T>(z + j, ld_z, t + j, ld_t, dy ? dy + j : nullptr,
+                                             ld_dy, m, inv_n, e));
+  }
+  if (const Index rest = n - full; rest > 0) {
+    // Padding samples are zeros: t = 0, so their J_n is 0 · log(m) - 0 = 0, and their dy
+    // is never copied out.
+    T* tail_z = e + part;
+    T* tail_t = tail_z + part;
+    T* tail_dy = tail_t + part;
     for (Index k = 0; k < m; ++k) {
-      s += zb.col(k);
-      tsum += tb.col(k);
+      std::fill(std::copy(z + k * ld_z + full, z + k * ld_z + n, tail_z + k * P),
+                tail_z + (k + 1) * P, T(0));
+      std::fill(std::copy(t + k * ld_t + full, t + k * ld_t + n, tail_t + k * P),
+                tail_t + (k + 1) * P, T(0));
     }
-    using Part = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-    Part(t_shifted + j0, nb) = ts.head(nb);
-    Part(s_all + j0, nb) = s.head(nb);
-    Part(t_sum + j0, nb) = tsum.head(nb);
+    total = pk::padd(total, softmax_group<T>(tail_z, P, tail_t, P, dy ? tail_dy : nullptr, P, m,
+                                             inv_n, e));
     if (dy) {
-      const Lanes scale = tsum / s;  // one division per sample
-      for (Index k = 0; k < m; ++k) zb.col(k) = (zb.col(k) * scale - tb.col(k)) * inv_n;
-      if constexpr (SamplesInRows) {
-        dy->middleRows(j0, nb) = zb.topRows(nb).matrix();
-      } else {
-        dy->middleCols(j0, nb) = zb.topRows(nb).transpose().matrix();
+      for (Index k = 0; k < m; ++k) {
+        std::copy(tail_dy + k * P, tail_dy + k * P + rest, dy + k * ld_dy + full);
       }
     }
   }
-  std::fill(s_all + n, s_all + n_pad, T(1));
-  Aligned log_s(s_all, n_pad);
-  log_s = log_s.log();
-  T total = T(0);
-  for (Index j = 0; j < n; ++j) total -= t_shifted[j];
-  for (Index j = 0; j < n; ++j) total += t_sum[j] * s_all[j];  // Σ_k t_k · lse, less max z
-  return total * inv_n;
+  return pk::predux(total) * inv_n;
+}
+
+// SamplesInRows: z, t and dy hold a row per sample (n x m), as the hidden split keeps its
+// output layer (hidden_split.hpp), and are read in place. Otherwise (a column per sample)
+// they go through transposed copies: the same operations on the same values, so the same
+// J and dy bits either way.
+template <class T, bool SamplesInRows = false>
+T softmax_cross_entropy(const ConstBatchRef<T>& z, const ConstBatchRef<T>& t, BatchRef<T>* dy,
+                        T inv_n) {
+  if constexpr (SamplesInRows) {
+    const Index n = z.rows(), m = z.cols();
+    return softmax_cross_entropy_rows<T>(z.data(), z.outerStride(), t.data(), t.outerStride(),
+                                         dy ? dy->data() : nullptr, dy ? dy->outerStride() : 0,
+                                         n, m, inv_n, softmax_scratch<T>(softmax_rows_scratch<T>(m)));
+  } else {
+    const Index m = z.rows(), n = z.cols(), size = whole_lines(n * m);
+    T* zt = softmax_scratch<T>(3 * size + softmax_rows_scratch<T>(m));
+    T* tt = zt + size;
+    T* dyt = tt + size;
+    using Rows = Eigen::Map<Matrix<T>>;  // n x m: a row per sample
+    Rows(zt, n, m).noalias() = z.transpose();
+    Rows(tt, n, m).noalias() = t.transpose();
+    const T J = softmax_cross_entropy_rows<T>(zt, n, tt, n, dy ? dyt : nullptr, n, n, m, inv_n,
+                                              dyt + size);
+    if (dy) dy->noalias() = Rows(dyt, n, m).transpose();
+    return J;
+  }
 }
 
 }  // namespace detail
