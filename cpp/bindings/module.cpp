@@ -174,7 +174,7 @@ BatchMap<T> scratch_batch(Index rows, Index cols, Matrix<T>& fallback) {
 }
 
 // The layer kernels let other Python threads run only when a product holds at least this
-// many multiply-adds (~3 us on one core): releasing and taking back the GIL costs ~70 ns a
+// many multiply-adds (~5 us on one core): releasing and taking back the GIL costs ~70 ns a
 // call here, 1.5% of a small layer's forward + backward from Python, and frees too little
 // time to matter below that (NumPy's ufunc loops hold it for small arrays likewise).
 inline constexpr double kReleaseGilMacs = 1 << 18;
@@ -216,13 +216,13 @@ py::tuple dense_backward(const py::array& W_arr, const py::array& x_arr, const p
   auto dy = as_batch<T>(dy_arr, "dy");
   DENSA_REQUIRE(x.size() > 0, "dense_backward: x is empty");
   check_dense_shapes<T>(W, W.rows(), x.rows(), x.cols(), "x");
-  Array<T> dz_arr;
+  std::optional<Array<T>> dz_arr;  // not an empty Array<T>: that would allocate one
   if (return_dz) dz_arr = new_batch<T>(x.cols(), W.rows());
   Array<T> dx_arr = new_batch<T>(x.cols(), W.cols());
   Array<T> dW_arr = new_array<T, 2>({W_arr.shape(0), W_arr.shape(1)});
   Array<T> db_arr = new_array<T, 1>({W_arr.shape(0)});
   Matrix<T> dz_large;
-  BatchMap<T> dz = return_dz ? as_mutable_batch<T>(dz_arr, "dz")
+  BatchMap<T> dz = return_dz ? as_mutable_batch<T>(*dz_arr, "dz")
                              : scratch_batch<T>(W.rows(), x.cols(), dz_large);
   auto dx = as_mutable_batch<T>(dx_arr, "dx");
   WeightMap<T> dW(dW_arr.mutable_data(), W.rows(), W.cols());
@@ -233,7 +233,7 @@ py::tuple dense_backward(const py::array& W_arr, const py::array& x_arr, const p
     thread_local Vector<T> db_tmp;  // grown, never shrunk (dense.hpp)
     densa::dense_backward<T>(W, x, z, dy, a, dz, dW, db, db_tmp, dx);
   }
-  if (return_dz) return py::make_tuple(dx_arr, dW_arr, db_arr, dz_arr);
+  if (return_dz) return py::make_tuple(dx_arr, dW_arr, db_arr, *dz_arr);
   return py::make_tuple(dx_arr, dW_arr, db_arr);
 }
 
