@@ -719,7 +719,18 @@ def test_a_busy_trainer_refuses_bad_arguments_for_what_they_are(impl):
     X, T = _data()
     t, _ = _trainer(impl=impl)
     long_order = np.tile(np.arange(N_SAMPLES, dtype=np.int64), 40)  # ~12 000 samples
-    worker = threading.Thread(target=t.run, args=(X, T, long_order, BATCH, 0, 10**6))
+
+    def long_run():
+        # The probes below may take the trainer before this thread does (more likely
+        # under the sanitizers, which slow the start): then take it after them.
+        while True:
+            try:
+                return t.run(X, T, long_order, BATCH, 0, 10**6)
+            except RuntimeError as exc:
+                if "already running in another thread" not in str(exc):
+                    raise
+
+    worker = threading.Thread(target=long_run)
     worker.start()
     try:
         busy = None

@@ -117,17 +117,17 @@ Index softmax_rows_scratch(Index m) {
   return 4 * whole_lines(m * Eigen::internal::packet_traits<T>::size);
 }
 
-// J over n samples held a row per sample (see above); dy likewise when not null.
-// scratch: softmax_rows_scratch(m) values, 64-byte aligned. Each lane sums its samples'
-// J_n in the order of the groups; the lanes are then summed in Eigen's fixed order.
+// n samples held a row per sample (see above): adds each group's J_n to the lanes of
+// `total`, and writes dy when not null. scratch: softmax_rows_scratch(m) values, 64-byte
+// aligned. Each lane sums its samples' J_n in the order of the groups, so that a batch
+// taken in parts of a whole number of groups sums them as the whole batch would.
 template <class T>
-T softmax_cross_entropy_rows(const T* z, Index ld_z, const T* t, Index ld_t, T* dy, Index ld_dy,
-                             Index n, Index m, T inv_n, T* scratch) {
+void softmax_rows(const T* z, Index ld_z, const T* t, Index ld_t, T* dy, Index ld_dy, Index n,
+                  Index m, T inv_n, T* scratch, SoftmaxPacket<T>& total) {
   namespace pk = Eigen::internal;
   constexpr Index P = pk::packet_traits<T>::size;
   const Index part = whole_lines(m * P), full = n / P * P;
   T* e = scratch;
-  SoftmaxPacket<T> total = pk::pset1<SoftmaxPacket<T>>(T(0));
   for (Index j = 0; j < full; j += P) {
     total = pk::padd(total, softmax_group<T>(z + j, ld_z, t + j, ld_t, dy ? dy + j : nullptr,
                                              ld_dy, m, inv_n, e));
@@ -152,34 +152,43 @@ T softmax_cross_entropy_rows(const T* z, Index ld_z, const T* t, Index ld_t, T* 
       }
     }
   }
-  return pk::predux(total) * inv_n;
 }
+
+// The column-per-sample layout goes through transposed copies of this many samples at a
+// time (a whole number of groups for every packet size), so that the scratch grows with
+// the number of classes, never with the batch.
+inline constexpr Index kSoftmaxChunk = 256;
 
 // SamplesInRows: z, t and dy hold a row per sample (n x m), as the hidden split keeps its
 // output layer (hidden_split.hpp), and are read in place. Otherwise (a column per sample)
 // they go through transposed copies: the same operations on the same values, so the same
 // J and dy bits either way.
+// The lanes of J are summed in Eigen's fixed order at the end.
 template <class T, bool SamplesInRows = false>
 T softmax_cross_entropy(const ConstBatchRef<T>& z, const ConstBatchRef<T>& t, BatchRef<T>* dy,
                         T inv_n) {
+  namespace pk = Eigen::internal;
+  SoftmaxPacket<T> total = pk::pset1<SoftmaxPacket<T>>(T(0));
   if constexpr (SamplesInRows) {
     const Index n = z.rows(), m = z.cols();
-    return softmax_cross_entropy_rows<T>(z.data(), z.outerStride(), t.data(), t.outerStride(),
-                                         dy ? dy->data() : nullptr, dy ? dy->outerStride() : 0,
-                                         n, m, inv_n, softmax_scratch<T>(softmax_rows_scratch<T>(m)));
+    softmax_rows<T>(z.data(), z.outerStride(), t.data(), t.outerStride(),
+                    dy ? dy->data() : nullptr, dy ? dy->outerStride() : 0, n, m, inv_n,
+                    softmax_scratch<T>(softmax_rows_scratch<T>(m)), total);
   } else {
-    const Index m = z.rows(), n = z.cols(), size = whole_lines(n * m);
+    const Index m = z.rows(), n = z.cols(), size = whole_lines(kSoftmaxChunk * m);
     T* zt = softmax_scratch<T>(3 * size + softmax_rows_scratch<T>(m));
     T* tt = zt + size;
     T* dyt = tt + size;
-    using Rows = Eigen::Map<Matrix<T>>;  // n x m: a row per sample
-    Rows(zt, n, m).noalias() = z.transpose();
-    Rows(tt, n, m).noalias() = t.transpose();
-    const T J = softmax_cross_entropy_rows<T>(zt, n, tt, n, dy ? dyt : nullptr, n, n, m, inv_n,
-                                              dyt + size);
-    if (dy) dy->noalias() = Rows(dyt, n, m).transpose();
-    return J;
+    using Rows = Eigen::Map<Matrix<T>>;  // nc x m: a row per sample
+    for (Index j0 = 0; j0 < n; j0 += kSoftmaxChunk) {
+      const Index nc = std::min(kSoftmaxChunk, n - j0);
+      Rows(zt, nc, m).noalias() = z.middleCols(j0, nc).transpose();
+      Rows(tt, nc, m).noalias() = t.middleCols(j0, nc).transpose();
+      softmax_rows<T>(zt, nc, tt, nc, dy ? dyt : nullptr, nc, nc, m, inv_n, dyt + size, total);
+      if (dy) dy->middleCols(j0, nc).noalias() = Rows(dyt, nc, m).transpose();
+    }
   }
+  return pk::predux(total) * inv_n;
 }
 
 }  // namespace detail
