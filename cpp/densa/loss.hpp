@@ -73,8 +73,8 @@ using SoftmaxPacket = typename Eigen::internal::packet_traits<T>::type;
 // J_n = Σ_k t_k · log(s) - Σ_k t_k (z_k - max z), and dy if asked for.
 // e: m·P aligned scratch for the exponentials.
 template <class T>
-SoftmaxPacket<T> softmax_group(const T* z, Index ld_z, const T* t, Index ld_t, T* dy,
-                               Index ld_dy, Index m, T inv_n, T* e) {
+SoftmaxPacket<T> softmax_group(const T* z, Index ld_z, const T* t, Index ld_t, T* dy, Index ld_dy,
+                               Index m, T inv_n, T* e) {
   namespace pk = Eigen::internal;
   using Packet = SoftmaxPacket<T>;
   constexpr Index P = pk::packet_traits<T>::size;
@@ -110,7 +110,7 @@ SoftmaxPacket<T> softmax_group(const T* z, Index ld_z, const T* t, Index ld_t, T
 // part of the scratch starts aligned.
 inline Index whole_lines(Index values) { return (values + 15) / 16 * 16; }
 
-// The scratch softmax_cross_entropy_rows needs, in values of T: the exponentials of a
+// The scratch softmax_rows needs, in values of T: the exponentials of a
 // group, and a padded copy of the last group's z, t and dy.
 template <class T>
 Index softmax_rows_scratch(Index m) {
@@ -129,8 +129,8 @@ void softmax_rows(const T* z, Index ld_z, const T* t, Index ld_t, T* dy, Index l
   const Index part = whole_lines(m * P), full = n / P * P;
   T* e = scratch;
   for (Index j = 0; j < full; j += P) {
-    total = pk::padd(total, softmax_group<T>(z + j, ld_z, t + j, ld_t, dy ? dy + j : nullptr,
-                                             ld_dy, m, inv_n, e));
+    total = pk::padd(total, softmax_group<T>(z + j, ld_z, t + j, ld_t, dy ? dy + j : nullptr, ld_dy,
+                                             m, inv_n, e));
   }
   if (const Index rest = n - full; rest > 0) {
     // Padding samples are zeros: t = 0, so their J_n is 0 · log(m) - 0 = 0, and their dy
@@ -144,8 +144,8 @@ void softmax_rows(const T* z, Index ld_z, const T* t, Index ld_t, T* dy, Index l
       std::fill(std::copy(t + k * ld_t + full, t + k * ld_t + n, tail_t + k * P),
                 tail_t + (k + 1) * P, T(0));
     }
-    total = pk::padd(total, softmax_group<T>(tail_z, P, tail_t, P, dy ? tail_dy : nullptr, P, m,
-                                             inv_n, e));
+    total = pk::padd(
+        total, softmax_group<T>(tail_z, P, tail_t, P, dy ? tail_dy : nullptr, P, m, inv_n, e));
     if (dy) {
       for (Index k = 0; k < m; ++k) {
         std::copy(tail_dy + k * P, tail_dy + k * P + rest, dy + k * ld_dy + full);
@@ -171,8 +171,8 @@ T softmax_cross_entropy(const ConstBatchRef<T>& z, const ConstBatchRef<T>& t, Ba
   SoftmaxPacket<T> total = pk::pset1<SoftmaxPacket<T>>(T(0));
   if constexpr (SamplesInRows) {
     const Index n = z.rows(), m = z.cols();
-    softmax_rows<T>(z.data(), z.outerStride(), t.data(), t.outerStride(),
-                    dy ? dy->data() : nullptr, dy ? dy->outerStride() : 0, n, m, inv_n,
+    softmax_rows<T>(z.data(), z.outerStride(), t.data(), t.outerStride(), dy ? dy->data() : nullptr,
+                    dy ? dy->outerStride() : 0, n, m, inv_n,
                     softmax_scratch<T>(softmax_rows_scratch<T>(m)), total);
   } else {
     const Index m = z.rows(), n = z.cols(), size = whole_lines(kSoftmaxChunk * m);
