@@ -12,15 +12,17 @@
 // registers. Measured single-threaded on one of W3's two slabs (128 of W's rows), medians
 // of 400: OpenBLAS's product 326k ticks + the update pass 43k; this kernel 338-350k.
 //
-// How: dz's rows for a slab are packed, 6 at a time, into K x 6 panels; x's rows (the
-// layer's inputs) 16 at a time into a K x 16 sliver. Each 16 x 6 block of dWᵀ is then 12
-// AVX2 accumulators fed by two sliver loads and six broadcasts per sample, as in
-// gemm_tn.hpp. Every element of dW is one fused multiply-add chain over the samples in
-// ascending order, from zero, whatever block it falls in (the last 16 inputs of a row
-// are masked lanes of the same chain); then v = μ v + dW and W = W − lr v each round once,
-// as sgd_apply_velocity (optimizer.hpp) rounds them. So the result depends on the shape
-// alone, never on how the rows are cut between threads. (On the shapes measured it was
-// also bit for bit what OpenBLAS and the separate pass computed; nothing relies on that.)
+// How: dz's rows for a slab are packed, 6 at a time, into K x 6 panels. Each 16 x 6 block
+// of dWᵀ is then 12 AVX2 accumulators fed by two loads of 16 of x's rows (the layer's
+// inputs) and six broadcasts per sample, as in gemm_tn.hpp. The loads read x where it is
+// (x_direct says when); the last 16 inputs of a row, when fewer, are copied into a
+// K x 16 sliver with zeros in the missing lanes. Every element of dW is one fused
+// multiply-add chain over the samples in ascending order, from zero, whatever block it
+// falls in (the last 16 inputs of a row are masked lanes of the same chain); then
+// v = μ v + dW and W = W − lr v each round once, as sgd_apply_velocity (optimizer.hpp)
+// rounds them. So the result depends on the shape alone, never on how the rows are cut
+// between threads. (On the shapes measured it was also bit for bit what OpenBLAS and the
+// separate pass computed; nothing relies on that.)
 #pragma once
 
 #include <algorithm>
@@ -73,7 +75,7 @@ inline constexpr Index kMomTileCols = 16;  // W's columns per block: two 8-float
 // W's rows per pass over x: 3072 / K rows (rounded down to whole blocks, 6 to 192), so
 // that their dz panels take at most 12 KB (48 rows at 64 samples, 24 at 128; fewer
 // bytes below 16 samples, where 192 rows caps them), half the first-level cache with
-// x's 4 KB sliver at 64 samples (8 KB at 128).
+// the 4 KB of x a block reads at 64 samples (8 KB at 128).
 // This virtual machine's vCPUs have slow stretches (presumably sharing their core, and
 // its first-level cache, with another guest): on W3 in a C++ harness, alternating with
 // the BLAS path, 48-row chunks ran at 0.91-0.96 of its time per batch in slow and quiet
@@ -135,12 +137,12 @@ __attribute__((always_inline)) inline void mom_store(float* W, float* V, Index l
   }
 }
 
-// One block: NB rows of W and v (row stride ldw) by 16 columns, from a K x 16 sliver of x
-// (S, 16 floats per sample) and a K x 6 panel of dz (P, 6 floats per sample). The
-// accumulators are named variables, not an array (gemm_tn.hpp says why).
+// One block: NB rows of W and v (row stride ldw) by 16 columns, from a K x 16 block of x
+// (S: 16 floats per sample, lds floats apart) and a K x 6 panel of dz (P, 6 floats per
+// sample). The accumulators are named variables, not an array (gemm_tn.hpp says why).
 template <int NB, bool MASK>
-void mom_block(Index K, const float* S, const float* P, float* W, float* V, Index ldw, __m256i m0,
-               __m256i m1, __m256 lr, __m256 mu) {
+void mom_block(Index K, const float* S, Index lds, const float* P, float* W, float* V, Index ldw,
+               __m256i m0, __m256i m1, __m256 lr, __m256 mu) {
   // The block's rows of W and v are read only at the end, after K samples: ask for them
   // now (from the second-level cache: a slab's W and v are 0.8 MB on W3's first layer).
   for (int c = 0; c < NB; ++c) {
@@ -153,8 +155,8 @@ void mom_block(Index K, const float* S, const float* P, float* W, float* V, Inde
   __m256 c00 = zero, c01 = zero, c02 = zero, c03 = zero, c04 = zero, c05 = zero;
   __m256 c10 = zero, c11 = zero, c12 = zero, c13 = zero, c14 = zero, c15 = zero;
   for (Index k = 0; k < K; ++k) {
-    const __m256 a0 = _mm256_loadu_ps(S + k * kMomTileCols);
-    const __m256 a1 = _mm256_loadu_ps(S + k * kMomTileCols + 8);
+    const __m256 a0 = _mm256_loadu_ps(S + k * lds);
+    const __m256 a1 = _mm256_loadu_ps(S + k * lds + 8);
     const float* dz = P + k * kMomTileRows;
     mom_row<0, NB>(dz, a0, a1, c00, c10);
     mom_row<1, NB>(dz, a0, a1, c01, c11);
@@ -172,26 +174,26 @@ void mom_block(Index K, const float* S, const float* P, float* W, float* V, Inde
 }
 
 template <bool MASK>
-void mom_block_rows(Index nb, Index K, const float* S, const float* P, float* W, float* V,
-                    Index ldw, __m256i m0, __m256i m1, __m256 lr, __m256 mu) {
+void mom_block_rows(Index nb, Index K, const float* S, Index lds, const float* P, float* W,
+                    float* V, Index ldw, __m256i m0, __m256i m1, __m256 lr, __m256 mu) {
   switch (nb) {
     case 6:
-      mom_block<6, MASK>(K, S, P, W, V, ldw, m0, m1, lr, mu);
+      mom_block<6, MASK>(K, S, lds, P, W, V, ldw, m0, m1, lr, mu);
       break;
     case 5:
-      mom_block<5, MASK>(K, S, P, W, V, ldw, m0, m1, lr, mu);
+      mom_block<5, MASK>(K, S, lds, P, W, V, ldw, m0, m1, lr, mu);
       break;
     case 4:
-      mom_block<4, MASK>(K, S, P, W, V, ldw, m0, m1, lr, mu);
+      mom_block<4, MASK>(K, S, lds, P, W, V, ldw, m0, m1, lr, mu);
       break;
     case 3:
-      mom_block<3, MASK>(K, S, P, W, V, ldw, m0, m1, lr, mu);
+      mom_block<3, MASK>(K, S, lds, P, W, V, ldw, m0, m1, lr, mu);
       break;
     case 2:
-      mom_block<2, MASK>(K, S, P, W, V, ldw, m0, m1, lr, mu);
+      mom_block<2, MASK>(K, S, lds, P, W, V, ldw, m0, m1, lr, mu);
       break;
     case 1:
-      mom_block<1, MASK>(K, S, P, W, V, ldw, m0, m1, lr, mu);
+      mom_block<1, MASK>(K, S, lds, P, W, V, ldw, m0, m1, lr, mu);
       break;
     default:
       break;
@@ -204,6 +206,16 @@ void mom_block_rows(Index nb, Index K, const float* S, const float* P, float* W,
 inline Index mom_block_rows_at(Index left) {
   return left == 7 || left == 8 ? 4 : std::min(kMomTileRows, left);
 }
+
+// Whether the kernel reads x's 16 inputs per sample where they are, ldx floats apart,
+// instead of copying them into a contiguous sliver first. Each chunk of rows made that copy
+// of all of x (200 KB on W3's first layer), so its cost grew with the number of chunks, and
+// hence of slabs: W3 with 8 slabs per product instead of 2, C++ harness, medians of 16
+// interleaved runs, 403 -> 416 us per batch with the copy, 402 -> 397 without. The loads
+// hit the same first-level cache lines as the sliver's would after the block's first
+// sample. Not when x's columns lie a multiple of 512 bytes apart: then the K lines of a
+// block share a few of the first-level cache's sets and evict one another.
+inline bool x_direct(Index ldx) { return ldx % 128 != 0; }
 
 // Rows [lo, hi) of W (n_out x n_in, row-major) and v, one chunk (mom_chunk_rows): v = μ v +
 // dz[lo:hi] xᵀ, W −= lr v. x is n_in x K column-major (ldx), dz n_out x K column-major
@@ -229,13 +241,16 @@ inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const
     for (Index l = 0; l < S16; ++l) lanes[l] = l < width ? -1 : 0;
     const __m256i m0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
     const __m256i m1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 8));
-    // x's inputs j0 .. j0 + 16 for every sample, contiguous (zero in masked lanes).
-    for (Index k = 0; k < K; ++k) {
+    // x's inputs j0 .. j0 + 16 for every sample: where they are, or copied contiguous
+    // (zero in masked lanes).
+    const bool direct = width == S16 && x_direct(ldx);
+    const float* Sx = direct ? x + j0 : S;
+    const Index lds = direct ? ldx : S16;
+    for (Index k = 0; k < K && !direct; ++k) {
       const float* xk = x + k * ldx + j0;
       const bool full = width == S16;
       _mm256_storeu_ps(S + k * S16, full ? load8<false>(xk, m0) : load8<true>(xk, m0));
-      _mm256_storeu_ps(S + k * S16 + 8,
-                       full ? load8<false>(xk + 8, m1) : load8<true>(xk + 8, m1));
+      _mm256_storeu_ps(S + k * S16 + 8, full ? load8<false>(xk + 8, m1) : load8<true>(xk + 8, m1));
     }
     Index row = lo;
     for (Index bi = 0; bi < n_blocks; ++bi) {
@@ -244,9 +259,9 @@ inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const
       float* w = W + row * n_in + j0;
       float* v = V + row * n_in + j0;
       if (width == S16) {
-        mom_block_rows<false>(nb, K, S, P, w, v, n_in, m0, m1, lr, mu);
+        mom_block_rows<false>(nb, K, Sx, lds, P, w, v, n_in, m0, m1, lr, mu);
       } else {
-        mom_block_rows<true>(nb, K, S, P, w, v, n_in, m0, m1, lr, mu);
+        mom_block_rows<true>(nb, K, Sx, lds, P, w, v, n_in, m0, m1, lr, mu);
       }
       row += nb;
     }
@@ -254,9 +269,9 @@ inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const
 }
 
 // Rows [lo, hi), a chunk at a time, with a slab's scratch (MomentumScratch).
-inline void momentum_update_rows(Index n_in, Index lo, Index hi, Index K, const float* x,
-                                 Index ldx, const float* dz, Index ldz, float* W, float* V,
-                                 float lr, float mu, float* panels, float* sliver) {
+inline void momentum_update_rows(Index n_in, Index lo, Index hi, Index K, const float* x, Index ldx,
+                                 const float* dz, Index ldz, float* W, float* V, float lr, float mu,
+                                 float* panels, float* sliver) {
   const __m256 lr8 = _mm256_set1_ps(lr), mu8 = _mm256_set1_ps(mu);
   const Index chunk = mom_chunk_rows(K);
   for (Index c = lo; c < hi; c += chunk) {
@@ -272,7 +287,7 @@ inline void momentum_update_rows(Index n_in, Index lo, Index hi, Index K, const 
 // per batch, so that no batch can fail half-way through its update for want of memory.
 class MomentumScratch {
  public:
-  explicit MomentumScratch(Index max_batch = 0) { reserve(max_batch, slab_policy().max_slabs); }
+  explicit MomentumScratch(Index max_batch = 0) { reserve(max_batch, slab_policy().fine_slabs); }
 
   // Room for `slabs` slabs at up to max_batch samples (grows only).
   void reserve(Index max_batch, std::int64_t slabs) {
@@ -312,13 +327,14 @@ class MomentumScratch {
 
 // The whole layer: v = μ v + dz xᵀ, W −= lr v, for W (n_out x n_in, row-major) and its
 // velocity v, given the layer's input x (n_in x K) and dz (n_out x K), both column-major.
-// W's rows are cut into slabs as gemm.hpp cuts the dW product (plan_slabs, a function of
-// the shape alone), so each thread updates the rows its forward product read.
+// W's rows are cut into slabs as gemm.hpp cuts the forward product when gemm_tn computes
+// it (plan_slabs with fine = true, a function of the shape alone), so that the thread
+// that read a slab's rows in the forward product usually updates them too.
 inline void momentum_update(Index n_out, Index n_in, Index K, const float* x, Index ldx,
                             const float* dz, Index ldz, float* W, float* V, float lr, float mu,
                             MomentumScratch& scratch) {
   if (n_out == 0 || n_in == 0) return;
-  const SlabPlan plan = plan_slabs(n_in, n_out, K, Split::cols);
+  const SlabPlan plan = plan_slabs(n_in, n_out, K, Split::cols, /*fine=*/true);
   // Grows only if the slab policy changed since the last reserve (a tuning hook), or K
   // exceeds max_batch (never from the trainer, which reserves before each run).
   if (plan.count > scratch.slabs() || K > scratch.max_batch()) scratch.reserve(K, plan.count);
