@@ -239,7 +239,7 @@ def test_more_slabs_than_at_construction():
     for slabs in (2, 6):
         run = Run(native, "w3-like")
         assert run.trainer.momentum_kernel_layers == [True, False]
-        _core._set_slab_policy(1.0, slabs, 16, slabs)  # every product cut into up to 6 slabs
+        _core._set_slab_policy(1.0, slabs, 16)  # every product cut into up to 6 slabs
         try:
             with densa.threads(3):
                 run.run(order)
@@ -260,7 +260,7 @@ def test_other_cuts_of_the_rows(max_slabs):
     # policy), and with it the widths of the kernel's blocks at the end of each slab
     # (1 to 6 rows, 4 + 3, 4 + 4). Whatever the cut, training must match the reference.
     default = _core._slab_policy()
-    _core._set_slab_policy(default[0], max_slabs, 16, max_slabs)
+    _core._set_slab_policy(default[0], max_slabs, 16)
     try:
         run = Run(native, "four-three")
         want = Run(reference, "four-three")

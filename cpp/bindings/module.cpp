@@ -935,22 +935,12 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
         "Epoch orders: row e shuffles 0..n-1 from seeds[e] (orders.hpp).");
   m.def(
       "_set_slab_policy",
-      [](double min_slab_flops, std::int64_t max_slabs, std::int64_t align,
-         std::int64_t fine_slabs) {
-        constexpr std::int64_t most = 1 << 20;  // far below the pool's task limit
-        DENSA_REQUIRE(min_slab_flops > 0 && max_slabs >= 1 && max_slabs <= most &&
-                          align >= 1 && fine_slabs >= 1 && fine_slabs <= most,
-                      "bad slab policy");
-        densa::SlabPolicy p;
-        p.min_slab_flops = min_slab_flops;
-        p.max_slabs = max_slabs;
-        p.align = align;
-        p.fine_slabs = fine_slabs;
-        densa::slab_policy() = p;
+      [](double min_slab_flops, std::int64_t max_slabs, std::int64_t align) {
+        DENSA_REQUIRE(min_slab_flops > 0 && max_slabs >= 1 && align >= 1, "bad slab policy");
+        densa::slab_policy() = densa::SlabPolicy{min_slab_flops, max_slabs, align};
       },
-      py::arg("min_slab_flops"), py::arg("max_slabs"), py::arg("align"), py::arg("fine_slabs"),
-      "Tuning hook (benchmarks and tests only): how products are cut into slabs. max_slabs "
-      "caps the BLAS products, fine_slabs densa's own kernels and element-wise passes.");
+      py::arg("min_slab_flops"), py::arg("max_slabs"), py::arg("align"),
+      "Tuning hook (benchmarks only): how products are cut into slabs.");
   m.def(
       "_gemm_tn_applies", [](Index M, Index N, Index K) { return densa::use_gemm_tn(M, N, K); },
       py::arg("M"), py::arg("N"), py::arg("K"),
@@ -1008,7 +998,7 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
       "Test hook: the hidden split's fused relu backward step on one team's slice.");
   m.def("_slab_policy", [] {
     const auto& p = densa::slab_policy();
-    return py::make_tuple(p.min_slab_flops, p.max_slabs, p.align, p.fine_slabs);
+    return py::make_tuple(p.min_slab_flops, p.max_slabs, p.align);
   });
   densa::init_gemm_backend();
 }

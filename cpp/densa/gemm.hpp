@@ -45,18 +45,10 @@ enum class Op { N, T };  // op(A) = A or Aᵀ
 // of the thread count set. Fewer, larger slabs waste less (each slab re-packs the operand
 // it does not cut): on the 2-core development machine, K1 (1024², batch 512) at 2 threads
 // measured 156 GFLOP/s with 2 slabs against 139-143 with 4 or 8.
-// densa's own kernels (the forward product of a minibatch, gemm_tn.hpp; the momentum
-// step, momentum_update.hpp) and the element-wise passes re-pack nothing per slab, and
-// their results do not depend on the cut. They are cut into up to fine_slabs = 4 x CPUs
-// slabs, so that when one CPU runs slower than the other (this machine's vCPUs have
-// stretches of 1.2-1.5x slower) the faster thread takes the slabs the slower one has
-// not reached (parallel.hpp, claim). W3 in a C++ harness with one thread slowed 1.5x:
-// 593 -> 534 us per batch with 8 slabs; 400-410 us either way when neither is slowed.
 struct SlabPolicy {
   double min_slab_flops = 1.0e6;  // a product of fewer than 2x this flops is one slab
-  std::int64_t max_slabs = 2;     // slabs of one BLAS product, at most
+  std::int64_t max_slabs = 2;     // slabs of one product, at most
   std::int64_t align = 16;        // slab bounds are multiples of this (64 B of float)
-  std::int64_t fine_slabs = 8;    // slabs of densa's own kernels and passes, at most
   // Element-wise passes: values per pool task, at least. 8192 puts W3's 256x64 hidden
   // layer on both threads (64 Ki had left it on one: 539 -> 516 us per batch).
   Index elementwise_block = 8192;
@@ -66,7 +58,6 @@ inline SlabPolicy& slab_policy() {
   static SlabPolicy policy = [] {
     SlabPolicy p;
     p.max_slabs = std::max<std::int64_t>(2, std::thread::hardware_concurrency());
-    p.fine_slabs = 4 * p.max_slabs;
     return p;
   }();
   return policy;
@@ -78,7 +69,7 @@ inline SlabPolicy& slab_policy() {
 inline std::int64_t elementwise_blocks(Index elements) {
   const Index per_block = slab_policy().elementwise_block;
   const std::int64_t n = static_cast<std::int64_t>(elements / per_block);
-  return std::max<std::int64_t>(1, std::min<std::int64_t>(n, slab_policy().fine_slabs));
+  return std::max<std::int64_t>(1, std::min<std::int64_t>(n, slab_policy().max_slabs));
 }
 
 // Runs body(col_lo, col_hi) over column blocks of a cols-wide batch of `elements` values.
@@ -232,9 +223,7 @@ struct SlabPlan {
 enum class Split { larger, rows, cols };
 
 // A function of the shape only (never of the thread count): see the header comment.
-// fine: the product is computed by one of densa's own kernels (SlabPolicy::fine_slabs).
-inline SlabPlan plan_slabs(Index M, Index N, Index K, Split split = Split::larger,
-                           bool fine = false) {
+inline SlabPlan plan_slabs(Index M, Index N, Index K, Split split = Split::larger) {
   const SlabPolicy& p = slab_policy();
   SlabPlan plan;
   plan.split_cols = split == Split::larger ? N >= M : split == Split::cols;
@@ -242,7 +231,7 @@ inline SlabPlan plan_slabs(Index M, Index N, Index K, Split split = Split::large
   const double flops =
       2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   std::int64_t count = static_cast<std::int64_t>(flops / p.min_slab_flops);
-  count = std::min(count, fine ? p.fine_slabs : p.max_slabs);
+  count = std::min(count, p.max_slabs);
   count = std::min<std::int64_t>(count, static_cast<std::int64_t>(plan.extent / p.align));
   plan.count = std::max<std::int64_t>(1, count);
   return plan;
@@ -267,7 +256,7 @@ void gemm(Op ta, Op tb, Index M, Index N, Index K, const T* A, Index lda, const 
   init_gemm_backend();
 #endif
   const bool own_kernel = detail::gemm_tn_computes(ta, tb, M, N, K, beta);
-  const SlabPlan plan = plan_slabs(M, N, K, split, own_kernel);
+  const SlabPlan plan = plan_slabs(M, N, K, split);
   if (plan.count == 1) {
     detail::gemm_slab<T>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, beta, own_kernel);
     return;

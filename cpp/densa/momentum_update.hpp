@@ -208,13 +208,12 @@ inline Index mom_block_rows_at(Index left) {
 }
 
 // Whether the kernel reads x's 16 inputs per sample where they are, ldx floats apart,
-// instead of copying them into a contiguous sliver first. Each chunk of rows made that copy
-// of all of x (200 KB on W3's first layer), so its cost grew with the number of chunks, and
-// hence of slabs: W3 with 8 slabs per product instead of 2, C++ harness, medians of 16
-// interleaved runs, 403 -> 416 us per batch with the copy, 402 -> 397 without. The loads
-// hit the same first-level cache lines as the sliver's would after the block's first
-// sample. Not when x's columns lie a multiple of 512 bytes apart: then the K lines of a
-// block share a few of the first-level cache's sets and evict one another.
+// instead of copying them into a contiguous sliver first: each chunk of rows made that
+// copy of all of x (200 KB on W3's first layer). The loads then hit the same first-level
+// cache lines a sliver's would, after the block's first sample. W3, C++ harness, 150
+// interleaved runs: 402 -> 394 us per batch in quiet stretches, 690 -> 640 in slow ones
+// (medians). Not when x's columns lie a multiple of 512 bytes apart: the K lines of a
+// block would then share a few of the first-level cache's sets and evict one another.
 inline bool x_direct(Index ldx) { return ldx % 128 != 0; }
 
 // Rows [lo, hi) of W (n_out x n_in, row-major) and v, one chunk (mom_chunk_rows): v = μ v +
@@ -287,7 +286,7 @@ inline void momentum_update_rows(Index n_in, Index lo, Index hi, Index K, const 
 // per batch, so that no batch can fail half-way through its update for want of memory.
 class MomentumScratch {
  public:
-  explicit MomentumScratch(Index max_batch = 0) { reserve(max_batch, slab_policy().fine_slabs); }
+  explicit MomentumScratch(Index max_batch = 0) { reserve(max_batch, slab_policy().max_slabs); }
 
   // Room for `slabs` slabs at up to max_batch samples (grows only).
   void reserve(Index max_batch, std::int64_t slabs) {
@@ -327,14 +326,13 @@ class MomentumScratch {
 
 // The whole layer: v = μ v + dz xᵀ, W −= lr v, for W (n_out x n_in, row-major) and its
 // velocity v, given the layer's input x (n_in x K) and dz (n_out x K), both column-major.
-// W's rows are cut into slabs as gemm.hpp cuts the forward product when gemm_tn computes
-// it (plan_slabs with fine = true, a function of the shape alone), so that the thread
-// that read a slab's rows in the forward product usually updates them too.
+// W's rows are cut into slabs as gemm.hpp cuts the dW product (plan_slabs, a function of
+// the shape alone), so each thread updates the rows its forward product read.
 inline void momentum_update(Index n_out, Index n_in, Index K, const float* x, Index ldx,
                             const float* dz, Index ldz, float* W, float* V, float lr, float mu,
                             MomentumScratch& scratch) {
   if (n_out == 0 || n_in == 0) return;
-  const SlabPlan plan = plan_slabs(n_in, n_out, K, Split::cols, /*fine=*/true);
+  const SlabPlan plan = plan_slabs(n_in, n_out, K, Split::cols);
   // Grows only if the slab policy changed since the last reserve (a tuning hook), or K
   // exceeds max_batch (never from the trainer, which reserves before each run).
   if (plan.count > scratch.slabs() || K > scratch.max_batch()) scratch.reserve(K, plan.count);

@@ -29,7 +29,6 @@
 #include <exception>
 #include <functional>
 #include <mutex>
-#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -62,9 +61,6 @@ bool spin_until(Pred pred) {
 
 class ThreadPool {
  public:
-  // claim() counts claimed tasks in 32 bits from each end.
-  static constexpr std::int64_t kMaxTasks = 0x7fffffff;
-
   explicit ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {}
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -84,7 +80,6 @@ class ThreadPool {
   // computes must not depend on it. The first exception thrown by a task is rethrown.
   void run(std::int64_t n_tasks, const std::function<void(std::int64_t)>& task) {
     if (n_tasks <= 0) return;
-    if (n_tasks > kMaxTasks) throw std::length_error("thread pool: too many tasks in one run");
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (n_tasks == 1 || n_threads_ <= 1 || !busy.owns_lock()) {
       for (std::int64_t i = 0; i < n_tasks; ++i) task(i);
@@ -120,7 +115,7 @@ class ThreadPool {
   // Spreads task(0..n_tasks) over the workers and the caller; the caller holds busy_.
   void dispatch(std::int64_t n_tasks, const std::function<void(std::int64_t)>& task) {
     publish(&task, n_tasks);
-    work(true);
+    work();
     spin_until([this] { return active_.load(std::memory_order_acquire) == 0; });
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [this] { return active_ == 0; });
@@ -154,30 +149,11 @@ class ThreadPool {
     done_.wait(lock, [this] { return active_ == 0; });
   }
 
-  // Claims the next task: the caller from the front (0, 1, ...), the workers from the
-  // back (n - 1, n - 2, ...), until the two meet. With threads of equal speed each one
-  // therefore takes the same tasks batch after batch (the same rows of W, which stay in
-  // its core's cache), and a thread that runs slower (this machine's vCPUs have slow
-  // stretches) leaves the tasks it has not reached to the other. Returns -1 when none
-  // is left. next_ packs the two counts: front in the low 32 bits, back in the high.
-  std::int64_t claim(bool front) {
-    std::uint64_t cur = next_.load(std::memory_order_relaxed);
+  // Claims task indices until none is left; runs on the caller and on every worker.
+  void work() {
     for (;;) {
-      const std::uint64_t f = cur & 0xffffffffu, b = cur >> 32;
-      if (static_cast<std::int64_t>(f + b) >= n_tasks_) return -1;
-      const std::uint64_t want = cur + (front ? 1 : std::uint64_t(1) << 32);
-      if (next_.compare_exchange_weak(cur, want, std::memory_order_relaxed)) {
-        return front ? static_cast<std::int64_t>(f) : n_tasks_ - 1 - static_cast<std::int64_t>(b);
-      }
-    }
-  }
-
-  // Claims task indices until none is left; runs on the caller (front) and on every
-  // worker (back).
-  void work(bool front) {
-    for (;;) {
-      const std::int64_t i = claim(front);
-      if (i < 0) return;
+      const std::int64_t i = next_.fetch_add(1);
+      if (i >= n_tasks_) return;
       try {
         (*task_)(i);
       } catch (...) {
@@ -219,7 +195,7 @@ class ThreadPool {
         if (stop_) return;
         seen = generation_;
       }
-      work(false);
+      work();
       std::lock_guard<std::mutex> lock(mutex_);
       if (--active_ == 0) done_.notify_one();
     }
@@ -256,7 +232,7 @@ class ThreadPool {
   const std::function<void(std::int64_t)>* task_ = nullptr;
   std::function<void(std::int64_t)> posted_;  // post's task, while workers may run it
   std::int64_t n_tasks_ = 0;
-  std::atomic<std::uint64_t> next_{0};  // claimed tasks: front | back << 32 (claim)
+  std::atomic<std::int64_t> next_{0};
   std::exception_ptr error_;
 };
 

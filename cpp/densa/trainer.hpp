@@ -310,7 +310,7 @@ class Trainer {
     for (size_t j = 0; j < momentum_kernel_.size(); ++j) {
       if (!momentum_kernel_[j]) continue;
       // Slab counts grow with the number of samples: max_batch's is the most.
-      const SlabPlan plan = plan_slabs(layers_[j].n_in, layers_[j].n_out, max_batch_, Split::cols, /*fine=*/true);
+      const SlabPlan plan = plan_slabs(layers_[j].n_in, layers_[j].n_out, max_batch_, Split::cols);
       slabs = std::max(slabs, plan.count);
     }
     if (slabs > momentum_scratch_.slabs()) momentum_scratch_.reserve(max_batch_, slabs);

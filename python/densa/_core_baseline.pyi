@@ -79,11 +79,11 @@ def _set_relu_backward(enabled: bool) -> None:
     """
     Benchmark and test hook: False sends the hidden split's relu backward step through its three passes (results then differ in rounding, not in meaning).
     """
-def _set_slab_policy(min_slab_flops: typing.SupportsFloat | typing.SupportsIndex, max_slabs: typing.SupportsInt | typing.SupportsIndex, align: typing.SupportsInt | typing.SupportsIndex, fine_slabs: typing.SupportsInt | typing.SupportsIndex) -> None:
+def _set_slab_policy(min_slab_flops: typing.SupportsFloat | typing.SupportsIndex, max_slabs: typing.SupportsInt | typing.SupportsIndex, align: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
-    Tuning hook (benchmarks and tests only): how products are cut into slabs. max_slabs caps the BLAS products, fine_slabs densa's own kernels and element-wise passes.
+    Tuning hook (benchmarks only): how products are cut into slabs.
     """
-def _slab_policy() -> tuple[float, int, int, int]:
+def _slab_policy() -> tuple[float, int, int]:
     ...
 @typing.overload
 def adam_step(theta: numpy.typing.NDArray[numpy.float32], grad: numpy.typing.NDArray[numpy.float32], m: numpy.typing.NDArray[numpy.float32], v: numpy.typing.NDArray[numpy.float32], step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
