@@ -58,6 +58,19 @@ TRAIN_TOL = {
     np.dtype(np.float64): {"rtol": 1e-9, "atol": 1e-11},
     np.dtype(np.float32): {"rtol": 2e-4, "atol": 2e-5},
 }
+# AdamW in float32 moves every weight by up to lr per step whatever its gradient's size,
+# so where a weight's gradients are near zero, m / sqrt(v) carries their few ulp of
+# rounding difference into a sizeable step: W0[16, 154] of "odd-hidden" after one epoch
+# differs from the reference by 1.6e-5 in the x86-64-v3 module and 2.7e-5 in the v4 one
+# (whose element-wise exp, in elu and softplus, is twice as wide), the other 6599 weights
+# by far less.
+ADAM_F32_TOL = {"rtol": 2e-4, "atol": 5e-5}
+
+
+def train_tol(config, dtype):
+    if CONFIGS[config][2] == "adam" and np.dtype(dtype) == np.float32:
+        return ADAM_F32_TOL
+    return TRAIN_TOL[np.dtype(dtype)]
 
 
 def make_problem(shape, loss, dtype, seed=0):
@@ -93,13 +106,14 @@ class Run(TrainerOnCopies):
         return {k: v.copy() for k, v in named.items()}
 
 
-def assert_trained_alike(got, expected, dtype, when):
+def assert_trained_alike(got, expected, dtype, when, tol=None):
     assert got.keys() == expected.keys()
+    tol = tol or TRAIN_TOL[np.dtype(dtype)]
     for name, a in got.items():
         if name == "step":  # Adam's update count
             np.testing.assert_array_equal(a, expected[name], err_msg=f"{name} {when}")
         else:
-            assert_matches(a, expected[name], f"{name} {when}", **TRAIN_TOL[np.dtype(dtype)])
+            assert_matches(a, expected[name], f"{name} {when}", **tol)
 
 
 @pytest.fixture
@@ -142,14 +156,18 @@ def test_matches_reference(config, shape, dtype):
         for name, be in (("native", native), ("reference", reference))
     }
     assert runs["native"].trainer.splits_hidden_layer
-    tol = TRAIN_TOL[np.dtype(dtype)]
+    tol = train_tol(config, dtype)
     for epoch, order in enumerate(orders(EPOCHS)):
         got = runs["native"].run(order)
         want = runs["reference"].run(order)
         assert got[1:] == want[1:], f"epoch {epoch}: samples, batches, divergence"
         assert_matches(got[0], want[0], f"loss sum, epoch {epoch}", tol_dtype=dtype, **tol)
         assert_trained_alike(
-            runs["native"].arrays(), runs["reference"].arrays(), dtype, f"after epoch {epoch}"
+            runs["native"].arrays(),
+            runs["reference"].arrays(),
+            dtype,
+            f"after epoch {epoch}",
+            tol,
         )
 
 
