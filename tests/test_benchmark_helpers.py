@@ -138,3 +138,17 @@ def test_w5_reset_check_passes_a_full_reset_and_catches_a_partial_one():
     bench.check_timed_resets(lambda: timed_fit(False), build, train, timed, None)
     with pytest.raises(RuntimeError, match="does not start from initialisation 0"):
         bench.check_timed_resets(lambda: timed_fit(True), build, train, timed, None)
+
+
+def test_lower_quartiles_compare_each_sides_fast_rounds():
+    # densa's rounds: three fast (1.0-1.2), two slow; PyTorch's: the reverse pattern.
+    times = {
+        "densa native": [1.0, 5.0, 1.2, 1.1, 4.0],
+        "PyTorch": [9.0, 2.5, 2.6, 8.0, 2.4],
+    }
+    got = bench.lower_quartiles(times)
+    assert got["densa native"] == (pytest.approx(1.1), pytest.approx(1.0))
+    assert got["PyTorch"][0] == pytest.approx(2.5)
+    assert got["PyTorch"][1] == pytest.approx(2.5 / 1.1)
+    # The medians would say 2.6 / 1.2: not the same comparison.
+    assert got["PyTorch"][1] != pytest.approx(2.6 / 1.2)
