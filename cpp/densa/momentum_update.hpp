@@ -234,6 +234,7 @@ inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const
     row += nb;
   }
   float* S = sliver;
+  const bool read_x = x_direct(ldx);  // x's full tiles read in place (x_direct says when)
   for (Index j0 = 0; j0 < n_in; j0 += S16) {
     const Index width = std::min(S16, n_in - j0);
     alignas(32) int lanes[S16];
@@ -242,14 +243,17 @@ inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const
     const __m256i m1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 8));
     // x's inputs j0 .. j0 + 16 for every sample: where they are, or copied contiguous
     // (zero in masked lanes).
-    const bool direct = width == S16 && x_direct(ldx);
+    const bool full = width == S16;
+    const bool direct = full && read_x;
     const float* Sx = direct ? x + j0 : S;
     const Index lds = direct ? ldx : S16;
-    for (Index k = 0; k < K && !direct; ++k) {
-      const float* xk = x + k * ldx + j0;
-      const bool full = width == S16;
-      _mm256_storeu_ps(S + k * S16, full ? load8<false>(xk, m0) : load8<true>(xk, m0));
-      _mm256_storeu_ps(S + k * S16 + 8, full ? load8<false>(xk + 8, m1) : load8<true>(xk + 8, m1));
+    if (!direct) {
+      for (Index k = 0; k < K; ++k) {
+        const float* xk = x + k * ldx + j0;
+        _mm256_storeu_ps(S + k * S16, full ? load8<false>(xk, m0) : load8<true>(xk, m0));
+        _mm256_storeu_ps(S + k * S16 + 8,
+                         full ? load8<false>(xk + 8, m1) : load8<true>(xk + 8, m1));
+      }
     }
     Index row = lo;
     for (Index bi = 0; bi < n_blocks; ++bi) {
@@ -257,7 +261,7 @@ inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const
       const float* P = panels + bi * R * K;
       float* w = W + row * n_in + j0;
       float* v = V + row * n_in + j0;
-      if (width == S16) {
+      if (full) {
         mom_block_rows<false>(nb, K, Sx, lds, P, w, v, n_in, m0, m1, lr, mu);
       } else {
         mom_block_rows<true>(nb, K, Sx, lds, P, w, v, n_in, m0, m1, lr, mu);
