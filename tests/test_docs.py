@@ -2,8 +2,9 @@
 
 * docs/backprop.md: every python block followed by a ``text`` block is run, and its
   output must be the text block, character for character; every block that starts
-  with a file path (``# python/...`` or ``// cpp/...``) quotes that file, and each quoted
-  line must still be in it.
+  with a file path (``# python/...`` or ``// cpp/...``) quotes that file: its lines must
+  still be in it, together and in order, except where an elision line (``// ...``)
+  says lines were left out.
 * README.md: every python block runs.
 * examples/quickstart.py runs and learns what it says it learns.
 """
@@ -83,9 +84,49 @@ def test_backprop_example_prints_what_the_doc_shows(index):
 def test_backprop_quotes_are_in_the_source(source, lines):
     path = ROOT / source
     assert path.is_file(), f"docs/backprop.md quotes {source}, which does not exist"
-    have = {_normalized(line) for line in path.read_text(encoding="utf-8").splitlines()}
+    have = [_normalized(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    have = [line for line in have if line]
     for line in lines:
-        assert _normalized(line) in have, f"{source} no longer contains: {line.strip()}"
+        if not _is_elision(line):
+            assert _normalized(line) in have, f"{source} no longer contains: {line.strip()}"
+    # Each run of quoted lines between elisions ("// ..." or "# ...") is contiguous in the
+    # source, and the runs come in the source's order: a quote cannot splice lines from
+    # different places into code that is not there.
+    start = 0
+    for run in _runs(lines):
+        at = _find_run(have, run, start)
+        assert at >= 0, f"{source} has these lines, but not together in this order: {run}"
+        start = at + len(run)
+
+
+def _is_elision(line: str) -> bool:
+    return _normalized(line) in ("// ...", "# ...", "...")
+
+
+def _runs(lines: list[str]) -> list[list[str]]:
+    runs: list[list[str]] = [[]]
+    for line in lines:
+        if _is_elision(line):
+            runs.append([])
+        else:
+            runs[-1].append(_normalized(line))
+    return [run for run in runs if run]
+
+
+def _find_run(have: list[str], run: list[str], start: int) -> int:
+    for i in range(start, len(have) - len(run) + 1):
+        if have[i : i + len(run)] == run:
+            return i
+    return -1
+
+
+def test_a_spliced_quote_is_caught():
+    # The check above would have passed the optimizer quote that spliced Adam's chunk
+    # lines onto SGD's update: every line existed, in two different functions.
+    have = ["auto& p = c[0];", "const auto& g = c[1];", "x();", "p -= lr * g;"]
+    assert _find_run(have, ["auto& p = c[0];", "const auto& g = c[1];", "p -= lr * g;"], 0) < 0
+    assert _find_run(have, ["const auto& g = c[1];", "x();"], 0) == 1
+    assert _runs(["a", "// ...", "b", "c"]) == [["a"], ["b", "c"]]
 
 
 def test_readme_python_blocks_run(tmp_path, monkeypatch):

@@ -65,7 +65,8 @@
 namespace densa {
 
 // Below this many flops per batch (all five products), the exchange (~0.3 us here) and
-// the duplicated output layer outweigh the halved products.
+// the output layer (one team computes it while the other waits) outweigh the halved
+// products.
 inline constexpr double kSplitMinFlops = 2.0e5;
 
 // Off only to compare with the general loop (tests, benchmarks); on by default. Read

@@ -81,7 +81,9 @@ def config() -> dict[str, Any]:
 
 def show_config(file: TextIO | None = None) -> None:
     """Print the ISA build picked, thread count, Eigen version, the BLAS used and
-    whether densa's own forward and momentum-step kernels are in use."""
+    whether densa's own forward and momentum-step kernels are in use.
+
+    ``file``: a text stream to print to (default standard output)."""
     c = config()
     out = file or sys.stdout
     print(f"densa {c['densa']}", file=out)
@@ -101,7 +103,8 @@ def show_config(file: TextIO | None = None) -> None:
     print(f"  forward: {kernel}", file=out)
     momentum = (
         "densa's own (AVX2 + FMA) for float32 momentum-SGD steps on layers of 64 Ki weights "
-        "and more at up to 128 samples, else the BLAS and a pass"
+        "and more at up to 128 samples (inputs not a multiple of 512), else the BLAS and a "
+        "pass"
         if c["momentum_kernel"]
         else "the BLAS and a pass (this module has no AVX2 + FMA kernel)"
     )

@@ -194,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="predict with a saved model",
         description="Predict with a model written by 'densa train' (or Network.save). "
-        "Writes CSV: for classification a 'class' column and one probability per class, "
+        "Writes CSV: for softmax classification a 'class' column and one probability per "
+        "class; for binary cross-entropy with one output 'class' and 'p1' (the positive "
+        "class's probability), with several outputs one probability per output (p0, ...); "
         "for regression one column per output. With --out FILE.npy, writes net.predict's "
         "array instead. Every column of DATA is a feature unless --target names columns "
         "to leave out (they are then used to report loss and accuracy: after the "
@@ -218,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="check backpropagation: native vs reference vs finite differences",
         description="On random networks (one per loss), compare dW and db from the native "
         "and reference backends with each other and with central finite differences "
-        "computed in float64, and print the per-layer table. Exits 1 if any check fails.",
+        "computed in float64, and print the per-layer table. Exits 1 if either backend's "
+        "gradients fail the finite-difference check; the native-vs-reference differences "
+        "are printed for reading, not judged.",
     )
     p.add_argument(
         "--sizes",

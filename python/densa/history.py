@@ -12,7 +12,8 @@ class History:
     Attributes
     ----------
     loss : list of float
-        Mean training loss over the epoch's minibatches (each measured before its update).
+        Mean training loss over the epoch's samples: each minibatch's loss, measured
+        before its update, weighted by its size (a short last batch counts less).
     val_loss, val_accuracy : list of float
         On the validation data, after the epoch (empty without validation data;
         accuracy only for classification losses).
@@ -21,7 +22,8 @@ class History:
     stopped_early : bool
         Early stopping ended training.
     best_epoch : int or None
-        Index of the epoch whose parameters early stopping restored.
+        With early stopping, the 0-based index of the best monitored epoch (whose
+        parameters are put back when ``restore_best``); None without early stopping.
     """
 
     loss: list[float] = field(default_factory=list)

@@ -55,12 +55,12 @@ class TrainingDivergedError(FloatingPointError):
 
 
 class EarlyStopping:
-    """Stop when the monitored loss has not improved for ``patience`` epochs.
+    """Stop when the monitored loss has not improved for more than ``patience`` epochs.
 
     Parameters
     ----------
     patience : int
-        Epochs without improvement tolerated before stopping.
+        Epochs without improvement tolerated: training stops at the next one.
     min_delta : float
         An epoch improves only if it lowers the best loss by more than this.
     monitor : {"auto", "val_loss", "loss"}

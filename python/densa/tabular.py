@@ -218,11 +218,12 @@ def read_table(
 def prediction_table(
     loss: str, probabilities: np.ndarray, labels: np.ndarray | None
 ) -> tuple[list[str], np.ndarray]:
-    """Column names and (N, columns) float64 values for ``write_predictions``.
+    """Column names and (N, columns) float64 values for ``write_csv``.
 
     Softmax cross-entropy: ``class`` then ``p0 .. p{K-1}``; binary cross-entropy with
-    one output: ``class`` and ``p1``; otherwise (mse, or several binary outputs) one
-    column per output, ``y0 ..`` (``prediction`` when there is one).
+    one output: ``class`` and ``p1``; with several outputs: ``p0 ..``, one probability
+    per output and no class column (each output is its own yes/no); mse: one column per
+    output, ``y0 ..`` (``prediction`` when there is one).
     """
     out = np.asarray(probabilities, dtype=np.float64)
     if loss == "softmax_cross_entropy":
