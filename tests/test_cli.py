@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import subprocess
 import sys
@@ -352,12 +353,9 @@ def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path, spiral_csv, argv, m
 def test_model_with_wrong_feature_count_is_explained(tmp_path, spiral_csv):
     path = spiral_csv[0]
     model = tmp_path / "m.npz"
-    assert (
-        run(["train", path, "--target", "label", "--epochs", "1", "--out", model, "--no-progress"])[
-            0
-        ]
-        == 0
-    )
+    # A model without column names (from Network.save) takes a CSV's columns by position.
+    net = densa.Network([densa.Dense(2, 2)], loss="softmax_cross_entropy", seed=0)
+    net.save(model)
     code, _, err = run(["predict", model, path])
     assert code == 1
     assert "has 3 feature columns but the model expects 2; pass --target" in err
@@ -384,3 +382,146 @@ def test_errors_in_a_real_process_have_no_traceback(tmp_path):
         lines = densa_lines(proc.stderr)
         assert len(lines) == 1
         assert lines[0].startswith(f"densa {args[0]}: error: ")
+
+
+# ----- the audit's defects: columns by name, checks before work or writes ---------------------
+def _train(tmp_path, data, *options) -> Path:
+    model = tmp_path / "m.npz"
+    code, _, err = run(["train", data, "--epochs", "1", "--out", model, "--no-progress", *options])
+    assert code == 0, err
+    return model
+
+
+def test_train_saves_the_csv_feature_names_and_predict_uses_them(tmp_path, spiral_csv):
+    path, X, _ = spiral_csv
+    model = _train(tmp_path, path, "--target", "label")
+    net = densa.Network.load(model)
+    assert net.feature_names == ["x", "z"]
+    # Columns in another order, plus one the model does not know: taken by name.
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text(
+        "id,z,x\n" + "".join(f"{i},{float(b)!r},{float(a)!r}\n" for i, (a, b) in enumerate(X))
+    )
+    code, out, err = run(["predict", model, shuffled])
+    assert code == 0, err
+    names, table = _read_csv(out)
+    assert names == ["class", "p0", "p1"]
+    np.testing.assert_array_equal(table[:, 1:], net.predict(X))
+    # The training CSV itself, target column included, without --target.
+    code, out, _ = run(["predict", model, path])
+    assert code == 0
+    np.testing.assert_array_equal(_read_csv(out)[1][:, 1:], net.predict(X))
+
+
+def test_predict_refuses_a_csv_without_the_models_columns(tmp_path, spiral_csv):
+    model = _train(tmp_path, spiral_csv[0], "--target", "label")
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text("a,z\n1,2\n")
+    code, out, err = run(["predict", model, renamed])
+    assert code == 1
+    assert out == ""
+    assert "renamed.csv lacks the column(s) x that the model was trained on" in err
+    code, _, err = run(["predict", model, spiral_csv[0], "--target", "x"])
+    assert f"{spiral_csv[0]}: --target names x, a feature of the model" in err
+
+
+def test_npy_data_has_no_names_to_store(tmp_path):
+    data = tmp_path / "d.npy"
+    np.save(data, np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]]))
+    assert densa.Network.load(_train(tmp_path, data)).feature_names is None
+
+
+@pytest.mark.parametrize("label", ["5", "-1", "0.5"])
+def test_predict_checks_the_targets_before_writing(tmp_path, spiral_csv, label):
+    model = _train(tmp_path, spiral_csv[0], "--target", "label")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"x,z,label\n0.1,0.2,0\n0.3,0.4,{label}\n")
+    out = tmp_path / "o.csv"
+    code, _, err = run(["predict", model, bad, "--target", "label", "--out", out])
+    assert code == 1
+    assert "bad.csv, target label: " in err
+    assert "labels must" in err  # whole numbers in [0, 2)
+    assert not out.exists()
+
+
+def test_train_checks_out_before_training(tmp_path, spiral_csv):
+    for out, message in [
+        (tmp_path / "absent" / "m.npz", f"the directory {tmp_path / 'absent'} does not exist"),
+        (tmp_path, "names a directory"),
+        (f"{tmp_path / 'new'}{os.sep}", "names a directory"),
+    ]:
+        code, stdout, err = run(["train", spiral_csv[0], "--out", out, "--no-progress"])
+        assert code == 1
+        assert message in err
+        assert "epoch" not in stdout  # refused before the first epoch
+    assert os.listdir(tmp_path) == ["spirals.csv"]
+
+
+def test_predict_needs_only_x_from_an_npz(tmp_path):
+    X, y = datasets.xor()
+    data = tmp_path / "xy.npz"
+    np.savez(data, X=X, y=y)
+    model = _train(tmp_path, data)
+    only_x = tmp_path / "x.npz"
+    np.savez(only_x, X=X)
+    code, out, err = run(["predict", model, only_x])
+    assert code == 0, err
+    np.testing.assert_array_equal(_read_csv(out)[1][:, 1:], densa.Network.load(model).predict(X))
+    # Scoring does need y.
+    code, _, err = run(["predict", model, only_x, "--target", "y"])
+    assert "must hold arrays 'X' and 'y'; it holds X" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("one.npy", np.arange(5.0)[:, None]),
+        ("flat.npy", np.arange(5.0)),
+        ("one.csv", "label\n0\n1\n"),
+    ],
+)
+def test_train_on_a_single_column_says_no_features_are_left(tmp_path, name, content):
+    data = tmp_path / name
+    if isinstance(content, str):
+        data.write_text(content)
+    else:
+        np.save(data, content)
+    code, _, err = run(["train", data, "--no-progress"])
+    assert code == 1
+    assert f"{data} has one column, the target (the last column by default): no feature" in err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["--optimizer", "adam", "--momentum", "0.5"],
+            "--momentum is an option of --optimizer sgd",
+        ),
+        (["--momentum", "0.5"], "--momentum is an option of --optimizer sgd; adam does not use"),
+        (["--hidden", "none", "--activation", "tanh"], "but --hidden none makes none"),
+    ],
+)
+def test_train_refuses_options_it_would_ignore(tmp_path, spiral_csv, options, message):
+    code, out, err = run(["train", spiral_csv[0], *options, "--out", tmp_path / "m.npz"])
+    assert code == 1
+    assert message in err
+    assert out == ""
+
+
+def test_train_without_hidden_layers_prints_the_truth(tmp_path, spiral_csv):
+    model = tmp_path / "m.npz"
+    options = ["--target", "label", "--hidden", "none", "--epochs", "1", "--no-progress"]
+    code, out, err = run(["train", spiral_csv[0], *options, "--out", model])
+    assert code == 0, err
+    assert "network: 2-2 (no hidden layer: one identity layer), float32" in out
+    assert "relu" not in out
+    assert [layer.activation for layer in densa.Network.load(model).layers] == ["identity"]
+
+
+def test_npz_object_array_error_names_file_and_array(tmp_path):
+    data = tmp_path / "obj.npz"
+    np.savez(data, X=np.array([[1, "a"]], dtype=object), y=np.array([0]))
+    code, _, err = run(["train", data])
+    assert code == 1
+    assert f"{data}: array 'X' cannot be read (Object arrays cannot be loaded" in err

@@ -60,12 +60,42 @@ def test_spirals_are_reproducible_from_the_seed():
         ({"turns": 0}, ValueError, "turns must be a finite number > 0"),
         ({"turns": float("inf")}, ValueError, "turns must be a finite number > 0"),
         ({"turns": float("nan")}, ValueError, "turns must be a finite number > 0"),
+        ({"turns": "2"}, TypeError, "turns must be a number, got str"),
         ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
+        # The seed is named (NumPy's "expected non-negative integer" names nothing).
+        ({"seed": -1}, ValueError, "seed must be >= 0, got -1"),
+        (
+            {"seed": 1.5},
+            TypeError,
+            r"seed must be None, an integer >= 0 or a numpy\.random\.Generator, got float: 1\.5",
+        ),
+        ({"seed": "0"}, TypeError, "seed must be None, an integer >= 0 or a numpy"),
     ],
 )
 def test_spirals_refuse_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         datasets.spirals(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("seed", "error", "match"),
+    [
+        (-1, ValueError, "seed must be >= 0, got -1"),
+        (1.5, TypeError, "seed must be None, an integer >= 0 or a numpy.random.Generator"),
+    ],
+)
+def test_sine_names_a_bad_seed(seed, error, match):
+    with pytest.raises(error, match=match):
+        datasets.sine(10, noise=0.1, seed=seed)
+
+
+def test_seeds_may_be_numpy_integers_and_generators():
+    a = datasets.spirals(50, seed=np.int64(4))
+    b = datasets.spirals(50, seed=np.random.default_rng(4))
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(
+        datasets.sine(9, 0.1, seed=4)[1], datasets.sine(9, 0.1, seed=np.random.default_rng(4))[1]
+    )
 
 
 def test_sine_and_xor():

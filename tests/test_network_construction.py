@@ -200,6 +200,39 @@ def test_layers_that_do_not_chain_name_both_layers():
     assert "expects 5 inputs" in message
 
 
+def test_the_same_dense_object_twice_is_refused():
+    d = densa.Dense(2, 2)
+    with pytest.raises(ValueError, match="same Dense object") as info:
+        densa.Network([d, d])
+    assert str(info.value) == (
+        "layers[1] is the same Dense object as layers[0]; each layer needs its own "
+        "weights (build another densa.Dense)"
+    )
+    with pytest.raises(ValueError, match=r"layers\[2\] is the same Dense object as layers\[0\]"):
+        densa.Network([d, densa.Dense(2, 2), d])
+    assert not d.initialized  # refused before any layer was changed
+
+
+def test_fit_checks_net_layers_again_after_they_were_changed():
+    # net.layers is a list the user can change: fit names the layers, rather than the
+    # trainer's "layer 0: W and layer 1: W share memory".
+    X, y = np.ones((4, 3)), np.ones((4, 3))
+    net = densa.Network([densa.Dense(3, 3), densa.Dense(3, 3, "identity")], seed=0)
+    net.layers[1] = net.layers[0]
+    with pytest.raises(ValueError, match="same Dense object") as info:
+        net.fit(X, y, epochs=1, progress=False)
+    assert str(info.value) == (
+        "net.layers[1] is the same Dense object as net.layers[0]; each layer needs its "
+        "own weights (build another densa.Dense) (net.layers was changed after construction)"
+    )
+    net = densa.Network([densa.Dense(3, 3)], seed=0)
+    net.layers.append(densa.Dense(4, 3))
+    with pytest.raises(
+        ValueError, match=r"net.layers\[0\] .* outputs 3 values but net.layers\[1\]"
+    ):
+        net.fit(X, y, epochs=1, progress=False)
+
+
 def test_layers_are_listed_input_side_first():
     layers = [densa.Dense(2, 5), densa.Dense(5, 4, "tanh"), densa.Dense(4, 1, "identity")]
     net = densa.Network(layers, seed=0)
@@ -216,12 +249,25 @@ def test_layers_are_listed_input_side_first():
         ({"dtype": "float16"}, ValueError, "dtype must be 'float32' or 'float64'"),
         ({"loss": "hinge"}, ValueError, "hinge"),
         ({"backend": "gpu"}, ValueError, "backend: unknown name 'gpu'"),
+        # Strict bools, as fit's: "no" would otherwise count as True.
+        ({"check_finite": "no"}, TypeError, "check_finite must be True or False, got str: 'no'"),
+        ({"check_finite": 1}, TypeError, "check_finite must be True or False, got int: 1"),
+        ({"seed": 1.5}, TypeError, "seed must be None or an integer >= 0, got float: 1.5"),
+        ({"seed": -1}, ValueError, "seed must be >= 0, got -1"),
     ],
 )
 def test_network_arguments_are_checked(kwargs, error, match):
     args = {"layers": [densa.Dense(2, 2)], **kwargs}
     with pytest.raises(error, match=match):
         densa.Network(**args)
+
+
+def test_numpy_bools_are_bools():
+    net = densa.Network([densa.Dense(2, 2)], check_finite=np.bool_(False))
+    assert net.check_finite is False
+    assert densa.EarlyStopping(restore_best=np.bool_(False)).restore_best is False
+    with pytest.raises(TypeError, match="restore_best must be True or False, got str: 'x'"):
+        densa.EarlyStopping(restore_best="x")
 
 
 # ----- Dense parameter setters ------------------------------------------------------------

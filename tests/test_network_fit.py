@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import gc
+import pickle
 import re
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -153,6 +157,13 @@ def test_two_fits_continue_like_one(backend, opt_name, shuffle):
         assert int(opt.step[0]) == 6 * 8  # 120 samples / 16 → 8 batches per epoch
 
 
+def _assert_as_one_fit(net, X, y, opt_name, epochs, kw):
+    """net's parameters are those of one fit of `epochs` epochs from a fresh optimizer."""
+    whole = make_net("softmax_cross_entropy")
+    whole.fit(X, y, epochs=epochs, optimizer=OPTIMIZERS[opt_name](), **kw)
+    assert max_rel_diff(params(net), params(whole)) <= 1e-12
+
+
 @pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
 def test_fit_without_optimizer_continues_with_the_networks_own(opt_name):
     X, y = _classification()
@@ -162,9 +173,7 @@ def test_fit_without_optimizer_continues_with_the_networks_own(opt_name):
     net.fit(X, y, epochs=2, optimizer=opt, **kw)
     net.fit(X, y, epochs=2, **kw)
     assert net.optimizer is opt
-    whole = make_net("softmax_cross_entropy")
-    whole.fit(X, y, epochs=4, optimizer=OPTIMIZERS[opt_name](), **kw)
-    assert max_rel_diff(params(net), params(whole)) <= 1e-12
+    _assert_as_one_fit(net, X, y, opt_name, 4, kw)
 
 
 @pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
@@ -214,6 +223,123 @@ def test_optimizer_by_name_is_a_new_default_optimizer():
         net.fit(X, y, epochs=1, optimizer="rmsprop", progress=False)
     with pytest.raises(TypeError, match=r"optimizer must be densa\.SGD, densa\.Adam or a name"):
         net.fit(X, y, epochs=1, optimizer=0.1, progress=False)
+
+
+# ----- an optimizer's state belongs to one network ------------------------------------------
+_KW = {"batch_size": 16, "shuffle": False, "progress": False}
+_ANOTHER = r"holds its (momentum|moments and step count) from training another network"
+
+
+@pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
+def test_an_optimizer_holding_another_networks_state_is_refused(opt_name):
+    X, y = _classification()
+    opt = OPTIMIZERS[opt_name]()
+    a = make_net("softmax_cross_entropy")
+    a.fit(X, y, epochs=2, optimizer=opt, **_KW)
+    b = make_net("softmax_cross_entropy")
+    before = params(b)
+    with pytest.raises(ValueError, match=_ANOTHER) as info:
+        b.fit(X, y, epochs=2, optimizer=opt, **_KW)
+    message = str(info.value)
+    assert f"densa.{opt!r} for the same settings with fresh state" in message
+    assert "copy.deepcopy(optimizer) for a copy of this state" in message
+    # Refused before anything changed: b, and the state a continues from.
+    assert max_rel_diff(params(b), before) == 0
+    assert b.optimizer is None
+    assert b.history is None
+    # Through net.optimizer too (no optimizer given): named as such.
+    b.optimizer = a.optimizer
+    with pytest.raises(ValueError, match=r"net\.optimizer holds its"):
+        b.fit(X, y, epochs=1, **_KW)
+    # a continues with its own, as if it had trained for 4 epochs at once.
+    a.fit(X, y, epochs=2, optimizer=opt, **_KW)
+    _assert_as_one_fit(a, X, y, opt_name, 4, _KW)
+
+
+@pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
+def test_a_copy_of_an_optimizer_is_adopted_by_the_network_it_trains(opt_name):
+    X, y = _classification()
+    a = make_net("softmax_cross_entropy")
+    a.fit(X, y, epochs=2, optimizer=OPTIMIZERS[opt_name](), **_KW)
+    b = make_net("softmax_cross_entropy")
+    for la, lb in zip(a.layers, b.layers):
+        lb.W, lb.b = la.W, la.b
+    state = copy.deepcopy(a.optimizer)
+    b.fit(X, y, epochs=2, optimizer=state, **_KW)  # continues from a copy of a's state
+    a.fit(X, y, epochs=2, **_KW)
+    assert max_rel_diff(params(a), params(b)) <= 1e-12
+    assert b.optimizer is state
+    assert a.optimizer is not state
+    with pytest.raises(ValueError, match=_ANOTHER):  # the copy is b's now
+        a.fit(X, y, epochs=1, optimizer=state, **_KW)
+
+
+def test_an_optimizer_without_state_may_train_any_network():
+    X, y = _classification()
+    plain = densa.SGD(lr=0.05)  # no momentum: no state to carry over
+    make_net("softmax_cross_entropy").fit(X, y, epochs=1, optimizer=plain, **_KW)
+    make_net("softmax_cross_entropy").fit(X, y, epochs=1, optimizer=plain, **_KW)
+    adam = densa.Adam(lr=0.01)
+    make_net("softmax_cross_entropy").fit(X, y, epochs=1, optimizer=adam, **_KW)
+    adam.reset()  # forgotten: a new start, on any network
+    other = make_net("softmax_cross_entropy")
+    other.fit(X, y, epochs=1, optimizer=adam, **_KW)
+    assert int(adam.step[0]) == 8
+    assert other.optimizer is adam
+
+
+def test_an_optimizer_does_not_keep_its_network_alive():
+    X, y = _classification()
+    opt = densa.Adam(lr=0.01)
+    net = make_net("softmax_cross_entropy")
+    net.fit(X, y, epochs=1, optimizer=opt, **_KW)
+    alive = weakref.ref(net)
+    del net
+    gc.collect()
+    assert alive() is None
+    # Its state is still another network's.
+    with pytest.raises(ValueError, match=_ANOTHER + r" \(since deleted\)"):
+        make_net("softmax_cross_entropy").fit(X, y, epochs=1, optimizer=opt, **_KW)
+
+
+def _saved_and_loaded(net, path):
+    net.save(path / "net.npz")
+    return densa.Network.load(path / "net.npz")
+
+
+@pytest.mark.parametrize(
+    "duplicate",
+    [
+        lambda net, path: pickle.loads(pickle.dumps(net)),
+        lambda net, path: copy.deepcopy(net),
+        _saved_and_loaded,
+    ],
+    ids=["pickle", "deepcopy", "save-load"],
+)
+def test_a_copied_network_continues_with_its_own_optimizer(duplicate, tmp_path):
+    X, y = _classification()
+    net = make_net("softmax_cross_entropy")
+    net.fit(X, y, epochs=2, optimizer=densa.Adam(lr=0.01), **_KW)
+    twin = duplicate(net, tmp_path)
+    assert twin.optimizer is not net.optimizer
+    twin.fit(X, y, epochs=2, **_KW)
+    net.fit(X, y, epochs=2, **_KW)
+    # Bit for bit: pickles and model files hold the parameters and state exactly.
+    assert max_rel_diff(params(twin), params(net)) == 0
+    assert max_rel_diff(optimizer_state(twin.optimizer), optimizer_state(net.optimizer)) == 0
+    with pytest.raises(ValueError, match=_ANOTHER):
+        net.fit(X, y, epochs=1, optimizer=twin.optimizer, **_KW)
+
+
+def test_a_loaded_optimizer_belongs_to_the_loaded_network(tmp_path):
+    # Even before the loaded network trains: load marks the state as its own.
+    X, y = _classification()
+    net = make_net("softmax_cross_entropy")
+    net.fit(X, y, epochs=1, optimizer=densa.Adam(lr=0.01), **_KW)
+    loaded = _saved_and_loaded(net, tmp_path)
+    other = make_net("softmax_cross_entropy")
+    with pytest.raises(ValueError, match=_ANOTHER):
+        other.fit(X, y, epochs=1, optimizer=loaded.optimizer, **_KW)
 
 
 # ----- history ----------------------------------------------------------------------------
@@ -296,6 +422,8 @@ def test_absurd_learning_rate_raises_training_diverged(backend):
             X, y, epochs=5, batch_size=8, optimizer=densa.SGD(lr=1e3), shuffle=False, progress=False
         )
     assert isinstance(info.value, FloatingPointError)
+    assert "try a smaller learning rate)" in str(info.value)
+    assert "check_finite" not in str(info.value)  # the data was checked
     for p in params(net):
         assert np.all(np.isfinite(p))
     # "The parameters are those before that batch": the same as training on the batches
@@ -352,3 +480,20 @@ def test_a_second_fit_while_one_runs_is_refused():
     assert len(net.history) == 3  # the refused call did not replace the running fit's
     net.fit(X, y, epochs=1, progress=False)  # once it is done, fit works again
     assert len(net.history) == 1
+
+
+def test_fit_called_from_its_own_callback_is_refused_as_such():
+    X, y = _classification()
+    net = make_net("softmax_cross_entropy")
+
+    def nested(epoch, logs):
+        net.fit(X, y, epochs=1, progress=False)
+
+    with pytest.raises(
+        RuntimeError,
+        match=r"fit was called again from inside fit \(e\.g\. from on_epoch_end\); a "
+        "network runs one fit at a time",
+    ):
+        net.fit(X, y, epochs=2, progress=False, on_epoch_end=nested)
+    assert len(net.history) == 1  # the outer fit's first epoch
+    net.fit(X, y, epochs=1, progress=False)  # the lock was released

@@ -261,14 +261,39 @@ def test_check_gradients_samples_at_most_max_entries():
         ({"eps": 0.0}, "eps must be a finite number > 0"),
         ({"eps": -1e-6}, "eps must be a finite number > 0"),
         ({"max_entries": 0}, "max_entries must be a positive integer"),
-        ({"max_entries": 2.5}, "max_entries must be a positive integer"),
         ({"rtol": float("nan")}, "rtol must be a finite number > 0"),
+        # Named, where NumPy would say only "expected non-negative integer".
+        ({"seed": -1}, "seed must be >= 0, got -1"),
     ],
 )
 def test_check_gradients_refuses_bad_settings(kwargs, match):
     net, X, y = _case("mse", "real", ARCHITECTURES[0])
     with pytest.raises(ValueError, match=match):
         densa.check_gradients(net, X, y, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_entries": 2.5}, "max_entries must be a positive integer or None, got float: 2.5"),
+        (
+            {"seed": 1.5},
+            r"seed must be None, an integer >= 0 or a numpy\.random\.Generator, got float: 1\.5",
+        ),
+        ({"seed": True}, "seed must be None, an integer >= 0 or a numpy.random.Generator"),
+    ],
+)
+def test_check_gradients_refuses_settings_of_the_wrong_type(kwargs, match):
+    net, X, y = _case("mse", "real", ARCHITECTURES[0])
+    with pytest.raises(TypeError, match=match):
+        densa.check_gradients(net, X, y, **kwargs)
+
+
+def test_check_gradients_takes_a_generator_as_seed():
+    net, X, y = _case("mse", "real", ARCHITECTURES[0])
+    by_int = densa.check_gradients(net, X, y, max_entries=2, seed=5)
+    by_generator = densa.check_gradients(net, X, y, max_entries=2, seed=np.random.default_rng(5))
+    assert [(lc.dW, lc.db) for lc in by_int] == [(lc.dW, lc.db) for lc in by_generator]
 
 
 def test_check_gradients_refuses_what_is_not_a_network():

@@ -370,6 +370,17 @@ def test_not_a_densa_archive(tmp_path):
         (lambda m: m["optimizer"].update(n_state=1), "n_state = 1, but adam keeps 2"),
         (lambda m: m["rng"].update(state="-5"), "decimal 128-bit integer"),
         (lambda m: m["history"].update(best_epoch=99), "best_epoch = 99"),
+        (lambda m: m.update(comment="hi"), "meta has unknown field\\(s\\) 'comment'"),
+        (lambda m: m["optimizer"]["hyper"].update(momentum=0.9), "hyper has unknown.*'momentum'"),
+        (lambda m: m["optimizer"].update(note=1), "meta.optimizer has unknown.*'note'"),
+        (lambda m: m["layers"][0].update(dropout=0.5), "layers\\[0\\] has unknown.*'dropout'"),
+        (lambda m: m["rng"].update(seed=1), "meta.rng has unknown.*'seed'"),
+        (lambda m: m["history"].update(loss=[]), "meta.history has unknown.*'loss'"),
+        (lambda m: m.update(densa_version=1), "densa_version must be a string, got int 1"),
+        (lambda m: m.update(feature_names=["a", "b"]), "feature_names must be a list of 3"),
+        (lambda m: m.update(feature_names=["a", "b", 3]), "feature_names must be a list of 3"),
+        (lambda m: m.update(feature_names=["a", "b", "a"]), "3 distinct strings"),
+        (lambda m: m.update(feature_names="abc"), "feature_names must be a list of 3"),
     ],
     ids=[
         "no-chain",
@@ -386,6 +397,17 @@ def test_not_a_densa_archive(tmp_path):
         "n_state",
         "rng",
         "best_epoch",
+        "unknown-field",
+        "unknown-hyper",
+        "unknown-optimizer-field",
+        "unknown-layer-field",
+        "unknown-rng-field",
+        "unknown-history-field",
+        "densa_version-int",
+        "feature_names-length",
+        "feature_names-type",
+        "feature_names-twice",
+        "feature_names-str",
     ],
 )
 def test_bad_meta_fields(saved, edit, match):
@@ -414,8 +436,12 @@ def test_meta_not_json(saved):
         (lambda a: a.update(W0=np.full((9, 3), np.nan)), "'W0' contains NaN"),
         (lambda a: a.update(W0=np.zeros((9, 3), dtype=np.int64)), "'W0' has dtype int64"),
         (lambda a: a.update(history_seconds=np.zeros(7)), "history_seconds has 7 entries"),
+        (
+            lambda a: a["opt_b1_1"].__setitem__(0, -1e-8),
+            "'opt_b1_1' \\(Adam's second moment v\\) holds negative values",
+        ),
     ],
-    ids=["shape", "dtype", "missing-W", "missing-state", "extra", "nan", "int", "history"],
+    ids=["shape", "dtype", "missing-W", "missing-state", "extra", "nan", "int", "history", "v<0"],
 )
 def test_bad_arrays(saved, edit, match):
     members = _members(saved)
@@ -491,3 +517,69 @@ def test_missing_file_and_directory_raise_os_errors(tmp_path):
         densa.Network.load(tmp_path / "absent.npz")
     with pytest.raises(IsADirectoryError):
         densa.Network.load(tmp_path)
+
+
+# ----- feature names, and saves that load would refuse --------------------------------------
+def test_feature_names_round_trip_and_are_optional(tmp_path):
+    net = _net()
+    net.save(tmp_path / "plain.npz")
+    assert "feature_names" not in _meta(_members(tmp_path / "plain.npz"))
+    assert densa.Network.load(tmp_path / "plain.npz").feature_names is None
+
+    net.feature_names = ("a", "b", "c")
+    net.save(tmp_path / "named.npz")
+    assert _meta(_members(tmp_path / "named.npz"))["feature_names"] == ["a", "b", "c"]
+    back = densa.Network.load(tmp_path / "named.npz")
+    assert back.feature_names == ["a", "b", "c"]
+    back.save(tmp_path / "again.npz")  # load -> save keeps them
+    assert densa.Network.load(tmp_path / "again.npz").feature_names == ["a", "b", "c"]
+    assert copy.deepcopy(back).feature_names == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("names", "match"),
+    [
+        (["a", "b"], "load would refuse it: meta.feature_names must be a list of 3 distinct"),
+        (["a", "a", "b"], "3 distinct strings"),
+        ("abc", "net.feature_names must be None or a list of strings, got 'abc'"),
+        ([1, 2, 3], "net.feature_names must be None or a list of strings"),
+    ],
+)
+def test_save_refuses_bad_feature_names(tmp_path, names, match):
+    net = _net()
+    net.feature_names = names
+    with pytest.raises(ValueError, match=match):
+        net.save(tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("given", ["sub", "sub/", ".", "new/"])
+def test_save_to_a_directory_names_the_path_given(tmp_path, monkeypatch, given):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        _net().save(given)
+    assert info.value.filename == given
+    assert ".tmp" not in str(info.value)
+    assert sorted(os.listdir(tmp_path)) == ["sub"]
+    assert os.listdir(tmp_path / "sub") == []
+
+
+def test_save_refuses_layers_that_no_longer_chain(tmp_path):
+    net, other = _net(), _net()
+    net.layers[1] = other.layers[0]  # 3 -> 9 after 3 -> 9: sizes no longer chain
+    with pytest.raises(
+        ValueError,
+        match=r"do not chain: net.layers\[0\] outputs 9 values but net.layers\[1\] "
+        r"expects 3 inputs; nothing was written",
+    ):
+        net.save(tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_refuses_a_layer_of_another_dtype(tmp_path):
+    net = _net("float32")
+    net.layers[2] = _net("float64").layers[2]
+    with pytest.raises(ValueError, match=r"'W2' has dtype float64 but meta.dtype says float32"):
+        net.save(tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []

@@ -162,7 +162,12 @@ def test_nan_and_inf_are_refused_by_default_and_let_through_on_request(value):
     else:  # tanh saturates: as for a huge finite value
         np.testing.assert_array_equal(out, lenient.predict(np.nan_to_num(X, posinf=1e30)))
     assert np.isfinite(np.delete(out, 3, axis=0)).all()
-    with pytest.raises(densa.TrainingDivergedError):
+    # The message says the data went unchecked: no learning rate would help here.
+    with _raises(
+        densa.TrainingDivergedError,
+        "try a smaller learning rate; with check_finite=False, X and y were not checked "
+        "for NaN or inf, which check_finite=True would refuse)",
+    ):
         lenient.fit(_X(), y, epochs=1, progress=False)
 
 
@@ -332,6 +337,12 @@ def test_numpy_scalars_are_numbers_like_python_ones():
         ({"shuffle": 0.5}, TypeError, "shuffle must be True or False"),
         ({"validation_data": [1, 2, 3]}, TypeError, "validation_data must be a pair"),
         ({"early_stopping": -2}, ValueError, "patience"),
+        (
+            {"early_stopping": True},
+            TypeError,
+            "early_stopping must be a densa.EarlyStopping, an integer (the patience) or "
+            "None, got True",
+        ),
         ({"on_epoch_end": "print"}, TypeError, "on_epoch_end must be callable"),
         (
             {"early_stopping": densa.EarlyStopping(monitor="val_loss")},
@@ -372,6 +383,12 @@ def test_bad_fit_arguments_are_refused_before_training(kwargs, error, fragment):
         (lambda: densa.Network("dense"), TypeError, ("layers must be a sequence",)),
         (lambda: densa.Network([densa.Dense(2, 2)], seed=-1), ValueError, ("seed must be >= 0",)),
         (lambda: densa.Network([densa.Dense(2, 2)], seed=1.5), TypeError, ("seed must be",)),
+        (lambda: _net(check_finite="no"), TypeError, ("check_finite must be True or False",)),
+        (
+            lambda: densa.EarlyStopping(restore_best="x"),
+            TypeError,
+            ("restore_best must be True or False, got str",),
+        ),
         (lambda: densa.Network([densa.Dense(2, 3), densa.Dense(4, 1)]), ValueError, ("outputs 3",)),
     ],
 )

@@ -18,7 +18,7 @@ from sklearn import neural_network as sknn  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_digits, load_iris, make_regression  # noqa: E402
 from sklearn.ensemble import BaggingClassifier  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
@@ -140,6 +140,37 @@ def test_alpha_is_weight_decay_on_weights_and_intercepts(iris):
     decay = 0.1 * 3.0 / len(X)
     for ours_b, theirs_b, init_b in zip(ours.intercepts_, theirs.intercepts_, b0.intercepts_):
         np.testing.assert_allclose(ours_b, theirs_b - decay * init_b, rtol=1e-9, atol=1e-12)
+
+
+class _DensaAlphaMLP(sknn.MLPClassifier):
+    """scikit-learn's MLP with densa's L2 term (module doc): ``alpha/batch_size`` times the
+    weights *and* the intercepts, for every batch, the last shorter one included.
+    scikit-learn's own is ``alpha/n_b`` times the weights only."""
+
+    def _compute_loss_grad(self, layer, sw_sum, activations, deltas, coef_grads, intercept_grads):
+        decay = self.alpha / self.batch_size
+        coef_grads[layer] = activations[layer].T @ deltas[layer] / sw_sum
+        coef_grads[layer] += decay * self.coefs_[layer]
+        intercept_grads[layer] = deltas[layer].sum(axis=0) / sw_sum
+        intercept_grads[layer] += decay * self.intercepts_[layer]
+
+
+@pytest.mark.parametrize("alpha", [1e-4, 1e-2, 1.0])
+def test_alpha_differs_from_sklearn_by_definition_not_rounding(iris, alpha):
+    # README: with alpha > 0 the weights part from scikit-learn's by an amount growing
+    # with alpha. That is the definition (intercepts decayed too; the last, shorter batch
+    # decayed by alpha/batch_size): with densa's definition scikit-learn trains to densa's
+    # weights to rounding. 150 samples in batches of 32: the last has 22.
+    X, y = iris
+    params = dict(_SAME_AS_SKLEARN, alpha=alpha, learning_rate_init=0.05, momentum=0.9)
+    ours, theirs = _fit_both("MLPClassifier", X, y, **params)
+    emulated = _DensaAlphaMLP(**params)
+    with pytest.warns(ConvergenceWarning):
+        emulated.fit(X, y)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, emulated.coefs_ + emulated.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    gap = max(np.abs(a - b).max() for a, b in zip(ours.intercepts_, theirs.intercepts_))
+    assert gap > alpha / 100  # with scikit-learn's own definition: apart, by ~alpha
 
 
 def test_early_stopping_matches_sklearn_and_keeps_best(iris):
@@ -281,6 +312,121 @@ def test_coefs_are_views_in_sklearn_orientation(iris):
     assert not np.allclose(before, 1 / 3)
 
 
+def test_coefs_and_intercepts_can_be_assigned(iris):
+    # As in scikit-learn, e.g. to choose the weights a warm_start fit starts from.
+    X, y = iris
+    params = dict(_SAME_AS_SKLEARN, max_iter=3, learning_rate_init=0.05, warm_start=True)
+    ours, theirs = _fit_both("MLPClassifier", X, y, **params)
+    rng = np.random.default_rng(0)
+    coefs = [rng.uniform(-1, 1, c.shape) for c in ours.coefs_]
+    intercepts = [rng.uniform(-1, 1, b.shape).tolist() for b in ours.intercepts_]  # lists too
+    arrays = [layer.W for layer in ours.network_.layers]
+    for est in (ours, theirs):
+        est.coefs_ = coefs
+        est.intercepts_ = [np.asarray(b) for b in intercepts] if est is theirs else intercepts
+    assert all(layer.W is W for layer, W in zip(ours.network_.layers, arrays))  # in place
+    # Predictions use them: a forward pass by hand (relu, then softmax).
+    h = X
+    for W, b in zip(coefs[:-1], intercepts[:-1]):
+        h = np.maximum(h @ W + b, 0.0)
+    logits = h @ coefs[-1] + intercepts[-1]
+    proba = np.exp(logits - logits.max(axis=1, keepdims=True))
+    proba /= proba.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(ours.predict_proba(X), proba, rtol=1e-12)
+    # warm_start continues from them, as scikit-learn's does.
+    with pytest.warns(ConvergenceWarning):
+        ours.fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        theirs.fit(X, y)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_assigned_coefs_and_intercepts_are_checked(iris):
+    X, y = iris
+    clf = MLPClassifier(hidden_layer_sizes=(6,), max_iter=5, random_state=0, tol=1.0)
+    with pytest.raises(
+        NotFittedError, match="coefs_ can be assigned only once this MLPClassifier is fitted"
+    ):
+        clf.coefs_ = [np.zeros((4, 6)), np.zeros((6, 3))]
+    clf.fit(X, y)
+    f32 = MLPClassifier(
+        hidden_layer_sizes=(6,), max_iter=5, random_state=0, tol=1.0, dtype="float32"
+    )
+    f32.fit(X, y).coefs_ = [np.ones((4, 6)), np.ones((6, 3), dtype=np.int64)]
+    assert all(c.dtype == np.float32 and np.all(c == 1) for c in f32.coefs_)  # converted
+    before = [c.copy() for c in clf.coefs_ + clf.intercepts_]
+    good = np.zeros((4, 6))
+    cases = [
+        ("coefs_", good, TypeError, "coefs_ must be a list of arrays, one per layer, got ndarray"),
+        ("coefs_", [good], ValueError, "coefs_ must hold 2 arrays, one per layer, got 1"),
+        (
+            "coefs_",
+            [good, np.zeros((3, 6))],  # network_'s W orientation, not scikit-learn's
+            ValueError,
+            r"coefs_\[1\] must have shape \(6, 3\) \(n_in, n_out\), got \(3, 6\)",
+        ),
+        ("coefs_", [good, np.full((6, 3), np.nan)], ValueError, r"coefs_\[1\] contains NaN or inf"),
+        ("coefs_", [good, np.zeros((6, 3), complex)], TypeError, r"coefs_\[1\] must hold real"),
+        (
+            "intercepts_",
+            [np.zeros(6), np.zeros(4)],
+            ValueError,
+            r"intercepts_\[1\] must have shape \(3,\)",
+        ),
+        ("intercepts_", None, TypeError, "intercepts_ must be a list of arrays"),
+    ]
+    for name, value, error, match in cases:
+        with pytest.raises(error, match=match):
+            setattr(clf, name, value)
+    with pytest.raises(ValueError, match=r"coefs_\[0\] .* beyond float32's range"):
+        f32.coefs_ = [np.full((4, 6), 1e300), np.ones((6, 3))]
+    # A refused list changes nothing, not even its first, valid array.
+    for a, b in zip(clf.coefs_ + clf.intercepts_, before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_dtype_changed_for_warm_start_is_applied(iris):
+    X, y = iris
+    params = dict(
+        hidden_layer_sizes=(5,), max_iter=5, random_state=0, shuffle=False, warm_start=True
+    )
+    clf = MLPClassifier(**params).fit(X, y)
+    weights = [a.copy() for a in clf.coefs_ + clf.intercepts_]
+    clf.set_params(dtype="float32")
+    clf.fit(X, y)
+    assert clf.network_.dtype == np.float32
+    assert all(a.dtype == np.float32 for a in clf.coefs_ + clf.intercepts_)
+    assert len(clf.loss_curve_) == 10  # continued
+    # The same as a float32 model continuing from those weights.
+    twin = MLPClassifier(**params, dtype="float32").fit(X, y)
+    twin.coefs_, twin.intercepts_ = weights[:2], weights[2:]
+    twin.fit(X, y)
+    for a, b in zip(clf.coefs_ + clf.intercepts_, twin.coefs_ + twin.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_dtype_changed_between_partial_fits_keeps_the_optimizer_state(iris):
+    X, y = iris
+    clf = MLPClassifier(hidden_layer_sizes=(5,), batch_size=50, random_state=0)
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    clf.set_params(dtype="float32").partial_fit(X, y)
+    opt = clf.network_.optimizer
+    assert clf.network_.dtype == np.float32
+    assert opt is clf._optimizer
+    assert opt.state_W[0][0].dtype == np.float32
+    assert int(opt.step[0]) == 4 * 3  # Adam's steps continue: 3 batches per call
+    # A pickled copy continues too, with an optimizer of its own.
+    restored = pickle.loads(pickle.dumps(clf))
+    restored.partial_fit(X, y)
+    clf.partial_fit(X, y)
+    for a, b in zip(clf.coefs_, restored.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_dtype_and_backend(iris):
     X, y = iris
     params = dict(hidden_layer_sizes=(5,), max_iter=20, random_state=0, tol=1.0, shuffle=False)
@@ -316,8 +462,24 @@ def test_verbose_prints_each_epoch(iris, capsys):
         (dict(activation="softmax"), ValueError, "activation must be one of 'identity'"),
         (dict(solver="lbfgs"), ValueError, "lbfgs' is not available"),
         (dict(solver="rmsprop"), ValueError, "solver must be one of"),
-        (dict(hidden_layer_sizes=(4, 0)), ValueError, r"hidden_layer_sizes\[1\] must be >= 1"),
-        (dict(hidden_layer_sizes="big"), TypeError, r"hidden_layer_sizes\[0\] must be an int"),
+        (
+            dict(hidden_layer_sizes=(4, 0)),
+            ValueError,
+            r"hidden_layer_sizes must be a positive integer or a tuple/list of positive "
+            r"integers, got \(4, 0\) \(hidden_layer_sizes\[1\] is 0\)",
+        ),
+        # A string is a sequence: refused as a whole, not for its first character.
+        (
+            dict(hidden_layer_sizes="10"),
+            TypeError,
+            r"hidden_layer_sizes must be a positive integer or a tuple/list of positive "
+            r"integers, got str: '10'",
+        ),
+        (
+            dict(hidden_layer_sizes=(10.0,)),
+            TypeError,
+            r"tuple/list of positive integers, got \(10.0,\) \(hidden_layer_sizes\[0\] is 10.0\)",
+        ),
         (dict(alpha=-1.0), ValueError, r"alpha must lie in \[0.0, inf\]"),
         (dict(alpha="none"), TypeError, "alpha must be a real number"),
         (dict(batch_size=0), ValueError, "batch_size must be >= 1"),

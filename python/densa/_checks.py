@@ -42,6 +42,32 @@ ACTIVATIONS = (
 )
 
 
+def flag(value: object, name: str) -> bool:
+    """``value`` as a bool: True or False only (NumPy's too). Strict, because any object
+    has a truth value: ``"no"`` or ``0.5`` would otherwise count as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {describe(value)}")
+    return bool(value)
+
+
+def seed(value: object, name: str = "seed", generator: bool = True) -> Any:
+    """``value`` checked as a seed for ``numpy.random.default_rng``: None, an integer >= 0,
+    or (where ``generator``) a ``numpy.random.Generator``, returned as it is. NumPy's
+    own refusals name no argument ("expected non-negative integer")."""
+    if value is None or (generator and isinstance(value, np.random.Generator)):
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        kinds = (
+            "None, an integer >= 0 or a numpy.random.Generator"
+            if generator
+            else "None or an integer >= 0"
+        )
+        raise TypeError(f"{name} must be {kinds}, got {describe(value)}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
 def activation_name(activation: object) -> str:
     """Return the canonical activation name, or raise naming the valid ones."""
     if not isinstance(activation, str):

@@ -20,7 +20,7 @@ from typing import NoReturn
 
 import numpy as np
 
-from . import __version__, _checks, demo, tabular
+from . import __version__, _checks, demo, losses, tabular
 from .layers import Dense
 from .network import Network, TrainingDivergedError
 from .optimizers import SGD, Adam, Optimizer
@@ -105,7 +105,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="learning rate (default 0.001 for adam, 0.01 for sgd)",
     )
-    p.add_argument("--momentum", type=_unit_float, default=0.9, help="sgd momentum")
+    p.add_argument("--momentum", type=_unit_float, default=None, help="sgd momentum (default 0.9)")
     p.add_argument("--seed", type=int, default=0, help="seeds initialization and shuffling")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--backend", choices=("native", "reference"), default="native")
@@ -154,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         "row, a 2-D .npy array, or a .npz holding arrays X and y. The loss decides "
         "classification or regression: by default ('auto') softmax cross-entropy when "
         "every target value is a whole number in 0..K-1 (K <= 100), else mse. Inputs are "
-        "used as given: standardize them beforehand if their scales differ widely.",
+        "used as given: standardize them beforehand if their scales differ widely. A "
+        "CSV's feature column names are saved with the model: 'densa predict' finds the "
+        "columns by name.",
     )
     p.add_argument("data", metavar="DATA")
     p.add_argument(
@@ -172,9 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--activation",
-        default="relu",
+        default=None,
         choices=[a for a in _checks.ACTIVATIONS if a != "linear"],
-        help="hidden layers' activation",
+        help="hidden layers' activation (default relu)",
     )
     p.add_argument(
         "--loss",
@@ -198,13 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
         "class; for binary cross-entropy with one output 'class' and 'p1' (the positive "
         "class's probability), with several outputs one probability per output (p0, ...); "
         "for regression one column per output. With --out FILE.npy, writes net.predict's "
-        "array instead. Every column of DATA is a feature unless --target names columns "
-        "to leave out (they are then used to report loss and accuracy: after the "
+        "array instead. A model trained on a CSV file by 'densa train' knows its feature "
+        "columns by name and takes them from a CSV DATA by name, in any order, ignoring "
+        "other columns; otherwise every column of DATA is a feature, by position. --target "
+        "names columns that are not features, to report loss and accuracy on (after the "
         "'wrote' line with --out, on standard error when the CSV goes to standard output).",
     )
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA")
-    p.add_argument("--target", metavar="COL", help="columns of DATA that are not features")
+    p.add_argument("--target", metavar="COL", help="columns of DATA to score against, not features")
     p.add_argument(
         "--out", help="output file (.npy, or .csv / .txt for CSV); default standard output"
     )
@@ -316,30 +320,52 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+def _check_out(path: str) -> None:
+    """Refuse an --out that cannot be written before training, not after every epoch."""
+    if os.path.isdir(path) or path.endswith((os.sep, os.altsep or os.sep)):
+        raise CommandError(f"--out {path} names a directory; name the model file to write")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CommandError(f"--out {path}: the directory {directory} does not exist")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    # Options the chosen setup would silently ignore are refused: the user meant something.
+    if args.momentum is not None and args.optimizer != "sgd":
+        raise CommandError(
+            f"--momentum is an option of --optimizer sgd; {args.optimizer} does not use it"
+        )
+    if args.activation is not None and not args.hidden:
+        raise CommandError(
+            "--activation sets the hidden layers' activation, but --hidden none makes none"
+        )
+    activation = args.activation or "relu"
+    _check_out(args.out)
     table = tabular.read_table(args.data, args.target, require_target=True)
     assert table.y is not None  # require_target=True
     loss, n_out, why = _choose_loss(args.loss, table.y)
     sizes = [table.X.shape[1], *args.hidden, n_out]
-    layers = [Dense(a, b, args.activation) for a, b in zip(sizes[:-2], sizes[1:-1])]
+    layers = [Dense(a, b, activation) for a, b in zip(sizes[:-2], sizes[1:-1])]
     # The output layer is linear: the cross-entropy losses apply softmax/sigmoid themselves.
     layers.append(Dense(sizes[-2], sizes[-1], "identity"))
     net = Network(layers, loss=loss, dtype=args.dtype, backend=args.backend, seed=args.seed)
+    if table.named:
+        # Saved with the model, so that predict can pick a CSV's columns by name.
+        net.feature_names = table.features
     opt: Optimizer
     if args.optimizer == "adam":
         opt = Adam(lr=args.lr or 1e-3)
     else:
-        opt = SGD(lr=args.lr or 0.01, momentum=args.momentum)
+        opt = SGD(lr=args.lr or 0.01, momentum=0.9 if args.momentum is None else args.momentum)
     y = table.y.astype(np.int64) if loss == "softmax_cross_entropy" else table.y
     _say(
         f"data: {args.data}: {table.X.shape[0]} samples, {table.X.shape[1]} features, "
         f"target {', '.join(table.targets)}"
     )
     _say(f"loss: {loss} ({why})")
-    _say(
-        f"network: {'-'.join(map(str, sizes))} {args.activation}, {args.dtype}, "
-        f"{args.backend} backend, {opt!r}"
-    )
+    shape = "-".join(map(str, sizes))
+    shape += f" {activation}" if args.hidden else " (no hidden layer: one identity layer)"
+    _say(f"network: {shape}, {args.dtype}, {args.backend} backend, {opt!r}")
 
     def report(epoch: int, logs: dict[str, float]) -> None:
         parts = [f"epoch {epoch + 1}/{args.epochs}", f"loss {logs['loss']:.5g}"]
@@ -372,13 +398,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     net = Network.load(args.model)
     if args.backend:
         net.backend = args.backend
-    table = tabular.read_table(args.data, args.target, require_target=False)
+    # A model trained from a CSV knows its columns' names: a CSV's are then taken by name.
+    features = getattr(net, "feature_names", None)
+    table = tabular.read_table(args.data, args.target, require_target=False, features=features)
     if table.X.shape[1] != net.n_in:
         hint = "" if args.target else "; pass --target COL to leave the target column out"
         raise CommandError(
             f"{args.data} has {table.X.shape[1]} feature columns but the model "
             f"expects {net.n_in}{hint}"
         )
+    scores = ""
+    if table.y is not None:
+        # Checked before anything is written, and named as the user knows the column.
+        where = f"{args.data}, target {', '.join(table.targets)}"
+        losses.encode_targets(net.loss, table.y, net.n_out, len(table.y), net.dtype, where)
+        scored = net.evaluate(table.X, table.y)
+        scores = ", ".join(f"{k} {v:.5g}" for k, v in scored.items())
     probabilities = net.predict(table.X)
     if args.out is not None and str(args.out).lower().endswith(".npy"):
         np.save(args.out, probabilities, allow_pickle=False)
@@ -388,11 +423,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
             labels = net.predict_classes(table.X)
         names, values = tabular.prediction_table(net.loss, probabilities, labels)
         tabular.write_csv(names, values, args.out)
-    scores = ""
-    if table.y is not None:
-        y = table.y.astype(np.int64) if net.loss == "softmax_cross_entropy" else table.y
-        scored = net.evaluate(table.X, y)
-        scores = ", ".join(f"{k} {v:.5g}" for k, v in scored.items())
     if args.out is not None:
         line = f"wrote {len(probabilities)} predictions to {args.out}"
         _say(line + (f" ({scores})" if scores else ""))

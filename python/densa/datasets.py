@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from . import _checks
+
 
 def _count(n: object, name: str = "n", minimum: int = 1) -> int:
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
@@ -47,8 +49,9 @@ def spirals(
         Total number of points (classes get n // 2 and n - n // 2), at least 2.
     noise : float
         Standard deviation of the added Gaussian noise.
-    seed : int or None
-        Seeds the noise and the order (the points without noise are fixed).
+    seed : int, numpy.random.Generator or None
+        Seeds the noise and the order (the points without noise are fixed); a
+        Generator is drawn from.
     turns : float
         Turns of each arm.
     shuffle : bool
@@ -65,15 +68,12 @@ def spirals(
     """
     n = _count(n, "n", 2)
     noise = _noise(noise)
-    if (
-        isinstance(turns, bool)
-        or not isinstance(turns, (int, float))
-        or not 0 < turns < math.inf  # NaN fails too
-    ):
+    if isinstance(turns, bool) or not isinstance(turns, (int, float, np.integer, np.floating)):
+        raise TypeError(f"turns must be a number, got {type(turns).__name__}: {turns!r}")
+    if not 0 < turns < math.inf:  # NaN fails too
         raise ValueError(f"turns must be a finite number > 0, got {turns!r}")
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
-    rng = np.random.default_rng(seed)
+    shuffle = _checks.flag(shuffle, "shuffle")
+    rng = np.random.default_rng(_checks.seed(seed))
     counts = (n // 2, n - n // 2)
     arms: list[np.ndarray] = []
     labels: list[np.ndarray] = []
@@ -116,8 +116,8 @@ def sine(n: int = 256, noise: float = 0.0, seed: int | None = 0) -> tuple[np.nda
         Number of points, at least 2.
     noise : float
         Standard deviation of Gaussian noise added to y.
-    seed : int or None
-        Seeds the noise.
+    seed : int, numpy.random.Generator or None
+        Seeds the noise; a Generator is drawn from.
 
     Returns
     -------
@@ -126,6 +126,7 @@ def sine(n: int = 256, noise: float = 0.0, seed: int | None = 0) -> tuple[np.nda
     """
     n = _count(n, "n", 2)
     noise = _noise(noise)
+    rng = np.random.default_rng(_checks.seed(seed))
     x = np.linspace(-np.pi, np.pi, n)[:, None]
-    y = np.sin(x) + noise * np.random.default_rng(seed).standard_normal(x.shape)
+    y = np.sin(x) + noise * rng.standard_normal(x.shape)
     return x, y

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, overload
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import inspection
+from . import _checks, inspection
 
 if TYPE_CHECKING:
     from .network import Network
@@ -289,7 +289,7 @@ def check_gradients(
     max_entries: int | None = None,
     rtol: float | None = None,
     atol: float | None = None,
-    seed: int = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> GradientReport:
     """Compare ``net``'s backpropagated dW and db with float64 finite differences.
 
@@ -311,8 +311,9 @@ def check_gradients(
         A tensor passes when ``max_abs <= atol + rtol · max|numeric| + fd_noise`` (see
         the module docstring). Defaults: 1e-6 and 1e-9 for float64 networks, 1e-4 and
         1e-7 for float32.
-    seed : int
-        Seeds the choice of sampled entries (a generator of its own, not the network's).
+    seed : int, numpy.random.Generator or None
+        Seeds the choice of sampled entries (a generator of its own, not the network's;
+        a Generator given is drawn from).
 
     Returns
     -------
@@ -326,14 +327,17 @@ def check_gradients(
         raise TypeError(f"net must be a densa.Network, got {type(net).__name__}")
     eps = _positive_float(eps, "eps")
     if max_entries is not None and (
-        isinstance(max_entries, bool)
-        or not isinstance(max_entries, (int, np.integer))
-        or max_entries < 1
+        isinstance(max_entries, (bool, np.bool_)) or not isinstance(max_entries, (int, np.integer))
     ):
+        raise TypeError(
+            f"max_entries must be a positive integer or None, got {_checks.describe(max_entries)}"
+        )
+    if max_entries is not None and max_entries < 1:
         raise ValueError(f"max_entries must be a positive integer or None, got {max_entries!r}")
     default_rtol, default_atol = _TOLERANCES[np.dtype(net.dtype)]
     rtol = default_rtol if rtol is None else _positive_float(rtol, "rtol")
     atol = default_atol if atol is None else _positive_float(atol, "atol")
+    seed = _checks.seed(seed)
 
     Xa, T = net._prepare_xy(X, y)
     value, grads = inspection.gradients(net, Xa, T)  # the active backend, net's dtype

@@ -11,6 +11,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, Union
 
@@ -86,7 +87,8 @@ class EarlyStopping:
         if monitor not in ("auto", "val_loss", "loss"):
             raise ValueError(f"monitor must be 'auto', 'val_loss' or 'loss', got {monitor!r}")
         self.patience, self.min_delta = int(patience), float(min_delta)
-        self.monitor, self.restore_best = monitor, bool(restore_best)
+        self.monitor = monitor
+        self.restore_best = _checks.flag(restore_best, "restore_best")
 
     def __repr__(self) -> str:
         return (
@@ -116,13 +118,41 @@ def _int_arg(value: object, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _check_chain(layers: Sequence[Dense], name: str) -> None:
+    """Refuse what is not a Dense (TypeError), a layer given twice and sizes that do not
+    chain (ValueError), naming the entries as ``name[i]``.
+
+    A layer twice would be one set of weights trained as two (its W and b given to the
+    trainer twice), which the trainer refuses only as arrays that share memory.
+    """
+    first_index: dict[int, int] = {}
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Dense):
+            raise TypeError(f"{name}[{i}] must be a densa.Dense, got {type(layer).__name__}")
+        first = first_index.setdefault(id(layer), i)
+        if first != i:
+            raise ValueError(
+                f"{name}[{i}] is the same Dense object as {name}[{first}]; each layer "
+                "needs its own weights (build another densa.Dense)"
+            )
+    for i in range(1, len(layers)):
+        a, b = layers[i - 1], layers[i]
+        if a.n_out != b.n_in:
+            raise ValueError(
+                f"{name}[{i - 1}] {a!r} outputs {a.n_out} values but {name}[{i}] "
+                f"{b!r} expects {b.n_in} inputs"
+            )
+
+
 class Network:
     """A multilayer perceptron.
 
     Parameters
     ----------
     layers : sequence of Dense
-        Input side first; each layer's n_in must equal the previous layer's n_out.
+        Input side first, each a different Dense object; each layer's n_in must equal
+        the previous layer's n_out. Kept as the list ``net.layers``; changing that list
+        after construction is not supported (``fit`` checks these rules again).
     loss : {"mse", "softmax_cross_entropy", "binary_cross_entropy"}
         ``mse`` is the exercise's J = 1/(2N) Σ||y_K − y||². The cross-entropy losses take
         the last layer's output as logits (give it ``activation="identity"``); softmax or
@@ -166,28 +196,15 @@ class Network:
         layers = list(layers)
         if not layers:
             raise ValueError("layers is empty: a network needs at least one Dense layer")
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Dense):
-                raise TypeError(f"layers[{i}] must be a densa.Dense, got {type(layer).__name__}")
-        for i in range(1, len(layers)):
-            a, b = layers[i - 1], layers[i]
-            if a.n_out != b.n_in:
-                raise ValueError(
-                    f"layers[{i - 1}] {a!r} outputs {a.n_out} values but layers[{i}] "
-                    f"{b!r} expects {b.n_in} inputs"
-                )
+        _check_chain(layers, "layers")
         if isinstance(dtype, np.dtype) or dtype in (np.float32, np.float64):
             dtype = np.dtype(dtype).name
         if not isinstance(dtype, str):  # the documented names, like every other name
             raise TypeError(f"dtype must be 'float32' or 'float64', got {type(dtype).__name__}")
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        if seed is not None and (
-            isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
-        ):
-            raise TypeError(f"seed must be None or an integer, got {type(seed).__name__}")
-        if seed is not None and seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
+        # An int only (kept as net.seed, and saved): a Generator would be net.rng itself.
+        seed = _checks.seed(seed, generator=False)
         self.loss = losses.check_name(loss)
         if self.loss == "softmax_cross_entropy" and layers[-1].n_out < 2:
             raise ValueError(
@@ -199,7 +216,7 @@ class Network:
         self.backend = backend
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        self.check_finite = bool(check_finite)
+        self.check_finite = _checks.flag(check_finite, "check_finite")
         for layer in layers:  # all checked before any is changed
             layer.check_can_join(self._dtype)
         self.layers = layers
@@ -207,7 +224,11 @@ class Network:
             layer.initialize(self.rng, self._dtype)
         self.optimizer: Optimizer | None = None
         self.history: History | None = None
+        # The names of the n_in input columns, when known: `densa train` sets them from a
+        # CSV header, save/load carry them, and `densa predict` picks a CSV's columns by them.
+        self.feature_names: list[str] | None = None
         self._fit_lock = threading.Lock()
+        self._fit_thread: int | None = None  # the thread holding _fit_lock
 
     # ----- basic properties -------------------------------------------------------------
     @property
@@ -397,6 +418,27 @@ class Network:
             )
         return optimizer
 
+    def _check_owner(self, opt: Optimizer, name: str) -> None:
+        """Refuse (ValueError) an optimizer holding state that another network's fit made.
+
+        The state (momentum, Adam's moments and step) is that network's: carried over,
+        it would start this network from another's trajectory, and the two would then
+        share one optimizer, each fit continuing from the other's. An optimizer without
+        state may train any network; one whose state has no owner (unpickled, copied
+        with copy.deepcopy, or read by ``load``) is adopted by the first network it trains.
+        """
+        owner = opt._owner() if opt._owner is not None else None
+        if opt._owner is None or owner is self or not opt._has_state():
+            return
+        what = "moments and step count" if opt.kind == "adam" else "momentum"
+        gone = " (since deleted)" if owner is None else ""
+        raise ValueError(
+            f"{name} holds its {what} from training another network{gone}; an "
+            "optimizer's state belongs to the one network it trained: give each network "
+            f"its own optimizer, e.g. densa.{opt!r} for the same settings with fresh "
+            f"state, or copy.deepcopy({name}) for a copy of this state"
+        )
+
     def _split_validation(
         self,
         Xa: np.ndarray,
@@ -465,7 +507,11 @@ class Network:
         optimizer : SGD, Adam, "sgd", "adam" or None
             None continues with ``net.optimizer`` (SGD(lr=0.01) the first time). The
             optimizer's state (momentum, Adam moments and step) is kept, so a later
-            ``fit`` continues where this one stopped.
+            ``fit`` continues where this one stopped. That state belongs to this
+            network: an optimizer object holding another network's state is refused
+            (ValueError); give each network its own (``densa.Adam(...)`` anew, or
+            ``copy.deepcopy(opt)`` for a copy of the state, which the first network it
+            trains adopts). An optimizer with no state yet may train any network.
         shuffle : bool
             Visit the samples in a new order every epoch, shuffled from a seed drawn
             from the network's generator ``net.rng`` (the shuffle is
@@ -513,27 +559,41 @@ class Network:
         """
         epochs = _int_arg(epochs, "epochs", 0)
         batch_size = _int_arg(batch_size, "batch_size", 1)
-        for flag, name in ((shuffle, "shuffle"), (progress, "progress")):
-            # Strict: "no" or a 0.5 would otherwise count as True.
-            if not isinstance(flag, (bool, np.bool_)):
-                raise TypeError(
-                    f"{name} must be True or False, got {type(flag).__name__}: {flag!r}"
-                )
-        shuffle, progress = bool(shuffle), bool(progress)
+        shuffle = _checks.flag(shuffle, "shuffle")
+        progress = _checks.flag(progress, "progress")
         if on_epoch_end is not None and not callable(on_epoch_end):
             raise TypeError(f"on_epoch_end must be callable, got {type(on_epoch_end).__name__}")
+        if isinstance(early_stopping, (bool, np.bool_)):
+            # True would otherwise become a patience of 1.
+            raise TypeError(
+                "early_stopping must be a densa.EarlyStopping, an integer (the patience) "
+                f"or None, got {early_stopping!r}"
+            )
         if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
             early_stopping = EarlyStopping(patience=early_stopping)
+        try:
+            # A list the user may have changed since construction.
+            _check_chain(self.layers, "net.layers")
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{exc} (net.layers was changed after construction)") from None
         opt = self._resolve_optimizer(optimizer)
+        self._check_owner(opt, "optimizer" if optimizer is not None else "net.optimizer")
         Xa, T = self._prepare_xy(X, y)
         Xa, T, val = self._split_validation(Xa, T, validation_data, validation_split)
         if not self._fit_lock.acquire(blocking=False):
+            if self._fit_thread == threading.get_ident():
+                raise RuntimeError(
+                    "fit was called again from inside fit (e.g. from on_epoch_end); a "
+                    "network runs one fit at a time: call fit again after this one returns"
+                )
             raise RuntimeError("fit is already running on this network in another thread")
+        self._fit_thread = threading.get_ident()
         try:
             return self._fit_locked(
                 Xa, T, val, epochs, batch_size, opt, shuffle, early_stopping, progress, on_epoch_end
             )
         finally:
+            self._fit_thread = None
             self._fit_lock.release()
 
     def _fit_locked(
@@ -574,6 +634,7 @@ class Network:
             batch_size,
         )
         self.optimizer = opt
+        opt._owner = weakref.ref(self)  # its state is now this network's (_check_owner)
         history = History()
         self.history = history
         best, best_params, waited = math.inf, None, 0
@@ -785,9 +846,14 @@ class Network:
                 kept = f"they and the optimizer state were restored to {point}"
                 if what.startswith("the loss"):
                     kept = "the parameters were NaN or inf (an update overflowed); " + kept
-        err = TrainingDivergedError(
-            f"training diverged at {where}: {what}; {kept} (try a smaller learning rate)"
-        )
+        hint = "try a smaller learning rate"
+        if not self.check_finite:
+            # NaN or inf in the data would diverge at any learning rate.
+            hint += (
+                "; with check_finite=False, X and y were not checked for NaN or inf, "
+                "which check_finite=True would refuse"
+            )
+        err = TrainingDivergedError(f"training diverged at {where}: {what}; {kept} ({hint})")
         err.epoch, err.batch = epoch + 1, batch + 1
         raise err
 
@@ -809,11 +875,18 @@ class Network:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_fit_lock"], state["_backend"]  # a lock and a module do not pickle
+        state.pop("_fit_thread", None)  # a copy is not running fit
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("feature_names", None)  # pickled before it existed
         self._fit_lock = threading.Lock()
+        self._fit_thread = None
         self._backend = _backends.module(self._backend_name)
+        # A pickled or deep copy has its own optimizer, whose state is its own (pickling
+        # drops the owner); a shallow copy shares the original's, which stays the original's.
+        if self.optimizer is not None and self.optimizer._owner is None:
+            self.optimizer._owner = weakref.ref(self)
         for layer in self.layers:
             layer.realign()  # unpickled arrays may sit anywhere (see densa._memory)

@@ -4,14 +4,17 @@ The update rules are written once per backend (``densa.reference.optimizer`` and
 ``cpp/densa/optimizer.hpp``); these classes hold what those rules need. The state
 (velocities, moments, Adam's step count) is created for a network on first use and
 kept in the optimizer object, which the network keeps as ``net.optimizer``: calling
-``fit`` again, with no optimizer or with the same object, continues from it.
+``fit`` again, with no optimizer or with the same object, continues from it. That state
+belongs to the one network it was made for (``Network.fit`` refuses an optimizer holding
+another network's state): each network needs an optimizer object of its own.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +22,7 @@ from . import _memory
 
 if TYPE_CHECKING:
     from .layers import Dense
+    from .network import Network
 
 
 def _check_lr(lr: object) -> float:
@@ -57,12 +61,29 @@ class Optimizer:
     n_state = 0  # state arrays per parameter tensor
     lr: float  # set by every optimizer
     weight_decay: float
+    # The network whose fit made the state, weakly held (the optimizer, kept as
+    # net.optimizer, must not keep its network alive); None until a fit uses it, and
+    # after unpickling or copying, which keep the state but not the network (see
+    # Network.fit). A class default, for optimizers pickled before the attribute existed.
+    _owner: weakref.ReferenceType[Network] | None = None
 
     def __init__(self) -> None:
         self.state_W: list[list[np.ndarray]] = []
         self.state_b: list[list[np.ndarray]] = []
         # Adam's t, the updates applied so far (its bias correction); SGD leaves it at 0.
         self.step = np.zeros(1, dtype=np.int64)
+        self._owner = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A weak reference does not pickle; a copy's state is adopted by the first
+        # network it trains (an unpickled network claims its own: Network.__setstate__).
+        state = self.__dict__.copy()
+        state.pop("_owner", None)
+        return state
+
+    def _has_state(self) -> bool:
+        """Whether a fit left state here: arrays (momentum, Adam's moments) or steps."""
+        return any(len(s) for s in self.state_W) or int(self.step[0]) != 0
 
     def hyper(self) -> dict[str, float]:
         """The hyperparameters the update rules take, by name."""
@@ -95,7 +116,7 @@ class Optimizer:
         self.step[0] = 0
 
     def reset(self) -> None:
-        """Forget all state: the next ``fit`` starts the optimizer afresh."""
+        """Forget all state: the next ``fit`` starts the optimizer afresh, on any network."""
         self.state_W, self.state_b = [], []
         self.step[0] = 0
 

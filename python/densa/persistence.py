@@ -35,13 +35,17 @@ The ``meta`` JSON object::
      "optimizer": {"kind": "adam", "step": 1200, "n_state": 2,
                    "hyper": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-08,
                              "weight_decay": 0.0}},
-     "history": {"stopped_early": false, "best_epoch": null}}
+     "history": {"stopped_early": false, "best_epoch": null},
+     "feature_names": ["sepal_length", ...]}
 
-``seed``, ``rng``, ``optimizer`` and ``history`` may be ``null``. ``rng`` is the state of
-the network's random generator (it draws the shuffling order), kept so that training
-continued after ``load`` is the training that would have followed without saving;
-the 128-bit integers are decimal strings. ``n_state`` is the number of state arrays
-per parameter (0 when the optimizer has none yet, or plain SGD without momentum).
+``seed``, ``rng``, ``optimizer`` and ``history`` may be ``null``. ``feature_names``
+is optional: the names of the n_in input columns (``densa train`` stores a CSV's
+header), absent when unknown; ``load`` sets ``net.feature_names`` to it or None.
+``rng`` is the state of the network's random generator (it draws the shuffling order),
+kept so that training continued after ``load`` is the training that would have followed
+without saving; the 128-bit integers are decimal strings. ``n_state`` is the number of
+state arrays per parameter (0 when the optimizer has none yet, or plain SGD without
+momentum). No other field is allowed, in ``meta`` or in the objects it holds.
 
 Writing is atomic: the archive goes to a temporary file in the destination's
 directory, is flushed and ``fsync``-ed, then renamed over the destination with
@@ -52,20 +56,23 @@ no ``.npz`` is appended (any name works; ``.npz`` is the convention).
 Reading checks everything before building anything: the zip structure, every
 member's ``.npy`` header (dtype, shape, and that the stored bytes match the declared
 shape, before any data is read; a compressed member may not expand beyond 100-fold),
-the JSON fields and their types, that layer sizes chain, that every array has the
-shape the architecture implies. A file that fails any check raises ``ModelFileError``
-(a ``ValueError``) naming the file and the problem. A missing or unreadable file
-raises the usual ``OSError``.
+the JSON fields and their types (no unknown field is allowed), that layer sizes chain,
+that every array has the shape the architecture implies, that parameters and state are
+finite and Adam's second moments are not negative. A file that fails any check raises
+``ModelFileError`` (a ``ValueError``) naming the file and the problem. A missing or
+unreadable file raises the usual ``OSError``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import re
 import secrets
+import weakref
 import zipfile
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +95,16 @@ _FLOAT_DTYPES: dict[str, np.dtype[Any]] = {
 }
 _HISTORY_KEYS = ("loss", "val_loss", "val_accuracy", "seconds")
 _PCG_STATE_KEYS = ("state", "inc")
+# Every field each JSON object of meta may hold: anything else is refused, so that a
+# field this reader would ignore (a misspelling, or one from a newer writer) is not lost.
+_META_KEYS = (
+    *("format", "version", "densa_version", "dtype", "loss", "backend", "seed"),
+    *("check_finite", "layers", "rng", "optimizer", "history", "feature_names"),
+)
+_HYPER_KEYS = {
+    "sgd": ("lr", "momentum", "nesterov", "weight_decay"),
+    "adam": ("lr", "beta1", "beta2", "eps", "weight_decay"),
+}
 # Limits that only a damaged or hostile file reaches; they bound the work done and the
 # memory asked for before the data itself is read.
 _MAX_META_BYTES = 1 << 20
@@ -138,8 +155,8 @@ def _optimizer_entry(
         and all(a.shape == layer.b.shape and a.dtype == layer.b.dtype for a in sb)
         for sw, sb, layer in zip(opt.state_W, opt.state_b, layers)
     )
-    # State that does not fit this network (an optimizer object reused elsewhere) would
-    # be reset by the next fit anyway, so it is saved as "no state yet".
+    # State that does not fit this network (after net.layers was changed) would be reset
+    # by the next fit anyway, so it is saved as "no state yet".
     if not fits:
         n_state = 0
     for i in range(len(layers) if n_state else 0):
@@ -198,8 +215,15 @@ def _contents(net: Network) -> dict[str, np.ndarray]:
         "optimizer": _optimizer_entry(net.optimizer, net.layers, arrays),
         "history": history,
     }
+    names = _feature_names(net)
+    if names is not None:  # absent rather than null: files without names stay as before
+        meta["feature_names"] = list(names)
     text = json.dumps(meta, allow_nan=False, sort_keys=True)
     return {"meta": np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **arrays}
+
+
+def _feature_names(net: Network) -> Any:  # Any: whatever the caller set; checked on save
+    return net.feature_names
 
 
 def _fspath(path: Any, name: str = "path") -> str:  # Any: checked here
@@ -222,18 +246,41 @@ def save(net: Network, path: str | os.PathLike[str]) -> None:
     ------
     OSError
         The file cannot be written; an existing file at ``path`` is then unchanged.
+    IsADirectoryError
+        ``path`` is a directory (or ends with a separator): nothing is written.
     ValueError
-        A parameter or optimizer state array holds NaN or inf, which ``load`` refuses:
-        nothing is written.
+        The file would be one that ``load`` refuses: a parameter or optimizer state array
+        holds NaN or inf, the layers' sizes do not chain (after ``net.layers`` was
+        edited), ``net.feature_names`` is not n_in distinct strings, ...; nothing is
+        written.
     """
     from .network import Network
 
     if not isinstance(net, Network):
         raise TypeError(f"net must be a densa.Network, got {type(net).__name__}")
     path = _fspath(path)
+    # Refused here, or the temporary file's name would appear in the error from replace.
+    if os.path.isdir(path) or path.endswith((os.sep, os.altsep or os.sep)):
+        raise IsADirectoryError(errno.EISDIR, "the path names a directory, not a file", path)
+    # What load refuses, save refuses first: a file that cannot be loaded is lost work.
+    names = _feature_names(net)
+    if names is not None and not (
+        isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError(
+            f"cannot save to {path}: net.feature_names must be None or a list of strings, "
+            f"got {_short(names)}; nothing was written"
+        )
+    for i in range(1, len(net.layers)):
+        a, b = net.layers[i - 1], net.layers[i]
+        if a.n_out != b.n_in:
+            raise ValueError(
+                f"cannot save to {path}: layer sizes do not chain: net.layers[{i - 1}] outputs "
+                f"{a.n_out} values but net.layers[{i}] expects {b.n_in} inputs; nothing "
+                "was written"
+            )
     members: dict[str, Any] = _contents(net)  # Any: numpy types **kwds of savez loosely
     for name, value in members.items():
-        # What load refuses, save refuses first: a file that cannot be loaded is lost work.
         if (
             isinstance(value, np.ndarray)
             and value.dtype.kind == "f"
@@ -244,6 +291,19 @@ def save(net: Network, path: str | os.PathLike[str]) -> None:
                 f"cannot save to {path}: array {name!r} contains NaN or inf, which "
                 "densa.Network.load refuses; nothing was written"
             )
+    # The reader's own checks of meta against the arrays, for anything else set by hand.
+    rd = _Reader(
+        path, "cannot save to {path}: load would refuse it: {problem}; nothing was written"
+    )
+    meta = json.loads(members["meta"].tobytes().decode("utf-8"))
+    try:
+        plan = _validate(
+            rd, meta, {k: (np.shape(v), np.asarray(v).dtype) for k, v in members.items()}
+        )
+        for name, value in members.items():
+            _check_moment(rd, plan, name, value)
+    except ModelFileError as exc:
+        raise ValueError(str(exc)) from None
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     # 0o666 through the umask: the file gets the permissions a plain open() would give.
@@ -285,11 +345,13 @@ def _fsync_directory(directory: str) -> None:
 class _Reader:
     """Checks one file's pieces, raising ModelFileError that names the file."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(
+        self, path: str, message: str = "{path}: not a valid densa model file: {problem}"
+    ) -> None:
+        self.path, self.message = path, message
 
     def fail(self, problem: str) -> ModelFileError:
-        return ModelFileError(f"{self.path}: not a valid densa model file: {problem}")
+        return ModelFileError(self.message.format(path=self.path, problem=problem))
 
     def field(
         self, obj: dict[str, Any], key: str, kinds: tuple[Any, ...], where: str = "meta"
@@ -312,6 +374,12 @@ class _Reader:
             raise self.fail(f"{where}.{key} = {value} is outside [{low}, {high}]")
         checked: int = value
         return checked
+
+    def only(self, obj: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+        unknown = [k for k in obj if k not in allowed]
+        if unknown:
+            shown = ", ".join(_short(k) for k in unknown[:5])
+            raise self.fail(f"{where} has unknown field(s) {shown}")
 
     def choice(
         self, obj: dict[str, Any], key: str, allowed: tuple[Any, ...], where: str = "meta"
@@ -420,6 +488,7 @@ def _check_layers(rd: _Reader, meta: dict[str, Any]) -> list[dict[str, Any]]:
         where = f"meta.layers[{i}]"
         if not isinstance(spec, dict):
             raise rd.fail(f"{where} must be an object")
+        rd.only(spec, ("n_in", "n_out", "activation", "init"), where)
         n_in = rd.int_field(spec, "n_in", 1, _MAX_DIM, where)
         n_out = rd.int_field(spec, "n_out", 1, _MAX_DIM, where)
         activation = rd.choice(spec, "activation", _checks.ACTIVATIONS, where)
@@ -449,15 +518,13 @@ def _check_optimizer(rd: _Reader, meta: dict[str, Any]) -> dict[str, Any] | None
     spec = rd.field(meta, "optimizer", (dict, type(None)))
     if spec is None:
         return None
+    rd.only(spec, ("kind", "hyper", "step", "n_state"), "meta.optimizer")
     kind = rd.choice(spec, "kind", ("sgd", "adam"), "meta.optimizer")
     hyper = rd.field(spec, "hyper", (dict,), "meta.optimizer")
     step = rd.int_field(spec, "step", 0, 2**62, "meta.optimizer")
     n_state = rd.int_field(spec, "n_state", 0, 2, "meta.optimizer")
-    keys = (
-        ("lr", "momentum", "nesterov", "weight_decay")
-        if kind == "sgd"
-        else ("lr", "beta1", "beta2", "eps", "weight_decay")
-    )
+    keys = _HYPER_KEYS[kind]
+    rd.only(hyper, keys, "meta.optimizer.hyper")
     for key in keys:
         kinds = (bool,) if key == "nesterov" else (int, float)
         rd.field(hyper, key, kinds, "meta.optimizer.hyper")
@@ -475,6 +542,7 @@ def _check_rng(rd: _Reader, meta: dict[str, Any]) -> dict[str, Any] | None:
     if spec is None:
         return None
     where = "meta.rng"
+    rd.only(spec, ("bit_generator", *_PCG_STATE_KEYS, "has_uint32", "uinteger"), where)
     name = rd.choice(spec, "bit_generator", ("PCG64", "PCG64DXSM"), where)
     state = {}
     for key in _PCG_STATE_KEYS:
@@ -498,6 +566,7 @@ def _check_history(
     spec = rd.field(meta, "history", (dict, type(None)))
     if spec is None:
         return None
+    rd.only(spec, ("stopped_early", "best_epoch"), "meta.history")
     stopped = rd.field(spec, "stopped_early", (bool,), "meta.history")
     best = rd.field(spec, "best_epoch", (int, type(None)), "meta.history")
     lengths = {}
@@ -523,8 +592,34 @@ def _check_history(
     return {"stopped_early": stopped, "best_epoch": best}
 
 
+def _check_feature_names(rd: _Reader, meta: dict[str, Any], n_in: int) -> list[str] | None:
+    names = meta.get("feature_names")  # optional: files from before it existed lack it
+    if names is None:
+        return None
+    if (
+        not isinstance(names, list)
+        or len(names) != n_in
+        or not all(isinstance(n, str) for n in names)
+        or len(set(names)) != n_in
+    ):
+        # Distinct, since densa predict picks each input column by its name.
+        raise rd.fail(f"meta.feature_names must be a list of {n_in} distinct strings (n_in)")
+    return names
+
+
+def _check_moment(rd: _Reader, plan: dict[str, Any], name: str, arr: Any) -> None:
+    # Adam's v is a running mean of squared gradients; a negative one can make the update
+    # take the square root of a negative number (NaN) in the first fit after load.
+    opt = plan["optimizer"]
+    moment = opt and opt["kind"] == "adam" and re.fullmatch(r"opt_[Wb]\d+_1", name)
+    if moment and (np.asarray(arr) < 0).any():
+        raise rd.fail(f"array {name!r} (Adam's second moment v) holds negative values")
+
+
 def _validate(rd: _Reader, meta: dict[str, Any], headers: dict[str, Any]) -> dict[str, Any]:
     """Every field of ``meta`` checked against the headers; a plan for building."""
+    rd.only(meta, _META_KEYS, "meta")
+    rd.field(meta, "densa_version", (str,))  # informative only, but still a string
     plan = {
         "dtype": rd.choice(meta, "dtype", tuple(_FLOAT_DTYPES)),
         "loss": rd.choice(meta, "loss", _checks.LOSSES),
@@ -535,6 +630,7 @@ def _validate(rd: _Reader, meta: dict[str, Any], headers: dict[str, Any]) -> dic
         "rng": _check_rng(rd, meta),
         "optimizer": _check_optimizer(rd, meta),
     }
+    plan["feature_names"] = _check_feature_names(rd, meta, plan["layers"][0]["n_in"])
     dtype = _FLOAT_DTYPES[plan["dtype"]]
     headers = dict(headers)
     headers.pop("meta")
@@ -616,7 +712,12 @@ def _build(rd: _Reader, plan: dict[str, Any], npz: Any) -> Network:
                 [_array(rd, npz, f"opt_b{i}_{k}", dtype) for k in range(n)]
                 for i in range(len(layers))
             ]
+            for i in range(len(layers)):
+                _check_moment(rd, plan, f"opt_W{i}_1", net.optimizer.state_W[i][-1])
+                _check_moment(rd, plan, f"opt_b{i}_1", net.optimizer.state_b[i][-1])
             net.optimizer.step[0] = opt["step"]
+        # The state read is this network's: another network's fit refuses it (fit's docs).
+        net.optimizer._owner = weakref.ref(net)
     if plan["history"] is not None:
         net.history = History(
             **{
@@ -626,6 +727,7 @@ def _build(rd: _Reader, plan: dict[str, Any], npz: Any) -> Network:
             stopped_early=plan["history"]["stopped_early"],
             best_epoch=plan["history"]["best_epoch"],
         )
+    net.feature_names = plan["feature_names"]
     return net
 
 
@@ -640,7 +742,8 @@ def load(path: str | os.PathLike[str]) -> Network:
     -------
     densa.Network
         Same architecture, loss, dtype, backend, parameters (bit for bit), optimizer
-        (hyperparameters, state and step), random generator state and history.
+        (hyperparameters, state and step), random generator state and history; and
+        ``net.feature_names``, the input column names (a list of n_in strings) or None.
 
     Raises
     ------

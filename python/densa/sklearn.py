@@ -48,6 +48,7 @@ multiclass, one logistic output for two classes, one per label for multilabel ``
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import warnings
@@ -128,16 +129,26 @@ def _choice(value: object, name: str, options: Sequence[str]) -> str:
 
 
 def _hidden_sizes(value: object) -> list[int]:
-    """``hidden_layer_sizes`` as a list: an int is one layer, a sequence one per layer."""
-    items = [value] if isinstance(value, numbers.Integral) else value
+    """``hidden_layer_sizes`` as a list: an int is one layer, a sequence one per layer.
+
+    Errors name the parameter and the value given: a string is a sequence too, so "10"
+    would otherwise be refused for its first character."""
+    expected = "hidden_layer_sizes must be a positive integer or a tuple/list of positive integers"
+    one = isinstance(value, numbers.Integral)
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{expected}, got {type(value).__name__}: {value!r}")
     try:
-        sizes = list(items)  # type: ignore[call-overload]
+        sizes = [value] if one else list(value)  # type: ignore[call-overload]
     except TypeError:
-        raise TypeError(
-            "hidden_layer_sizes must be an integer or a sequence of integers, got "
-            f"{type(value).__name__}: {value!r}"
-        ) from None
-    return [_integer(s, f"hidden_layer_sizes[{i}]", 1) for i, s in enumerate(sizes)]
+        raise TypeError(f"{expected}, got {type(value).__name__}: {value!r}") from None
+    checked = []
+    for i, s in enumerate(sizes):
+        try:
+            checked.append(_integer(s, "", 1))
+        except (TypeError, ValueError) as exc:  # the same type, said of the whole value
+            entry = "" if one else f" (hidden_layer_sizes[{i}] is {s!r})"
+            raise type(exc)(f"{expected}, got {value!r}{entry}") from None
+    return checked
 
 
 def _hidden_activation(value: object) -> str:
@@ -199,6 +210,8 @@ _PARAMETERS_DOC = """
         accepted for compatibility (and checked to be an integer >= 1), otherwise ignored.
     dtype : {"float64", "float32"}, default="float64"
         Precision of the weights and of the computation (densa's own parameter).
+        Changed with ``set_params`` before a ``warm_start`` fit or a ``partial_fit``,
+        the weights (and optimizer state) are converted to it.
     backend : {"native", "reference"}, default="native"
         densa's C++ kernels or its NumPy reference (densa's own parameter).
 """
@@ -327,15 +340,74 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
     @property
     def coefs_(self) -> list[np.ndarray]:
         """Weights per layer, shape (n_in, n_out) as scikit-learn orients them: views
-        ``W.T`` of the network's ``W`` (n_out, n_in), so writing to them changes the model."""
+        ``W.T`` of the network's ``W`` (n_out, n_in), so writing to them changes the model.
+        Assigning a list of arrays of these shapes copies them into the network."""
         check_is_fitted(self)
         return [layer.W.T for layer in self.network_.layers]
 
+    @coefs_.setter
+    def coefs_(self, value: Sequence[Any]) -> None:
+        shapes = [(layer.n_in, layer.n_out) for layer in self._fitted_layers("coefs_")]
+        for layer, coef in zip(self.network_.layers, self._checked_params(value, "coefs_", shapes)):
+            layer.W = coef.T
+
     @property
     def intercepts_(self) -> list[np.ndarray]:
-        """Bias per layer, shape (n_out,): the network's own ``b`` arrays."""
+        """Bias per layer, shape (n_out,): the network's own ``b`` arrays. Assigning a list
+        of arrays of these shapes copies them into the network."""
         check_is_fitted(self)
         return [layer.b for layer in self.network_.layers]
+
+    @intercepts_.setter
+    def intercepts_(self, value: Sequence[Any]) -> None:
+        shapes = [(layer.n_out,) for layer in self._fitted_layers("intercepts_")]
+        for layer, b in zip(
+            self.network_.layers, self._checked_params(value, "intercepts_", shapes)
+        ):
+            layer.b = b
+
+    def _fitted_layers(self, name: str) -> list[Dense]:
+        # scikit-learn allows assigning coefs_ and intercepts_ (to set the weights a
+        # warm_start fit starts from, say); here they are the network's parameters,
+        # which exist once the data has fixed the shapes.
+        check_is_fitted(
+            self,
+            msg=f"{name} can be assigned only once this %(name)s is fitted: the data fixes "
+            "the layers' shapes (fit it, e.g. with max_iter=1, then assign)",
+        )
+        return list(self.network_.layers)
+
+    def _checked_params(
+        self, value: object, name: str, shapes: Sequence[tuple[int, ...]]
+    ) -> list[np.ndarray]:
+        """``value`` checked as a new ``coefs_`` or ``intercepts_``: a list of real, finite
+        arrays of ``shapes``, converted to the network's dtype. All are checked before
+        any is assigned, so a refused list leaves the model as it was."""
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(
+                f"{name} must be a list of arrays, one per layer, got {_checks.describe(value)}"
+            )
+        if len(value) != len(shapes):
+            raise ValueError(
+                f"{name} must hold {len(shapes)} arrays, one per layer, got {len(value)}"
+            )
+        dtype = self.network_.dtype
+        out = []
+        for i, (v, shape) in enumerate(zip(value, shapes)):
+            arr = np.asarray(v)
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"{name}[{i}] must hold real numbers, got dtype {arr.dtype}")
+            if arr.shape != shape:
+                axes = " (n_in, n_out)" if len(shape) == 2 else ""
+                raise ValueError(f"{name}[{i}] must have shape {shape}{axes}, got {arr.shape}")
+            with np.errstate(over="ignore"):  # beyond float32's range: inf, refused below
+                converted = arr.astype(dtype)
+            if not np.isfinite(converted).all():
+                raise ValueError(
+                    f"{name}[{i}] contains NaN or inf, or values beyond {dtype.name}'s range"
+                )
+            out.append(converted)
+        return out
 
     # ----- initialisation ---------------------------------------------------------------------
     def _out_activation(self) -> str:
@@ -378,6 +450,25 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             self.validation_scores_ = None
             self.best_validation_score_ = None
             self.best_loss_ = math.inf
+
+    def _convert_dtype(self) -> None:
+        """Continue (warm_start, partial_fit) in a ``dtype`` changed by ``set_params``: the
+        network rebuilt in it from the current weights, its shuffling generator kept, and
+        the optimizer state ``partial_fit`` continues converted too."""
+        old = self.network_
+        layers = []
+        for layer in old.layers:
+            new = Dense(layer.n_in, layer.n_out, activation=layer.activation)
+            new.W, new.b = layer.W, layer.b  # converted when the network adopts them
+            layers.append(new)
+        net = Network(layers, loss=old.loss, dtype=self.dtype, backend=old.backend)
+        net.seed, net.rng = old.seed, old.rng
+        self.network_ = net
+        if self._optimizer is not None:
+            opt = copy.deepcopy(self._optimizer)  # a copy of the state, for the new network
+            for states in (*opt.state_W, *opt.state_b):
+                states[:] = [a.astype(net.dtype) for a in states]
+            self._optimizer = opt
 
     def _new_optimizer(self) -> Optimizer:
         if self.solver == "sgd":
@@ -436,6 +527,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
                 f"y has {T.shape[1]} outputs but the fitted model has "
                 f"{self.n_outputs_}; fit again with warm_start=False"
             )
+        elif self.network_.dtype.name != self.dtype:
+            self._convert_dtype()
         net = self.network_
         net.backend = self.backend
         if not incremental or self._optimizer is None:

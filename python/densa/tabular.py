@@ -3,7 +3,8 @@
 Three input formats, told apart by their first bytes (not by the file name):
 
 * ``.npy``: one 2-D numeric array; the target is a column given by index.
-* ``.npz``: arrays ``X`` (N, features) and ``y`` ((N,) or (N, outputs)).
+* ``.npz``: arrays ``X`` (N, features) and ``y`` ((N,) or (N, outputs)); prediction
+  needs only ``X``.
 * CSV (anything else): UTF-8 text, a header row of column names, then one row of
   numbers per sample; the target is a column given by name. Missing values are not
   supported.
@@ -21,6 +22,7 @@ import os
 import sys
 import zipfile
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,12 +41,15 @@ class Table:
         None when the data held no target column.
     features, targets : list of str
         Column names (``"x0"``, ... or ``"y0"``, ... when the format has none).
+    named : bool
+        Whether the names came from the file (a CSV header) rather than being made up.
     """
 
     X: np.ndarray
     y: np.ndarray | None
     features: list[str]
     targets: list[str]
+    named: bool = False
 
 
 def _kind(path: str) -> str:
@@ -79,6 +84,11 @@ def _split_names(spec: str | None) -> list[str]:
 def _column_indices(spec: str | None, names: list[str], path: str, default_last: bool) -> list[int]:
     """Indices of the target columns named (CSV) or numbered (NPY) by ``spec``."""
     wanted = _split_names(spec)
+    if not wanted and default_last and len(names) == 1:
+        raise ValueError(
+            f"{path} has one column, the target (the last column by default): "
+            "no feature columns are left"
+        )
     if not wanted:
         return [len(names) - 1] if default_last else []
     out: list[int] = []
@@ -98,6 +108,22 @@ def _column_indices(spec: str | None, names: list[str], path: str, default_last:
         raise ValueError(f"--target {spec!r} names a column twice")
     if len(out) == len(names):
         raise ValueError(f"--target {spec!r} leaves no feature columns in {path}")
+    return out
+
+
+def _named_indices(wanted: list[str], names: list[str], targets: list[int], path: str) -> list[int]:
+    """Indices of the feature columns ``wanted`` (a model's), in that order."""
+    missing = [w for w in wanted if w not in names]
+    if missing:
+        shown = ", ".join(missing[:20]) + (", ..." if len(missing) > 20 else "")
+        raise ValueError(
+            f"{path} lacks the column(s) {shown} that the model was trained on "
+            "(it matches columns by name)"
+        )
+    out = [names.index(w) for w in wanted]
+    clash = [names[i] for i in out if i in targets]
+    if clash:
+        raise ValueError(f"{path}: --target names {', '.join(clash)}, a feature of the model")
     return out
 
 
@@ -148,21 +174,36 @@ def _read_csv(path: str) -> tuple[np.ndarray, list[str]]:
     return data, header
 
 
-def _read_npz(path: str) -> Table:
+def _npz_array(npz: Any, name: str, path: str) -> np.ndarray:
+    try:
+        arr: np.ndarray = npz[name]
+    except ValueError as exc:  # an object array (it would need pickle), a damaged header
+        raise ValueError(f"{path}: array {name!r} cannot be read ({exc})") from None
+    return arr
+
+
+def _read_npz(path: str, need_y: bool) -> Table:
+    needed = ("X", "y") if need_y else ("X",)
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in ("X", "y") if k not in npz.files]
+            missing = [k for k in needed if k not in npz.files]
             if missing and "meta" in npz.files:
                 raise ValueError(f"{path} looks like a densa model, not data (arrays X and y)")
             if missing:
                 shown = ", ".join(npz.files[:10]) + (", ..." if len(npz.files) > 10 else "")
+                wanted = " and ".join(repr(k) for k in needed)
                 raise ValueError(
-                    f"{path} must hold arrays 'X' and 'y'; it holds {shown or 'nothing'}"
+                    f"{path} must hold {'arrays' if need_y else 'array'} {wanted}; "
+                    f"it holds {shown or 'nothing'}"
                 )
-            X, y = npz["X"], npz["y"]
+            X = _npz_array(npz, "X", path)
+            y = _npz_array(npz, "y", path) if need_y else None
     except (zipfile.BadZipFile, EOFError) as exc:
         raise ValueError(f"{path} is not a readable .npz file ({exc})") from None
     X = _numeric_2d(X, f"{path}: X")
+    names = [f"x{i}" for i in range(X.shape[1])]
+    if y is None:
+        return Table(X, None, names, [])
     if y.dtype.kind not in "biuf" or y.ndim not in (1, 2):
         raise ValueError(
             f"{path}: y must be a 1-D or 2-D numeric array, got shape {y.shape} of {y.dtype}"
@@ -170,11 +211,15 @@ def _read_npz(path: str) -> Table:
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"{path}: X has {X.shape[0]} rows but y has {y.shape[0]}")
     n_t = 1 if y.ndim == 1 else y.shape[1]
-    return Table(X, y, [f"x{i}" for i in range(X.shape[1])], [f"y{i}" for i in range(n_t)])
+    return Table(X, y, names, [f"y{i}" for i in range(n_t)])
 
 
 def read_table(
-    path: str | os.PathLike[str], target: str | None = None, *, require_target: bool = True
+    path: str | os.PathLike[str],
+    target: str | None = None,
+    *,
+    require_target: bool = True,
+    features: list[str] | None = None,
 ) -> Table:
     """Read ``path`` as features and targets.
 
@@ -186,6 +231,10 @@ def read_table(
         column when ``require_target``, else no target. Ignored for NPZ (it has ``y``).
     require_target : bool
         Whether a target must be found (training) or is optional (prediction).
+    features : list of str, optional
+        The feature columns to take from a CSV, by name and in this order (a model's
+        ``feature_names``); its other columns, unless named by ``target``, are ignored.
+        NPY and NPZ files have no names: their columns are taken by position.
 
     Returns
     -------
@@ -194,10 +243,8 @@ def read_table(
     path = os.fsdecode(os.fspath(path))
     kind = _kind(path)
     if kind == "npz":
-        table = _read_npz(path)
-        if not require_target and target is None:
-            table.y, table.targets = None, []
-        return table
+        # Prediction reads y only to score against it (--target).
+        return _read_npz(path, need_y=require_target or target is not None)
     if kind == "npy":
         try:
             data = np.load(path, allow_pickle=False)
@@ -208,11 +255,15 @@ def read_table(
     else:
         data, names = _read_csv(path)
     cols = _column_indices(target, names, path, default_last=require_target)
-    keep = [i for i in range(data.shape[1]) if i not in cols]
+    if features is not None and kind == "csv":
+        keep = _named_indices(features, names, cols, path)
+    else:
+        keep = [i for i in range(data.shape[1]) if i not in cols]
     y = None
     if cols:
         y = data[:, cols[0]] if len(cols) == 1 else data[:, cols]
-    return Table(data[:, keep], y, [names[i] for i in keep], [names[i] for i in cols])
+    kept, targets = [names[i] for i in keep], [names[i] for i in cols]
+    return Table(data[:, keep], y, kept, targets, named=kind == "csv")
 
 
 def prediction_table(
