@@ -22,6 +22,10 @@ scikit-learn, whose difference the target is about).
     python benchmarks/bench_suite.py            # everything available
     python benchmarks/bench_suite.py --quick    # fewer repetitions
     python benchmarks/bench_suite.py --only W4 K2
+    python benchmarks/bench_suite.py --runs 3   # the whole suite 3 times, then a summary
+
+Each run ends with its targets (issue 4), each met or missed; with ``--runs N`` a table
+then gives every run's value per target and how many runs met it.
 
 torch (``pip install torch==2.13.0``) and scikit-learn are optional: missing ones are
 reported as such and skipped.
@@ -540,6 +544,55 @@ def print_samples(enabled, per=1):
         )
 
 
+# Issue 4's targets: (what is measured, the bound, whether it is a lower bound).
+TARGETS = {
+    "W3": ("x faster than PyTorch", 2.5, True),
+    "W4": ("x faster than PyTorch", 100.0, True),
+    "W5": ("x faster than scikit-learn", 25.0, True),
+    "W5 accuracy": ("densa - scikit-learn, paired, in standard errors", -2.0, True),
+    "K1": ("x NumPy's speed", 0.95, True),
+    "K2": ("x faster than NumPy", 2.0, True),
+    "MEM": ("MiB beyond the data", 60.0, False),
+    "IMPORT": ("s for import densa", 0.3, False),
+}
+
+
+def target_lines(values: dict) -> list[str]:
+    """One line per target measured in a run: its value, the bound and met / missed.
+
+    W5's accuracy counts as met unless densa's paired mean is more than two standard
+    errors below scikit-learn's: "no worse" within what 160 runs can tell apart.
+    """
+    lines = []
+    for key, (what, bound, lower) in TARGETS.items():
+        if key not in values:
+            continue
+        v = values[key]
+        met = v >= bound if lower else v <= bound
+        sign = ">=" if lower else "<="
+        lines.append(
+            f"  {key:12s} {v:9.3f} {what} (target {sign} {bound:g}): "
+            + ("met" if met else "MISSED")
+        )
+    return lines
+
+
+def runs_summary(runs: list[dict]) -> list[str]:
+    """Per target, every run's value and how many runs met it."""
+    lines = [f"SUMMARY of {len(runs)} runs (value per run; runs that met the target)"]
+    for key, (what, bound, lower) in TARGETS.items():
+        vals = [r[key] for r in runs if key in r]
+        if not vals:
+            continue
+        met = sum(v >= bound if lower else v <= bound for v in vals)
+        sign = ">=" if lower else "<="
+        lines.append(
+            f"  {key:12s} {' '.join(f'{v:8.3f}' for v in vals)}   {met}/{len(vals)} met "
+            f"({what}, target {sign} {bound:g})"
+        )
+    return lines
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -547,7 +600,15 @@ def main(argv=None):
     p.add_argument(
         "--samples", action="store_true", help="also print every round's seconds (the noise)"
     )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="run the whole suite this many times, then print a summary of the targets",
+    )
     args = p.parse_args(argv)
+    if args.runs < 1:
+        p.error(f"--runs must be at least 1, got {args.runs}")
     want = set(args.only) if args.only else {"W3", "W4", "W5", "K1", "K2", "MEM", "IMPORT"}
     torch, sk = _try_import("torch"), _try_import("sklearn")
     if torch is not None:
@@ -561,7 +622,21 @@ def main(argv=None):
     )
     if hasattr(densa, "show_config"):
         densa.show_config()
-    print()
+    runs = []
+    for i in range(args.runs):
+        print(f"\n== run {i + 1} of {args.runs}" if args.runs > 1 else "")
+        values = run_suite(args, want, torch, sk, r)
+        print("TARGETS")
+        print("\n".join(target_lines(values)))
+        runs.append(values)
+    if args.runs > 1:
+        print()
+        print("\n".join(runs_summary(runs)))
+
+
+def run_suite(args, want, torch, sk, r) -> dict:
+    """One run of the workloads in ``want``, printed as it goes; returns each target's value."""
+    values: dict = {}
 
     def ratio_line(title, med, unit_scale=1.0, unit="s"):
         base = med["densa native"]
@@ -591,6 +666,8 @@ def main(argv=None):
         )
         ratio_line("W3 784-256-128-10 relu, batch 64, 60 000 samples: seconds per epoch", med)
         print_samples(args.samples)
+        if "PyTorch" in med:
+            values["W3"] = med["PyTorch"] / med["densa native"]
     if "W4" in want:
         med = bench_mlp(
             "W4",
@@ -608,6 +685,8 @@ def main(argv=None):
         )
         ratio_line("W4 2-16-16-1 tanh, mse, batch 8, 2 000 samples: seconds per epoch", med)
         print_samples(args.samples, per=5)
+        if "PyTorch" in med:
+            values["W4"] = med["PyTorch"] / med["densa native"]
     if "W5" in want:
         # 21 rounds: a round costs under a second, and W5's ratio rests on densa's ~10 ms
         # fits, which one slow stretch of a vCPU moves by a third.
@@ -627,10 +706,13 @@ def main(argv=None):
                 print(f"    {k:34s} {np.mean(v):.4f} ({se:.4f})  {len(v)} runs")
             # Run j of both started from the same weights: the paired difference.
             d = np.array(acc["densa native"]) - np.array(acc["scikit-learn"])
+            d_se = np.std(d, ddof=1) / np.sqrt(len(d))
             print(
                 "    densa native - scikit-learn (same initial weights, paired): "
-                f"{d.mean():+.4f} ({np.std(d, ddof=1) / np.sqrt(len(d)):.4f})"
+                f"{d.mean():+.4f} ({d_se:.4f})"
             )
+            values["W5"] = med["scikit-learn"] / med["densa native"]
+            values["W5 accuracy"] = float(d.mean() / d_se) if d_se > 0 else 0.0
     for key, shape in (("K1", (1024, 1024, 512)), ("K2", (64, 64, 32))):
         if key in want:
             res = bench_layer(*shape, r)
@@ -642,6 +724,7 @@ def main(argv=None):
             for k, (t, gf) in res.items():
                 extra = "" if k == "densa native" else f"   densa native is {t / base:.2f}x faster"
                 print(f"  {k:16s} {t * 1e6:10.1f} us {gf:8.1f} GFLOP/s{extra}")
+            values[key] = res["NumPy"][0] / base
     if "MEM" in want:
         m = bench_memory()
         extra = m["peak"] - m["base"] - m["data"]
@@ -649,8 +732,12 @@ def main(argv=None):
             f"MEM W3 fit: baseline {m['base']:.0f} MiB, data {m['data']:.0f} MiB, peak "
             f"{m['peak']:.0f} MiB -> {extra:.0f} MiB beyond baseline + data (target <= 60)"
         )
+        values["MEM"] = float(extra)
     if "IMPORT" in want:
-        print(f"IMPORT `import densa` in a fresh process: {bench_import():.3f} s (median of 7)")
+        seconds = bench_import()
+        print(f"IMPORT `import densa` in a fresh process: {seconds:.3f} s (median of 7)")
+        values["IMPORT"] = seconds
+    return values
 
 
 if __name__ == "__main__":

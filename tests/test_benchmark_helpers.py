@@ -152,3 +152,30 @@ def test_lower_quartiles_compare_each_sides_fast_rounds():
     assert got["PyTorch"][1] == pytest.approx(2.5 / 1.1)
     # The medians would say 2.6 / 1.2: not the same comparison.
     assert got["PyTorch"][1] != pytest.approx(2.6 / 1.2)
+
+
+def test_each_target_is_judged_on_its_own_side_of_its_bound():
+    lines = bench.target_lines(
+        {"W3": 2.44, "W4": 180.0, "MEM": 13.0, "IMPORT": 0.31, "W5 accuracy": -1.9, "K1": 0.95}
+    )
+    verdict = {line[2:14].strip(): line for line in lines}  # "  {key:12s} ..."
+    assert verdict["W3"].endswith("MISSED")  # below 2.5x
+    assert verdict["W4"].endswith("met")
+    assert verdict["MEM"].endswith("met")  # an upper bound: 13 <= 60
+    assert verdict["IMPORT"].endswith("MISSED")  # 0.31 s > 0.3 s
+    assert verdict["W5 accuracy"].endswith("met")  # within two standard errors
+    assert verdict["K1"].endswith("met")  # the bound itself meets it
+    assert len(lines) == 6  # targets not measured in the run are not listed
+
+
+def test_the_summary_counts_the_runs_that_met_each_target():
+    runs = [{"W3": 2.44, "K2": 2.5}, {"W3": 2.5, "K2": 1.9}, {"W3": 2.6}]
+    lines = bench.runs_summary(runs)
+    assert lines[0] == "SUMMARY of 3 runs (value per run; runs that met the target)"
+    w3 = next(line for line in lines if line.split()[0] == "W3")
+    k2 = next(line for line in lines if line.split()[0] == "K2")
+    assert "2/3 met" in w3
+    assert "2.440" in w3
+    assert "2.600" in w3
+    assert "1/2 met" in k2  # K2 was measured in two runs only
+    assert not any(line.split()[0] == "W4" for line in lines[1:])
