@@ -29,6 +29,8 @@ SGD = {"lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
 MOMENTUM = {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
 NESTEROV = {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}
 ADAMW = {"lr": 1e-2, "beta1": 0.8, "beta2": 0.99, "eps": 1e-7, "weight_decay": 1e-2}
+L2_MOMENTUM = {**MOMENTUM, "l2": 0.3}
+L2_ADAM = {"lr": 1e-2, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "l2": 0.3}
 
 # (loss, activations, optimizer, hyper): every loss, exact and non-exact activations on
 # both layers, and each optimizer path (plain SGD, momentum folded into the product,
@@ -38,6 +40,9 @@ CONFIGS = {
     "mse-sgd": ("mse", ("tanh", "leaky_relu"), "sgd", SGD),
     "bce-nesterov": ("binary_cross_entropy", ("gelu", "sigmoid"), "sgd", NESTEROV),
     "softmax-adamw": ("softmax_cross_entropy", ("elu", "softplus"), "adam", ADAMW),
+    # scikit-learn's alpha: each team adds (l2/n_b)·W to its slices' gradients.
+    "softmax-momentum-l2": ("softmax_cross_entropy", ("relu", "identity"), "sgd", L2_MOMENTUM),
+    "mse-adam-l2": ("mse", ("tanh", "identity"), "adam", L2_ADAM),
 }
 
 # (n_in, hidden, n_out, batch): the digits network; uneven splits (100 = 48 + 52,

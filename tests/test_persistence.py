@@ -150,7 +150,7 @@ def test_file_is_plain_npz_with_json_meta_as_documented(tmp_path):
         assert npz["W1"].shape == (5, 9)
         assert npz["W1"].dtype == np.float32
     assert meta["format"] == "densa.network"
-    assert meta["version"] == persistence.FORMAT_VERSION
+    assert meta["version"] == 1  # no l2: the version every densa reads
     assert meta["layers"][1] == {"n_in": 9, "n_out": 5, "activation": "relu", "init": "he_normal"}
     assert meta["optimizer"]["kind"] == "sgd"
     assert meta["optimizer"]["n_state"] == 1
@@ -340,9 +340,36 @@ def test_meta_as_object_array_is_refused(saved, tmp_path):
 def test_wrong_format_version(saved):
     members = _members(saved)
     meta = _meta(members)
-    meta["version"] = 2
+    meta["version"] = 3
     _write(saved, _with_meta(members, meta))
-    _assert_refused(saved, "format version 2 is not supported.*newer densa")
+    _assert_refused(saved, "format version 3 is not supported.*newer densa")
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_l2_is_saved_as_version_2_and_read_back(tmp_path, kind):
+    X, y = np.random.default_rng(0).normal(size=(40, 4)), np.arange(40) % 3
+    net = densa.Network(
+        [densa.Dense(4, 6, "relu"), densa.Dense(6, 3, "identity")],
+        loss="softmax_cross_entropy",
+        seed=0,
+    )
+    opt = densa.SGD(lr=0.1, momentum=0.9, l2=0.5) if kind == "sgd" else densa.Adam(l2=0.5)
+    net.fit(X, y, epochs=2, batch_size=16, optimizer=opt, progress=False)
+    net.save(tmp_path / "l2.npz")
+    members = _members(tmp_path / "l2.npz")
+    assert _meta(members)["version"] == 2  # a densa from before l2 refuses it
+    assert _meta(members)["optimizer"]["hyper"]["l2"] == 0.5
+    back = densa.Network.load(tmp_path / "l2.npz")
+    assert back.optimizer.l2 == 0.5
+    back.fit(X, y, epochs=1, batch_size=16, progress=False)
+    net.fit(X, y, epochs=1, batch_size=16, progress=False)
+    for a, b in zip(back.layers, net.layers):
+        np.testing.assert_array_equal(a.W, b.W)
+    # In a version 1 file, l2 is an unknown field.
+    meta = _meta(members)
+    meta["version"] = 1
+    _write(tmp_path / "v1.npz", _with_meta(members, meta))
+    _assert_refused(tmp_path / "v1.npz", "unknown field.*l2")
 
 
 def test_not_a_densa_archive(tmp_path):

@@ -284,6 +284,8 @@ def test_binary_targets_must_lie_in_0_1(bad):
             "weight_decay must be a finite number >= 0.0, got inf",
         ),
         (lambda: densa.Adam(eps=float("inf")), ValueError, "eps must be a finite number"),
+        (lambda: densa.SGD(l2=-1), ValueError, "l2 must be a finite number >= 0.0, got -1"),
+        (lambda: densa.Adam(l2=float("nan")), ValueError, "l2 must be a finite number"),
         (lambda: densa.SGD(nesterov=True), ValueError, "nesterov=True needs momentum > 0"),
         (lambda: densa.Adam(lr=0), ValueError, "lr must be"),
         (lambda: densa.Adam(betas=(1.0, 0.9)), ValueError, "betas[0] must lie in [0.0, 1.0)"),

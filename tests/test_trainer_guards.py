@@ -460,6 +460,10 @@ BAD_HYPER = [
     ("adam", "lr", np.array([1e-3]), TypeError, "lr must be a number, got ndarray"),
     ("adam", "lr", np.array(True), TypeError, "lr must be a number, got bool"),
     ("adam", "lr", np.array(np.nan), ValueError, "lr must be a finite number > 0, got nan"),
+    # l2 is optional (absent is 0), but checked like weight_decay when given.
+    ("sgd", "l2", -1.0, ValueError, "l2 must be a finite number >= 0.0, got -1.0"),
+    ("adam", "l2", np.inf, ValueError, "l2 must be a finite number >= 0.0, got inf"),
+    ("sgd", "l2", "0.1", TypeError, "l2 must be a number, got str"),
 ]
 
 

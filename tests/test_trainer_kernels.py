@@ -24,6 +24,10 @@ SGD_NESTEROV = {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1
 SGD_MOMENTUM = {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
 ADAM = {"lr": 1e-2, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
 ADAMW = {"lr": 1e-2, "beta1": 0.8, "beta2": 0.99, "eps": 1e-7, "weight_decay": 1e-2}
+# scikit-learn's alpha (densa.SGD(l2=...)): W's gradient gains (l2/n_b)·W, b's nothing;
+# momentum then leaves the folded fast path for the general one.
+SGD_MOMENTUM_L2 = {**SGD_MOMENTUM, "l2": 0.3}
+ADAM_L2 = {**ADAM, "l2": 0.3}
 
 CONFIGS = {
     "mse-sgd": ("mse", ("tanh", "relu", "identity"), "sgd", SGD),
@@ -42,6 +46,9 @@ CONFIGS = {
     "bce-adamw": ("binary_cross_entropy", ("elu", "softplus", "identity"), "adam", ADAMW),
     "mse-adam": ("mse", ("sigmoid", "tanh", "sigmoid"), "adam", ADAM),
 }
+# The same networks and optimizers with an L2 penalty.
+CONFIGS["softmax-momentum-l2"] = (*CONFIGS["softmax-momentum"][:3], SGD_MOMENTUM_L2)
+CONFIGS["mse-adam-l2"] = (*CONFIGS["mse-adam"][:3], ADAM_L2)
 
 # float64: both loops do the same operations in the same order, so only summation order
 # inside the products differs: ~1e-16 per step, measured ≤ 4e-16 after 21 steps.

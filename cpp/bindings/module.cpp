@@ -525,6 +525,11 @@ class HyperReader {
     return n.value;
   }
 
+  // l2 (optional: absent is 0, densa.SGD's and densa.Adam's default), as non_negative.
+  double optional_non_negative(const char* key) const {
+    return dict_.contains(key) ? non_negative(key) : 0.0;
+  }
+
   // nesterov: True or False (a Python or NumPy bool).
   bool flag(const char* key) const {
     const py::object v = dict_[key];
@@ -578,6 +583,7 @@ class PyTrainer {
       opt.sgd.momentum = h.fraction("momentum");
       opt.sgd.nesterov = h.flag("nesterov");
       opt.sgd.weight_decay = h.non_negative("weight_decay");
+      opt.l2 = h.optional_non_negative("l2");
     } else {
       const HyperReader h(hyper, optimizer, {"lr", "beta1", "beta2", "eps", "weight_decay"});
       opt.kind = OptimizerKind::adam;
@@ -589,6 +595,7 @@ class PyTrainer {
         throw py::value_error("Trainer: eps must be > 0 (it keeps the update finite where v = 0)");
       }
       opt.adam.weight_decay = h.non_negative("weight_decay");
+      opt.l2 = h.optional_non_negative("l2");
       opt.step = step_array(step, step_);
     }
     const bool need_state = opt.kind == OptimizerKind::adam || opt.sgd.momentum > 0.0;

@@ -563,6 +563,11 @@ class HiddenSplit {
     }
     // The updates of the team's slices; Adam's t counts the run's updates so far.
     const std::int64_t adam_t = job.step0 + k + 1;  // every batch before k updated
+    if (opt_.l2 != 0.0) {  // never fused (fuses_momentum): dW1 and dW2 are gradients
+      // The team's W slices share dW1's and dW2's layouts (row-major W1 rows; W2ᵀ rows).
+      add_l2<T>(opt_, bs, tm.dW1.data(), tm.hidden.W, 0, m * n);
+      add_l2<T>(opt_, bs, tm.dW2.data(), tm.out.W, 0, m * o);
+    }
     update_slice<T>(opt_, fused_, adam_t, tm.hidden, 0, tm.dW1.data(), 0, m * n, false);
     update_slice<T>(opt_, fused_, adam_t, tm.hidden, 1, tm.db1.data(), 0, m, false);
     update_slice<T>(opt_, fused_, adam_t, tm.out, 0, tm.dW2.data(), 0, m * o, false);

@@ -34,6 +34,9 @@ struct OptimizerConfig {
   SgdHyper sgd;
   AdamHyper adam;
   std::int64_t* step = nullptr;  // Adam's step count t, updated in place
+  // scikit-learn's L2 penalty alpha: l2/(2 n_b)·Σ‖W‖² on each batch of n_b samples, so
+  // that W's gradient (never b's) gains (l2 / n_b)·W before the optimizer sees it.
+  double l2 = 0.0;
 };
 
 // Plain momentum SGD (the common case) folds v = μ v + dW into the dW product: the
@@ -41,7 +44,16 @@ struct OptimizerConfig {
 // layer and batch (W3's first layer: 0.8 MB each), and its buffer.
 inline bool fuses_momentum(const OptimizerConfig& opt) {
   return opt.kind == OptimizerKind::sgd && opt.sgd.momentum > 0.0 && !opt.sgd.nesterov &&
-         opt.sgd.weight_decay == 0.0;
+         opt.sgd.weight_decay == 0.0 && opt.l2 == 0.0;
+}
+
+// dW[i] += (l2 / n_b) · W[i] for i in [lo, hi): the L2 penalty's gradient (OptimizerConfig),
+// one multiply and one add per element, as the reference computes it.
+template <class T>
+void add_l2(const OptimizerConfig& opt, Index batch_samples, T* grad, const T* W, Index lo,
+            Index hi) {
+  const T c = static_cast<T>(opt.l2 / static_cast<double>(batch_samples));
+  for (Index i = lo; i < hi; ++i) grad[i] += c * W[i];
 }
 
 struct RunResult {

@@ -277,7 +277,7 @@ class Trainer {
                         !momentum_kernel_[jj]);
       if (momentum_kernel_[jj]) momentum_step(L, input(jj, bs), dz_[jj].leftCols(bs));
     }
-    update(!last);
+    update(!last, bs);
     return loss;
   }
 
@@ -354,7 +354,7 @@ class Trainer {
 
   // prescale (fused momentum only): leave μ v instead of v in the velocity arrays, for
   // the next batch of this run.
-  void update(bool prescale) {
+  void update(bool prescale, Index bs) {
     if (opt_.kind == OptimizerKind::adam) *opt_.step += 1;
     prescale = prescale && fused_momentum_;
     for (size_t j = 0; j < layers_.size(); ++j) {
@@ -364,8 +364,11 @@ class Trainer {
       // code wherever a block starts (optimizer.hpp), so any cut gives the same bits.
       // The momentum kernel has updated W already (momentum_step).
       if (!momentum_kernel_[j]) {
-        for_column_blocks(nW, 2 * nW,
-                          [&](Index lo, Index hi) { update_tensor(L, 0, j, lo, hi, prescale); });
+        for_column_blocks(nW, 2 * nW, [&](Index lo, Index hi) {
+          // The L2 penalty's gradient, never under fused momentum (fuses_momentum).
+          if (opt_.l2 != 0.0) add_l2<T>(opt_, bs, dW_[j].data(), L.W, lo, hi);
+          update_tensor(L, 0, j, lo, hi, prescale);
+        });
       }
       update_tensor(L, 1, j, 0, L.n_out, false);
     }

@@ -336,7 +336,7 @@ def coefficient(kind: str, name: str, value: object, prefix: str | None = None) 
     try:
         if name == "lr":
             return _check_lr(value)
-        if name in ("weight_decay", "eps"):
+        if name in ("weight_decay", "eps", "l2"):
             number = _check_range(value, name, 0.0, math.inf, False)
             if name == "eps" and number == 0.0:
                 raise ValueError("eps must be > 0 (it keeps the update finite where v = 0)")

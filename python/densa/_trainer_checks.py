@@ -219,6 +219,8 @@ def trainer_settings(optimizer: object, hyper: object, step: object) -> dict[str
             checked[key] = bool(value)
         else:
             checked[key] = coefficient(optimizer, key, value, prefix="Trainer")
+    if "l2" in given:  # optional, as the native Trainer reads it: absent is 0
+        checked["l2"] = coefficient(optimizer, "l2", given["l2"], prefix="Trainer")
     if optimizer == "adam":
         want = "Trainer: step must be a writable int64 array of one entry"
         if not isinstance(step, np.ndarray):

@@ -61,6 +61,9 @@ class Optimizer:
     n_state = 0  # state arrays per parameter tensor
     lr: float  # set by every optimizer
     weight_decay: float
+    # scikit-learn's L2 penalty (SGD's docstring). A class default, for optimizers pickled
+    # before the attribute existed.
+    l2: float = 0.0
     # The network whose fit made the state, weakly held (the optimizer, kept as
     # net.optimizer, must not keep its network alive); None until a fit uses it, and
     # after unpickling or copying, which keep the state but not the network (see
@@ -130,6 +133,10 @@ class SGD(Optimizer):
 
     θ ← θ − lr · step, with g = dθ + weight_decay·θ, v = momentum·v + g and
     step = v (or g + momentum·v with Nesterov; g without momentum). PyTorch's convention.
+
+    ``l2`` is scikit-learn's ``alpha``: each batch of n_b samples adds
+    ``l2/(2·n_b)·Σ‖W‖²`` to the loss, so W's gradient (never b's) gains ``(l2/n_b)·W``
+    before the step (in ``fit``; the loss ``fit`` reports leaves the penalty out).
     """
 
     kind = "sgd"
@@ -141,9 +148,11 @@ class SGD(Optimizer):
         momentum: float = 0.0,
         nesterov: bool = False,
         weight_decay: float = 0.0,
+        l2: float = 0.0,
     ) -> None:
         super().__init__()
         self.lr = _check_lr(lr)
+        self.l2 = _check_range(l2, "l2", 0.0, math.inf, False)
         self.momentum = _check_range(momentum, "momentum", 0.0, 1.0, high_open=True)
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
@@ -161,6 +170,7 @@ class SGD(Optimizer):
             "momentum": self.momentum,
             "nesterov": self.nesterov,
             "weight_decay": self.weight_decay,
+            **_l2_entry(self.l2),
         }
 
 
@@ -169,6 +179,9 @@ class Adam(Optimizer):
 
     θ ← θ·(1 − lr·wd); m = β1 m + (1−β1) g; v = β2 v + (1−β2) g²;
     θ ← θ − lr/(1−β1ᵗ) · m / (sqrt(v)/sqrt(1−β2ᵗ) + ε).
+
+    ``l2``: scikit-learn's ``alpha``, as for SGD: W's gradient g gains ``(l2/n_b)·W``
+    before the moments see it (coupled, unlike ``weight_decay``).
     """
 
     kind = "adam"
@@ -180,9 +193,11 @@ class Adam(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        l2: float = 0.0,
     ) -> None:
         super().__init__()
         self.lr = _check_lr(lr)
+        self.l2 = _check_range(l2, "l2", 0.0, math.inf, False)
         try:
             beta1, beta2 = betas
         except (TypeError, ValueError):
@@ -203,13 +218,21 @@ class Adam(Optimizer):
             "beta2": self.betas[1],
             "eps": self.eps,
             "weight_decay": self.weight_decay,
+            **_l2_entry(self.l2),
         }
 
     def __repr__(self) -> str:
+        l2 = f", l2={self.l2!r}" if self.l2 else ""
         return (
             f"Adam(lr={self.lr!r}, betas={self.betas!r}, eps={self.eps!r}, "
-            f"weight_decay={self.weight_decay!r})"
+            f"weight_decay={self.weight_decay!r}{l2})"
         )
+
+
+def _l2_entry(l2: float) -> dict[str, float]:
+    # Only when set: hyper() without it is what densa gave before l2 existed, and a model
+    # file without it stays readable by densa versions that predate it.
+    return {"l2": l2} if l2 else {}
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}

@@ -1,4 +1,4 @@
-"""Saving and loading networks: densa's ``.npz`` model format, version 1.
+"""Saving and loading networks: densa's ``.npz`` model format, versions 1 and 2.
 
 A model file is an ordinary NumPy ``.npz`` archive (a zip of ``.npy`` arrays) holding
 only numeric arrays, so it is read with ``np.load(path, allow_pickle=False)``: opening
@@ -87,7 +87,11 @@ if TYPE_CHECKING:
     from .network import Network
 
 FORMAT_NAME = "densa.network"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this densa writes; it reads READABLE_VERSIONS
+# Version 2 is version 1 plus an optional "l2" in meta.optimizer.hyper. A file is written
+# as version 2 only when it holds l2, so that a densa from before l2 refuses that file
+# instead of dropping the penalty; every other file stays version 1.
+READABLE_VERSIONS = (1, 2)
 
 _FLOAT_DTYPES: dict[str, np.dtype[Any]] = {
     "float32": np.dtype(np.float32),
@@ -195,7 +199,7 @@ def _contents(net: Network) -> dict[str, np.ndarray]:
             arrays[f"history_{key}"] = np.asarray(getattr(net.history, key), dtype=np.float64)
     meta = {
         "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
+        "version": 2 if net.optimizer is not None and "l2" in net.optimizer.hyper() else 1,
         "densa_version": __version__,
         "dtype": net.dtype.name,
         "loss": net.loss,
@@ -470,11 +474,15 @@ def _parse_meta(rd: _Reader, raw: np.ndarray) -> dict[str, Any]:
     if meta.get("format") != FORMAT_NAME:
         raise rd.fail(f"meta.format is {_short(meta.get('format'))}, expected {FORMAT_NAME!r}")
     version = rd.field(meta, "version", (int,))
-    if version != FORMAT_VERSION:
-        newer = " (written by a newer densa; upgrade densa to read it)" if version > 1 else ""
+    if version not in READABLE_VERSIONS:
+        newer = (
+            " (written by a newer densa; upgrade densa to read it)"
+            if version > FORMAT_VERSION
+            else ""
+        )
         raise rd.fail(
             f"format version {version} is not supported; this densa reads "
-            f"version {FORMAT_VERSION}{newer}"
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}{newer}"
         )
     return meta
 
@@ -524,6 +532,8 @@ def _check_optimizer(rd: _Reader, meta: dict[str, Any]) -> dict[str, Any] | None
     step = rd.int_field(spec, "step", 0, 2**62, "meta.optimizer")
     n_state = rd.int_field(spec, "n_state", 0, 2, "meta.optimizer")
     keys = _HYPER_KEYS[kind]
+    if meta["version"] >= 2 and "l2" in hyper:  # version 2: an optional l2
+        keys = (*keys, "l2")
     rd.only(hyper, keys, "meta.optimizer.hyper")
     for key in keys:
         kinds = (bool,) if key == "nesterov" else (int, float)
@@ -692,6 +702,7 @@ def _build(rd: _Reader, plan: dict[str, Any], npz: Any) -> Network:
                     momentum=h["momentum"],
                     nesterov=h["nesterov"],
                     weight_decay=h["weight_decay"],
+                    l2=h.get("l2", 0.0),
                 )
             else:
                 net.optimizer = Adam(
@@ -699,6 +710,7 @@ def _build(rd: _Reader, plan: dict[str, Any], npz: Any) -> Network:
                     betas=(h["beta1"], h["beta2"]),
                     eps=h["eps"],
                     weight_decay=h["weight_decay"],
+                    l2=h.get("l2", 0.0),
                 )
         except (TypeError, ValueError, OverflowError) as exc:
             raise rd.fail(f"meta.optimizer.hyper: {exc}") from None

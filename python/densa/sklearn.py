@@ -15,16 +15,11 @@ Where densa differs from scikit-learn
 * ``fit`` and ``partial_fit`` take ``sample_weight=None`` only, outside their signatures,
   so that scikit-learn's ``has_fit_parameter`` (consulted by bagging, boosting,
   calibration and ``check_estimator``) sees no support for sample weights.
-* ``alpha`` (L2 penalty). scikit-learn adds ``alpha/(2·n_b)·Σ‖W‖²`` to the loss of each
-  minibatch of ``n_b`` samples, i.e. ``(alpha/n_b)·W`` to the gradient of the weights
-  (not the intercepts). densa passes ``weight_decay = alpha / batch_size`` to its
-  optimizer. With ``solver="sgd"`` this is the same gradient term on the weights, but
-  densa also applies it to the intercepts, and to the last, shorter batch of an epoch
-  with the full ``batch_size``. With ``solver="adam"`` densa's decay is decoupled
-  (AdamW: ``W ← W·(1 − lr·alpha/batch_size)`` each step) instead of passing through
-  Adam's normalisation, so a given ``alpha`` regularises less than in scikit-learn.
-  ``loss_curve_`` includes the penalty, as scikit-learn's does, evaluated with each
-  epoch's final weights.
+* ``alpha`` is scikit-learn's L2 penalty, ``alpha/(2·n_b)·Σ‖W‖²`` on each minibatch
+  of ``n_b`` samples (the weights' gradient gains ``(alpha/n_b)·W``, the intercepts'
+  nothing; densa's optimizers take it as ``l2``). ``loss_curve_`` includes the penalty,
+  as scikit-learn's does, but evaluated with each epoch's final weights rather than
+  each batch's.
 * With ``solver="sgd"`` densa's momentum buffer accumulates gradients (PyTorch's
   convention) where scikit-learn's accumulates steps: the same updates while the
   learning rate is constant; when ``learning_rate`` changes it (``invscaling``,
@@ -176,7 +171,7 @@ _PARAMETERS_DOC = """
         ``"leaky_relu"``, ``"elu"``, ``"softplus"`` and ``"gelu"`` are accepted too.
     solver : {"adam", "sgd"}, default="adam"
     alpha : float, default=1e-4
-        L2 penalty, mapped to ``weight_decay = alpha / batch_size`` (see the module doc).
+        L2 penalty on the weights, as scikit-learn's (the optimizer's ``l2``).
     batch_size : int or "auto", default="auto"
         Samples per update; ``"auto"`` is ``min(200, n_samples)``.
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
@@ -477,8 +472,14 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
                 lr=self.learning_rate_init,
                 momentum=momentum,
                 nesterov=bool(self.nesterovs_momentum) and momentum > 0,
+                l2=float(self.alpha),
             )
-        return Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2), eps=self.epsilon)
+        return Adam(
+            lr=self.learning_rate_init,
+            betas=(self.beta_1, self.beta_2),
+            eps=self.epsilon,
+            l2=float(self.alpha),
+        )
 
     # ----- input checks -------------------------------------------------------------------------
     def _validate_xy(self, X: Any, y: Any, reset: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -580,8 +581,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
                     stacklevel=3,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n))
-        # L2 penalty alpha/(2 n_b)·Σ‖W‖² per batch: weight decay alpha/n_b (module doc).
-        opt.weight_decay = float(self.alpha) / batch_size
+        # scikit-learn's L2 penalty alpha/(2 n_b)·Σ‖W‖² per batch of n_b samples.
+        opt.l2 = float(self.alpha)
         n_batches = -(-n // batch_size)
         # scikit-learn reports the squared error averaged over outputs too.
         loss_scale = self.n_outputs_ if self._estimator_kind == "regressor" else 1

@@ -183,6 +183,11 @@ class Trainer:
         for j in reversed(range(len(self.Ws))):
             dy, dW, db = dense_backward(self.Ws[j], inputs[j], zs[j], dy, self.activations[j])
             grads[j] = (dW, db)  # dy of the layer below is this layer's dx
+        l2 = self.hyper.get("l2", 0.0)
+        if l2:
+            # The L2 penalty l2/(2 n_b)·Σ‖W‖²: W's gradient gains (l2/n_b)·W, b's nothing.
+            c = self.Ws[0].dtype.type(l2 / len(x))  # x: a row per sample
+            grads = [(dW + c * W, db) for (dW, db), W in zip(grads, self.Ws)]
         self._update(grads)
         return value
 
