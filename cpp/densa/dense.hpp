@@ -58,9 +58,9 @@ void dense_forward(const ConstWeightRef<T>& W, const ConstVectorRef<T>& b,
 // skipped (compute_dx = false) for the first layer, whose input gradient nobody needs.
 // dW_beta != 0 accumulates instead, dW = dz_j · y_{j-1}ᵀ + dW_beta · dW: the trainer
 // passes SGD's velocity, already scaled to μ v (parameters.hpp), as dW with dW_beta = 1,
-// so that v = μ v + dW costs no pass of its own over memory. compute_dW = false leaves dW to the caller (the trainer's
-// momentum kernel, momentum_update.hpp, which forms it and updates W in one pass: after
-// this call, since dx must be computed from W as it was).
+// so that v = μ v + dW costs no pass of its own over memory. compute_dW = false leaves
+// dW to the caller (the trainer's momentum kernel, momentum_update.hpp, which forms it
+// and updates W in one pass: after this call, since dx must be computed from W as it was).
 template <class T>
 void dense_backward(const ConstWeightRef<T>& W, const ConstBatchRef<T>& x,
                     const ConstBatchRef<T>& z, const ConstBatchRef<T>& dy, Activation a,

@@ -219,15 +219,10 @@ def _contents(net: Network) -> dict[str, np.ndarray]:
         "optimizer": _optimizer_entry(net.optimizer, net.layers, arrays),
         "history": history,
     }
-    names = _feature_names(net)
-    if names is not None:  # absent rather than null: files without names stay as before
-        meta["feature_names"] = list(names)
+    if net.feature_names is not None:  # absent, not null: files without names stay as before
+        meta["feature_names"] = list(net.feature_names)
     text = json.dumps(meta, allow_nan=False, sort_keys=True)
     return {"meta": np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **arrays}
-
-
-def _feature_names(net: Network) -> Any:  # Any: whatever the caller set; checked on save
-    return net.feature_names
 
 
 def _fspath(path: Any, name: str = "path") -> str:  # Any: checked here
@@ -267,7 +262,7 @@ def save(net: Network, path: str | os.PathLike[str]) -> None:
     if os.path.isdir(path) or path.endswith((os.sep, os.altsep or os.sep)):
         raise IsADirectoryError(errno.EISDIR, "the path names a directory, not a file", path)
     # What load refuses, save refuses first: a file that cannot be loaded is lost work.
-    names = _feature_names(net)
+    names: Any = net.feature_names  # Any: whatever the caller set, checked here
     if names is not None and not (
         isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names)
     ):
@@ -724,9 +719,10 @@ def _build(rd: _Reader, plan: dict[str, Any], npz: Any) -> Network:
                 [_array(rd, npz, f"opt_b{i}_{k}", dtype) for k in range(n)]
                 for i in range(len(layers))
             ]
-            for i in range(len(layers)):
-                _check_moment(rd, plan, f"opt_W{i}_1", net.optimizer.state_W[i][-1])
-                _check_moment(rd, plan, f"opt_b{i}_1", net.optimizer.state_b[i][-1])
+            if opt["kind"] == "adam":  # its second moments, state[1], must be >= 0
+                for i in range(len(layers)):
+                    _check_moment(rd, plan, f"opt_W{i}_1", net.optimizer.state_W[i][1])
+                    _check_moment(rd, plan, f"opt_b{i}_1", net.optimizer.state_b[i][1])
             net.optimizer.step[0] = opt["step"]
         # The state read is this network's: another network's fit refuses it (fit's docs).
         net.optimizer._owner = weakref.ref(net)
