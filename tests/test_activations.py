@@ -211,3 +211,29 @@ def test_exact_activations_equal_the_reference_bit_for_bit(dtype, activation, n)
     dz = native.dense_backward(one, x, x, dy.reshape(n, 1), activation, return_dz=True)[3]
     with np.errstate(invalid="ignore", over="ignore"):
         _same_bits(dz.ravel(), (dy * f.df(z)).ravel(), "dz = dy * f'(z)")
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "elu", "softplus", "gelu"])
+@dtypes
+def test_native_bits_of_a_value_do_not_depend_on_its_place(dtype, activation):
+    """f and f' of a value are the same bits wherever it sits in the batch (no scalar SIMD tail)."""
+    # Eigen computes an array's last len % packet elements with scalar code, which
+    # rounds otherwise; elementwise.hpp pads every chunk so that all take the packet
+    # path. Dropping the first k samples moves every value k·m places earlier, and the
+    # array's end (and the 512-value chunks' ends) past other values.
+    rng = np.random.default_rng(3)
+    m = 7
+    x0 = (3 * rng.standard_normal((75, m))).astype(dtype)  # 525 values: two chunks
+    W = np.eye(m, dtype=dtype)  # z = x exactly (b = 0), dz = f'(z) exactly (dy = 1)
+    b = np.zeros(m, dtype=dtype)
+
+    def f_and_df(x):
+        z, y = native.dense_forward(W, b, x, activation)
+        dz = native.dense_backward(W, x, z, np.ones_like(x), activation, return_dz=True)[3]
+        return y, dz
+
+    y0, dz0 = f_and_df(x0)
+    for k in (1, 2, 3, 5, 9, 13, 40, 74):
+        y, dz = f_and_df(x0[k:])
+        _same_bits(y, y0[k:], f"y = f(z), the first {k} samples dropped")
+        _same_bits(dz, dz0[k:], f"dz = f'(z), the first {k} samples dropped")

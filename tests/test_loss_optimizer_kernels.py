@@ -140,6 +140,35 @@ def test_losses_at_huge_logits(backend, dtype):
     assert_matches(dy, out / 2, "dy (mse)")
 
 
+@pytest.mark.parametrize("shape", [(37, 10), (300, 7), (1, 3), (5, 1)], ids=str)
+@dtypes
+def test_softmax_targets_that_do_not_sum_to_one_match_the_reference(dtype, shape):
+    """Softmax CE weighs softmax by each row's Σ_k t_k: dy = (softmax·Σt − t)/N, both layouts."""
+    # One-hot and Dirichlet rows sum to 1, where Σt drops out of dy; here rows sum to
+    # anything: weights in [0, 2), a zero row (sample weight 0), a doubled one-hot row.
+    # Shapes: full SIMD groups and a padded last one, > 256 samples (transposed in
+    # chunks), one sample, one class.
+    n, m = shape
+    rng = np.random.default_rng([n, m, 17])
+    out = (2 * rng.standard_normal((n, m))).astype(dtype)
+    t = rng.uniform(0.0, 2.0, (n, m))
+    t[n // 2] = 0.0
+    t[-1] = 0.0
+    t[-1, m // 2] = 2.0
+    t = t.astype(dtype)
+    assert not np.allclose(t.sum(axis=1), 1.0)
+    name = "softmax_cross_entropy"
+    value_r, dy_r = reference.loss_backward(name, out, t)
+    value_n, dy_n = native.loss_backward(name, out, t)
+    assert_matches(value_n, value_r, "J", reduction=n * m, tol_dtype=dtype)
+    assert_matches(dy_n, dy_r, "dy", reduction=m)
+    # The hidden split's layout, a row per sample (loss.hpp, SamplesInRows).
+    hook = _core._loss_backward_samples_in_rows
+    value_rows, dy_rows = hook(name, np.ascontiguousarray(out.T), np.ascontiguousarray(t.T))
+    assert_matches(value_rows, value_r, "J, a row per sample", reduction=n * m, tol_dtype=dtype)
+    assert_matches(dy_rows.T, dy_r, "dy, a row per sample", reduction=m)
+
+
 @dtypes
 @pytest.mark.parametrize("name", LOSSES)
 def test_losses_finite_and_matching_at_mixed_huge_logits(name, dtype):

@@ -1055,6 +1055,51 @@ def test_bad_constructor_arrays_are_refused_alike_by_both_backends(change, optim
     assert refusals[0] == refusals[1]
 
 
+def _resize(path, size):
+    """A change of parts: the array at ``path`` replaced by zeros of ``size`` entries."""
+    return _set(path, lambda a: np.zeros(size, a.dtype))
+
+
+# Sizes the extension must check by itself: in BAD_ARRAYS each is also caught by another
+# check (Adam's full-size state_b refuses a short b; a short state_W comes first).
+# (id, optimizer, hyper, number of state arrays, change, the checked path's message)
+UNMASKED_SIZES = [
+    ("short-b-no-state", "sgd", SGD, 0, _resize((B_, 0), 7),
+     "Trainer: layer 0: b must be 1-D with W.shape[0] = 8 entries, got shape (7,)"),
+    ("long-b-no-state", "sgd", SGD, 0, _resize((B_, 1), 4),
+     "Trainer: layer 1: b must be 1-D with W.shape[0] = 3 entries, got shape (4,)"),
+    ("short-b-velocity", "sgd", MOMENTUM, 1, _resize((SB_, 0, 0), 2),
+     "Trainer: layer 0: state_b[0] has 2 entries but b has 8"),
+    ("short-adam-v-of-b", "adam", ADAM, 2, _resize((SB_, 1, 1), 1),
+     "Trainer: layer 1: state_b[1] has 1 entries but b has 3"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "hyper", "n_state", "change", "message"),
+    [case[1:] for case in UNMASKED_SIZES],
+    ids=[case[0] for case in UNMASKED_SIZES],
+)
+def test_bias_and_bias_state_sizes_are_checked_by_the_extension(
+    optimizer, hyper, n_state, change, message
+):
+    """The extension itself refuses a b, or a state of b, of the wrong size: never runs past it."""
+    for impl in (_core, native, reference):
+        parts = _parts(n_state=n_state)
+        change(parts)
+        arrays = _arrays_of(parts)
+        before = [a.copy() for a in arrays]
+        Ws, bs, acts, sW, sb = parts
+        step = np.zeros(1, np.int64) if optimizer == "adam" else None
+        if impl is _core:  # the extension's own check, without densa.native's words
+            with pytest.raises(ValueError, match=r"Trainer: layer [01]: "):
+                _core.Trainer_float64(Ws, bs, acts, "mse", optimizer, hyper, sW, sb, step, BATCH)
+        else:
+            with _raises(ValueError, message):
+                impl.Trainer(Ws, bs, acts, "mse", optimizer, hyper, sW, sb, step, BATCH)
+        _assert_same_bits(arrays, before)
+
+
 def test_a_read_only_b_no_longer_trains_the_reference_halfway():
     """It used to be found by sgd_step inside run, after layer 0 had been updated."""
     X, T = _data()
