@@ -525,3 +525,55 @@ def test_npz_object_array_error_names_file_and_array(tmp_path):
     code, _, err = run(["train", data])
     assert code == 1
     assert f"{data}: array 'X' cannot be read (Object arrays cannot be loaded" in err
+
+
+# ----- boundaries found by mutation testing -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("top", "loss", "n_out"), [(99, "softmax_cross_entropy", 100), (100, "mse", 1)]
+)
+def test_auto_loss_takes_at_most_100_classes(tmp_path, top, loss, n_out):
+    """Guards `--loss auto`'s documented K <= 100: labels 0..99 classify, 0..100 regress."""
+    data = tmp_path / "labels.npy"
+    y = np.arange(top + 1)
+    np.save(data, np.column_stack([np.linspace(-1, 1, top + 1), y]))
+    net = densa.Network.load(_train(tmp_path, data, "--hidden", "none"))
+    assert net.loss == loss
+    assert net.n_out == n_out
+
+
+def test_train_saves_the_momentum_given(tmp_path, spiral_csv):
+    """Guards --momentum: the value given is the SGD optimizer's, not the 0.9 default."""
+    options = ["--target", "label", "--optimizer", "sgd", "--momentum", "0.5"]
+    net = densa.Network.load(_train(tmp_path, spiral_csv[0], *options))
+    assert isinstance(net.optimizer, densa.SGD)
+    assert net.optimizer.momentum == 0.5
+
+
+def test_momentum_of_one_is_refused_as_a_usage_error(tmp_path, spiral_csv):
+    """Guards --momentum's range [0, 1): 1 is refused by the parser, naming the range."""
+    argv = ["train", spiral_csv[0], "--optimizer", "sgd", "--momentum", "1"]
+    code, out, err = run([*argv, "--out", tmp_path / "m.npz"])
+    assert code == 2
+    assert "argument --momentum: expected a number in [0, 1), got '1'" in err
+    assert out == ""
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_softmax_requested_for_a_single_class_trains_two_outputs(tmp_path):
+    """Guards --loss softmax_cross_entropy on labels that are all 0: still 2 outputs."""
+    data = tmp_path / "one_class.npy"
+    np.save(data, np.column_stack([np.linspace(-1, 1, 20), np.zeros(20)]))
+    options = ["--loss", "softmax_cross_entropy", "--hidden", "none"]
+    net = densa.Network.load(_train(tmp_path, data, *options))
+    assert net.loss == "softmax_cross_entropy"
+    assert net.n_out == 2
+
+
+def test_targets_naming_every_column_leave_no_features(tmp_path):
+    """Guards --target naming every column of DATA: refused, saying no feature is left."""
+    data = tmp_path / "two.csv"
+    data.write_text("a,b\n0,1\n1,0\n")
+    code, out, err = run(["train", data, "--target", "a,b", "--no-progress"])
+    assert code == 1
+    assert f"--target 'a,b' leaves no feature columns in {data}" in err
+    assert out == ""

@@ -106,3 +106,16 @@ def test_sine_and_xor():
     assert x[-1, 0] == np.pi
     X, y = datasets.xor()
     np.testing.assert_array_equal(y, np.logical_xor(X[:, 0], X[:, 1]).astype(np.int64))
+
+
+@pytest.mark.parametrize("turns", [0.5, 1.5])
+def test_noiseless_spirals_follow_the_documented_arms(turns):
+    """Guards the arms' formula: r = 0.1 + 0.9·t, θ = 2π·turns·t + c·π, t = 1/m, 2/m, ..., 1."""
+    n = 41  # odd: arms of 20 and 21 points
+    X, y = datasets.spirals(n, noise=0.0, turns=turns, shuffle=False)
+    for c, m in ((0, n // 2), (1, n - n // 2)):
+        t = np.arange(1, m + 1) / m
+        r, theta = 0.1 + 0.9 * t, 2 * np.pi * turns * t + c * np.pi
+        arm = X[y == c]
+        np.testing.assert_allclose(arm, np.column_stack([r * np.cos(theta), r * np.sin(theta)]))
+        np.testing.assert_allclose(np.hypot(*arm.T), r)  # from r = 0.1 + 0.9/m out to 1

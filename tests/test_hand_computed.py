@@ -131,3 +131,25 @@ def test_adam_first_step_by_hand(backend, dtype):
     assert_matches(v, np.array([0.00025, 0.0000625], dtype=dtype), "v")
     # ε/|dθ| ≤ 4e-8 shifts θ by at most 4e-10: below float32's rounding, within 1e-9 in float64.
     assert_matches(theta, np.array([0.99, -1.99], dtype=dtype), "theta", atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@backends
+def test_softmax_cross_entropy_with_rows_not_summing_to_one_by_hand(backend, dtype):
+    """Guards the Σ_k t_k factor of softmax cross-entropy (value and dy) for soft targets.
+
+    z = [0, ln 3] for both rows: softmax(z) = [1/4, 3/4], lse(z) = ln 4.
+    Row 1, t = [1, 1] (Σt = 2):   J₁ = 2 ln 4 − ln 3,  dy₁ = [2/4 − 1, 6/4 − 1] = [-1/2, 1/2]
+    Row 2, t = [1/2, 0] (Σt = ½): J₂ = ½ ln 4,         dy₂ = [1/8 − 1/2, 3/8] = [-3/8, 3/8]
+    N = 2: J = (J₁ + J₂) / 2 = (2.5 ln 4 − ln 3) / 2, dy = [dy₁, dy₂] / 2.
+    """
+    z = np.array([[0.0, math.log(3.0)], [0.0, math.log(3.0)]], dtype=dtype)
+    t = np.array([[1.0, 1.0], [0.5, 0.0]], dtype=dtype)
+    expected_j = (2.5 * math.log(4.0) - math.log(3.0)) / 2
+    value, dy = backend.loss_backward("softmax_cross_entropy", z, t)
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    assert value == pytest.approx(expected_j, rel=rtol)
+    forward = backend.loss_forward("softmax_cross_entropy", z, t)
+    assert forward == pytest.approx(expected_j, rel=rtol)
+    expected_dy = np.array([[-0.25, 0.25], [-0.1875, 0.1875]], dtype=dtype)
+    assert_matches(dy, expected_dy, "dy", reduction=2)

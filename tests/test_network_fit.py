@@ -497,3 +497,59 @@ def test_fit_called_from_its_own_callback_is_refused_as_such():
         net.fit(X, y, epochs=2, progress=False, on_epoch_end=nested)
     assert len(net.history) == 1  # the outer fit's first epoch
     net.fit(X, y, epochs=1, progress=False)  # the lock was released
+
+
+# ----- boundaries found by mutation testing -----------------------------------------------------
+def test_a_loss_that_stays_equal_is_no_improvement_for_early_stopping():
+    """Guards EarlyStopping's strict "lowers the best loss by more than min_delta" rule."""
+    # lr = 1e-300 moves no parameter by even one ulp, so every epoch's loss is the same
+    # number: epoch 0 sets the best, epochs 1, 2, 3 do not improve on it, and with
+    # patience 2 training stops after the third of them, keeping epoch 0 as the best.
+    X, y = make_data("real", 40, 4, 3)
+    net = make_net("mse")
+    history = net.fit(
+        X,
+        y,
+        epochs=10,
+        batch_size=8,
+        optimizer=densa.SGD(lr=1e-300),
+        shuffle=False,
+        early_stopping=densa.EarlyStopping(patience=2, monitor="loss"),
+        progress=False,
+    )
+    assert len(set(history.loss)) == 1  # the premise: the loss never changed
+    assert history.stopped_early
+    assert len(history.loss) == 4
+    assert history.best_epoch == 0
+
+
+def test_validation_split_holds_out_the_nearest_whole_number_of_rows():
+    """Guards the size of the validation_split hold-out: 38% of 10 rows is 4 rows, not 3."""
+    X, y = _classification(n=10)
+    kw = {"epochs": 2, "batch_size": 3, "optimizer": None, "progress": False}
+    split = make_net("softmax_cross_entropy", seed=4)
+    h_split = split.fit(X, y, validation_split=0.38, **kw)
+    explicit = make_net("softmax_cross_entropy", seed=4)
+    h_explicit = explicit.fit(X[:6], y[:6], validation_data=(X[6:], y[6:]), **kw)
+    assert h_split.loss == h_explicit.loss
+    assert h_split.val_loss == h_explicit.val_loss
+    for a, b in zip(params(split), params(explicit)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_copied_adam_on_a_network_of_other_shapes_restarts_its_step_count():
+    """Guards Optimizer.prepare: new zero state for other shapes also resets Adam's t."""
+    X, y = make_data("real", 48, 4, 3)
+    trained = densa.Adam(lr=0.01)
+    make_net("mse").fit(X, y, epochs=3, batch_size=16, optimizer=trained, progress=False)
+    assert int(trained.step[0]) == 9
+    copied = copy.deepcopy(trained)  # state without an owner: adopted by the next network
+    X2, y2 = make_data("real", 48, 5, 2, seed=1)
+    shape = {"sizes": (5, 6, 2), "activations": ("tanh", "identity"), "backend": "reference"}
+    with_copy = make_net("mse", **shape)
+    with_copy.fit(X2, y2, epochs=1, batch_size=16, optimizer=copied, progress=False)
+    fresh = make_net("mse", **shape)
+    fresh.fit(X2, y2, epochs=1, batch_size=16, optimizer=densa.Adam(lr=0.01), progress=False)
+    assert int(copied.step[0]) == 3  # three batches of 16, counted from zero
+    for a, b in zip(params(with_copy), params(fresh)):
+        np.testing.assert_array_equal(a, b)

@@ -299,3 +299,44 @@ def test_check_gradients_takes_a_generator_as_seed():
 def test_check_gradients_refuses_what_is_not_a_network():
     with pytest.raises(TypeError, match=r"net must be a densa\.Network, got str"):
         densa.check_gradients("net", np.zeros((2, 3)), np.zeros(2))
+
+
+# ----- boundaries found by mutation testing -----------------------------------------------------
+def test_check_gradients_samples_entries_from_the_whole_tensor(monkeypatch):
+    """Guards max_entries' random draw: a wrong last entry is caught by some seeds, not all."""
+    net, X, y = _case("mse", "real", ARCHITECTURES[0])
+    true_gradients = gradcheck.inspection.gradients
+
+    def last_entry_wrong(net_, X_, T_):
+        value, grads = true_gradients(net_, X_, T_)
+        g = grads[1]
+        dW = g.dW.copy()
+        dW[-1, -1] += 1.0  # the last of layer 1's (7, 8) entries
+        grads[1] = densa.LayerGradients(**{**dict(g), "dW": dW})
+        return value, grads
+
+    monkeypatch.setattr(gradcheck.inspection, "gradients", last_entry_wrong)
+    assert net.layers[1].W.shape == (7, 8)
+    caught = 0
+    for seed in range(12):
+        report = densa.check_gradients(net, X, y, max_entries=28, seed=seed)
+        assert report[1].dW.checked == 28
+        if not report[1].dW.ok:
+            assert report[1].dW.worst_index == (6, 7)
+            caught += 1
+    # Half the entries drawn per seed: P(caught) = 1/2 each time.
+    assert 0 < caught < 12
+
+
+def test_check_gradients_allows_for_the_rounding_of_a_large_loss():
+    """Guards fd_noise: a correct backprop passes when J is large beside its gradients."""
+    net, X, y = _case("mse", "real", ARCHITECTURES[0])
+    y = 1e4 * (y + 1)  # J ~ 2e8: J's rounding, divided by 2ε, exceeds rtol·max|grad| alone
+    report = densa.check_gradients(net, X, y)
+    u64 = np.finfo(np.float64).eps / 2
+    assert report.fd_noise == pytest.approx(64 * u64 * abs(report.loss) / report.eps, rel=1e-12)
+    assert report.ok, str(report)
+    # The premise: without fd_noise, some tensor would have failed.
+    assert any(
+        q.max_abs > report.atol + report.rtol * q.scale for lc in report for q in (lc.dW, lc.db)
+    )

@@ -610,3 +610,68 @@ def test_save_refuses_a_layer_of_another_dtype(tmp_path):
     with pytest.raises(ValueError, match=r"'W2' has dtype float64 but meta.dtype says float32"):
         net.save(tmp_path / "m.npz")
     assert os.listdir(tmp_path) == []
+
+
+# ----- boundaries found by mutation testing -----------------------------------------------------
+def test_adam_second_moments_that_are_exactly_zero_save_and_load(tmp_path):
+    """Guards the v >= 0 rule: a weight that never had a gradient keeps v = 0, which is valid."""
+    X, y = _data()
+    X[:, 1] = 0.0  # input 1 is always zero: its weights get dW = 0, so m = v = 0 stay
+    net = _net()
+    net.fit(X, y, epochs=2, batch_size=16, optimizer=densa.Adam(lr=0.01), progress=False)
+    v = net.optimizer.state_W[0][1]
+    assert np.all(v[:, 1] == 0)  # the premise
+    assert np.all(v[:, [0, 2]] > 0)
+    net.save(tmp_path / "m.npz")
+    back = densa.Network.load(tmp_path / "m.npz")
+    for a, b in zip(_state(back), _state(net)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_best_epoch_equal_to_the_number_of_epochs_is_refused(saved):
+    """Guards the upper bound of meta.history.best_epoch (0-based: one past the last epoch)."""
+    members = _members(saved)
+    meta = _meta(members)
+    epochs = len(members["history_loss"])
+    meta["history"]["best_epoch"] = epochs - 1  # the last epoch: accepted
+    _write(saved, _with_meta(members, meta))
+    assert densa.Network.load(saved).history.best_epoch == epochs - 1
+    meta["history"]["best_epoch"] = epochs
+    _write(saved, _with_meta(members, meta))
+    _assert_refused(saved, f"best_epoch = {epochs} is not an epoch")
+
+
+def test_history_val_accuracy_of_another_length_than_val_loss_is_refused(saved):
+    """Guards the check that val_accuracy is empty or as long as val_loss."""
+    members = _members(saved)
+    assert len(members["history_val_loss"]) == 1  # the premise: one epoch with validation
+    members["history_val_accuracy"] = np.zeros(2)
+    _write(saved, members)
+    _assert_refused(saved, "history_val_accuracy and history_val_loss differ in length")
+
+
+def _rewrite_member(saved, path, name: str, npy: bytes) -> None:
+    """``saved`` copied to ``path`` with member ``name`` replaced by the raw ``npy`` bytes."""
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            data = npy if info.filename == f"{name}.npy" else src.read(info)
+            dst.writestr(info.filename, data)
+
+
+def test_a_member_stored_in_fortran_order_is_refused(saved, tmp_path):
+    """Guards docs/format.md's "Arrays are C-ordered": a Fortran-ordered member is refused."""
+    W0 = _members(saved)["W0"]
+    path = tmp_path / "fortran.npz"
+    _rewrite_member(saved, path, "W0", _npy_bytes(np.asfortranarray(W0)))
+    with zipfile.ZipFile(path) as zf, zf.open("W0.npy") as fp:  # the premise
+        np.lib.format.read_magic(fp)
+        assert np.lib.format.read_array_header_1_0(fp)[1] is True
+    _assert_refused(path, "'W0' is stored in Fortran order")
+
+
+def test_a_member_holding_more_bytes_than_its_header_declares_is_refused(saved, tmp_path):
+    """Guards "the bytes stored equal the declared shape" for a member with trailing bytes."""
+    W0 = _members(saved)["W0"]
+    path = tmp_path / "padded.npz"
+    _rewrite_member(saved, path, "W0", _npy_bytes(W0) + b"\0" * 8)
+    _assert_refused(path, "'W0' declares shape \\(9, 3\\) of float64 \\(216 bytes\\) but holds 224")

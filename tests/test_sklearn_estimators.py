@@ -650,3 +650,79 @@ def test_grid_search_on_a_dask_cluster_equals_serial(iris, serial_search):
         search.cv_results_["mean_test_score"], serial_search.cv_results_["mean_test_score"]
     )
     assert search.best_params_ == serial_search.best_params_
+
+
+# ----- boundaries found by mutation testing -----------------------------------------------------
+def _fit_both_quietly(kind, X, y, **params):
+    """``kind`` fitted by densa and by scikit-learn with the same ``params``, warnings off."""
+    ours = getattr(sys.modules["densa.sklearn"], kind)(**params)
+    theirs = getattr(sknn, kind)(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y)
+        theirs.fit(X, y)
+    return ours, theirs
+
+
+def test_loss_curve_includes_alpha_penalty_over_every_batch_as_sklearn(iris):
+    """Guards loss_curve_'s L2 term: alpha/(2·n_b)·Σ‖W‖² per batch, summed over the epoch."""
+    # 150 samples in batches of 32: five batches, so the penalty counts five times over the
+    # epoch's mean. A learning rate of 1e-9 keeps the weights (of which scikit-learn takes
+    # each batch's, densa the epoch's last) the same to ~1e-9.
+    X, y = iris
+    params = dict(_SAME_AS_SKLEARN, max_iter=3, alpha=1.0, learning_rate_init=1e-9)
+    ours, theirs = _fit_both_quietly("MLPClassifier", X, y, **params)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-7)
+
+
+def test_a_loss_equal_to_the_best_counts_as_no_worse_with_tol_zero(iris):
+    """Guards _track_loss's strict "loss > best_loss_ - tol" (scikit-learn's rule)."""
+    # With learning_rate_init=1e-300 no weight moves, so every epoch's loss is the same:
+    # with tol=0 that is never "no improvement", and both run all max_iter epochs.
+    X, y = iris
+    params = dict(_SAME_AS_SKLEARN, max_iter=8, tol=0.0, n_iter_no_change=2)
+    ours, theirs = _fit_both_quietly("MLPClassifier", X, y, **params, learning_rate_init=1e-300)
+    assert len(set(ours.loss_curve_)) == 1  # the premise: the loss never changed
+    assert ours.n_iter_ == theirs.n_iter_ == 8
+
+
+def test_adaptive_learning_rate_is_divided_by_five_as_in_sklearn(iris):
+    """Guards learning_rate="adaptive": lr /= 5 after each stall, stopping below 1e-6."""
+    # tol=1000: no epoch ever improves enough, so every second epoch divides the rate
+    # (0.01, 0.002, ... down to 6.4e-7 <= 1e-6, where training stops). Without momentum
+    # the updates are scikit-learn's exactly (module doc), the changing rate included.
+    X, y = iris
+    params = dict(
+        _SAME_AS_SKLEARN,
+        max_iter=200,
+        learning_rate="adaptive",
+        learning_rate_init=0.01,
+        momentum=0.0,
+        tol=1e3,
+        n_iter_no_change=1,
+    )
+    ours, theirs = _fit_both_quietly("MLPClassifier", X, y, **params)
+    assert ours.n_iter_ == theirs.n_iter_ < 200
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_batch_size_auto_is_min_200_n_samples_as_in_sklearn():
+    """Guards batch_size="auto" = min(200, n_samples): 260 samples train in batches of 200."""
+    X, y = make_regression(260, 4, noise=1.0, random_state=0)
+    params = dict(_SAME_AS_SKLEARN, hidden_layer_sizes=(6,), max_iter=3, learning_rate_init=0.01)
+    params["batch_size"] = "auto"
+    ours, theirs = _fit_both_quietly("MLPRegressor", X, y / y.std(), **params)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+
+
+def test_a_validation_set_of_one_sample_is_refused_as_in_sklearn():
+    """Guards the ValueError for early stopping's validation set of fewer than 2 samples."""
+    # (A classifier's stratified split refuses one sample itself, before this check.)
+    X, y = make_regression(10, 3, random_state=0)
+    params = dict(early_stopping=True, validation_fraction=0.1, max_iter=5, random_state=0)
+    for estimator in (MLPRegressor, sknn.MLPRegressor):
+        with pytest.raises(ValueError, match="The validation set is too small"):
+            estimator(**params).fit(X, y)
