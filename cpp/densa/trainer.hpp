@@ -125,7 +125,12 @@ class Trainer {
                 Index n_batches) {
     const RunGuard guard(busy_, "Trainer.run");
     reserve_momentum_scratch();
-    return run_batches(X, targets, order, n_order, batch_size, first_batch, n_batches);
+    try {
+      return run_batches(X, targets, order, n_order, batch_size, first_batch, n_batches);
+    } catch (...) {
+      give_back_velocity();
+      throw;
+    }
   }
 
   // Runs n_epochs whole epochs, epoch e visiting the samples in orders[e·n_order ...
@@ -152,8 +157,13 @@ class Trainer {
     if (split_) return run_epochs_split(X, targets, orders, n_epochs, n_order, batch_size);
     for (Index e = 0; e < n_epochs; ++e) {
       const auto t0 = std::chrono::steady_clock::now();
-      const RunResult r =
-          train_batches(X, targets, orders + e * n_order, n_order, batch_size, 0, per_epoch);
+      RunResult r;
+      try {
+        r = train_batches(X, targets, orders + e * n_order, n_order, batch_size, 0, per_epoch);
+      } catch (...) {
+        give_back_velocity();
+        throw;
+      }
       if (r.diverged) {
         out.diverged = true;
         out.diverged_batch = r.diverged_batch;
@@ -390,9 +400,16 @@ class Trainer {
     velocity_scaled_ = prescale;
   }
 
+  // A run that stops on an exception (a batch whose order changed under it, sample_index)
+  // returns the velocities as v, as a divergence does: after the last completed batch
+  // they hold μ v (velocity_scaled_), which the caller would otherwise keep as v.
+  void give_back_velocity() {
+    if (velocity_scaled_) unscale_velocity();
+  }
+
   // v = (μ v) / μ for the velocities left prescaled: within one rounding of the v that μ v
-  // was formed from (only after a divergence, which stops the run). The layers on the
-  // momentum kernel hold v already.
+  // was formed from (only after a divergence or an exception, either of which stops the
+  // run). The layers on the momentum kernel hold v already.
   void unscale_velocity() {
     const T mu = static_cast<T>(opt_.sgd.momentum);
     for (size_t j = 0; j < layers_.size(); ++j) {
