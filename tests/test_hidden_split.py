@@ -165,8 +165,10 @@ def test_matches_reference(config, shape, dtype):
     for epoch, order in enumerate(orders(EPOCHS)):
         got = runs["native"].run(order)
         want = runs["reference"].run(order)
-        assert got[1:] == want[1:], f"epoch {epoch}: samples, batches, divergence"
+        assert got[1:5] == want[1:5], f"epoch {epoch}: samples, batches, divergence"
         assert_matches(got[0], want[0], f"loss sum, epoch {epoch}", tol_dtype=dtype, **tol)
+        # l2's penalty, summed by the teams over their own slices of W1 and W2.
+        assert_matches(got[5], want[5], f"penalty sum, epoch {epoch}", tol_dtype=dtype, **tol)
         assert_trained_alike(
             runs["native"].arrays(),
             runs["reference"].arrays(),
@@ -268,8 +270,8 @@ def test_divergence_stops_before_the_bad_batch(config):
     r.X[bad_sample, 0] = np.nan
     # Epoch 0 must not meet the bad sample: it visits another one in its place.
     o[0][o[0] == bad_sample] = (bad_sample + 1) % N_SAMPLES
-    means, seconds, diverged, bad_batch = r.epochs(o)
-    assert (len(means), len(seconds), diverged, bad_batch) == (1, 1, True, 2)
+    means, seconds, diverged, bad_batch, penalties = r.epochs(o)
+    assert (len(means), len(seconds), len(penalties), diverged, bad_batch) == (1, 1, 1, True, 2)
     ref = Run(native, config, shape, dtype)
     ref.run(o[0])
     ref.run(o[1], 0, 2)

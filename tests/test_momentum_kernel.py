@@ -216,7 +216,7 @@ def test_a_divergence_leaves_v_in_every_layer():
     bad = Run(native, shape, X=X)
     kernel_layers = bad.trainer.momentum_kernel_layers
     with np.errstate(invalid="ignore"):
-        _, samples, batches, diverged, diverged_batch = bad.run(order)
+        _, samples, batches, diverged, diverged_batch, _ = bad.run(order)
     assert (diverged, diverged_batch, batches, samples) == (True, 3, 3, 3 * batch)
     clean.run(order, 0, 3)
     want = clean.arrays()

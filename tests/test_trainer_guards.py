@@ -144,7 +144,7 @@ def test_a_second_concurrent_run_is_refused_and_the_first_completes(sizes):
     assert out["split"] == (sizes == SPLIT)
     assert not out["alive"]
     assert out["refusal"] == f"Trainer.run: {BUSY}"
-    for loss_sum, samples, batches, diverged, bad in out["results"]:
+    for loss_sum, samples, batches, diverged, bad, _ in out["results"]:
         assert (samples, batches, diverged, bad) == (200_000, 6250, False, -1)
         assert np.isfinite(loss_sum)
 
@@ -206,7 +206,7 @@ def test_two_threads_hammering_one_split_trainer_never_hang():
         if isinstance(outcome, str):
             assert outcome == f"Trainer.run: {BUSY}"
         else:
-            assert outcome[1:] == [2000, 63, False, -1]  # a whole epoch
+            assert outcome[1:] == [2000, 63, False, -1, 0.0]  # a whole epoch, no l2
     assert out["finite"]
 
 
@@ -337,7 +337,7 @@ def test_sequential_runs_from_different_threads_still_work(sizes):
         assert not th.is_alive()
     same, same_arrays = _trainer(sizes, "adam")
     assert results == [same.run(X, T, order, BATCH, 0, 99) for order in orders]
-    assert all(r[1:] == (N_SAMPLES, -(-N_SAMPLES // BATCH), False, -1) for r in results)
+    assert all(r[1:] == (N_SAMPLES, -(-N_SAMPLES // BATCH), False, -1, 0.0) for r in results)
     _assert_same_bits(arrays, same_arrays)
 
 
@@ -760,9 +760,10 @@ def test_a_busy_trainer_refuses_bad_arguments_for_what_they_are(impl):
 def _rounded(result):
     """A run or run_epochs result with its floats rounded to 6 significant digits and
     the epoch times left out (they are wall-clock)."""
-    if len(result) == 4:  # run_epochs: (loss_means, seconds, diverged, bad)
-        return ([float(f"{v:.6g}") for v in result[0]], len(result[1]), result[2], result[3])
-    return (float(f"{result[0]:.6g}"), *result[1:])
+    if len(result) == 5:  # run_epochs: (loss_means, seconds, diverged, bad, penalty_means)
+        rounded = ([float(f"{v:.6g}") for v in result[k]] for k in (0, 4))
+        return (next(rounded), len(result[1]), result[2], result[3], next(rounded))
+    return (float(f"{result[0]:.6g}"), *result[1:5], float(f"{result[5]:.6g}"))
 
 
 def _unaligned(a):
@@ -1147,7 +1148,7 @@ def test_accepted_constructor_arrays_train_alike(optimizer, hyper, change):
         parts = _parts()
         change(parts)
         t = _build(impl, parts, optimizer, hyper)
-        results.append((t.run(X, T, order, BATCH, 0, 3)[1:], [a.copy() for a in parts[W_]]))
+        results.append((t.run(X, T, order, BATCH, 0, 3)[1:5], [a.copy() for a in parts[W_]]))
     assert results[0][0] == results[1][0] == (3 * BATCH, 3, False, -1)
     for a, b in zip(results[0][1], results[1][1]):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

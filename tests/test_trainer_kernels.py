@@ -98,7 +98,7 @@ def test_native_trainer_matches_reference(config, dtype):
     for epoch in range(EPOCHS):
         order = rng.permutation(N_SAMPLES).astype(np.int64)
         out = {k: r.run(X, T, order) for k, r in runs.items()}
-        for k, (loss_sum, samples, batches, diverged, diverged_batch) in out.items():
+        for k, (loss_sum, samples, batches, diverged, diverged_batch, penalty) in out.items():
             assert (samples, batches, diverged, diverged_batch) == (
                 N_SAMPLES,
                 N_BATCHES,
@@ -106,9 +106,12 @@ def test_native_trainer_matches_reference(config, dtype):
                 -1,
             ), k
             assert np.isfinite(loss_sum), k
+            # l2's penalty is reported apart from the data term, and only with l2.
+            assert (penalty > 0) == ("l2" in CONFIGS[config][3]), k
         tol = TRAIN_TOL[np.dtype(dtype)]
         # loss_sum is a Python float either way; it was computed in dtype
         assert_matches(out["native"][0], out["reference"][0], f"loss_sum, epoch {epoch}", **tol)
+        assert_matches(out["native"][5], out["reference"][5], f"penalty_sum, epoch {epoch}", **tol)
         assert_runs_agree(runs, dtype, f"after epoch {epoch}")
     if runs["native"].step is not None:
         assert runs["native"].step[0] == runs["reference"].step[0] == EPOCHS * N_BATCHES
@@ -127,8 +130,8 @@ def test_an_epoch_split_in_parts_equals_the_whole(backend, dtype):
     loss_whole = whole.run(X, T, order)[0]
     first = parts.run(X, T, order, 0, 3)
     second = parts.run(X, T, order, 3, 100)
-    assert first[1:] == (3 * BATCH, 3, False, -1)
-    assert second[1:] == (N_SAMPLES - 3 * BATCH, N_BATCHES - 3, False, -1)
+    assert first[1:5] == (3 * BATCH, 3, False, -1)
+    assert second[1:5] == (N_SAMPLES - 3 * BATCH, N_BATCHES - 3, False, -1)
     assert_matches(first[0] + second[0], loss_whole, "loss_sum", reduction=2)
     # Within tolerance rather than bit for bit (see NONDETERMINISM in helpers.py); a
     # batch skipped or run twice would move the parameters by far more.
@@ -155,7 +158,7 @@ def test_divergence_from_a_huge_learning_rate(dtype):
         for name, a in run.arrays().items():  # stopped before batch 1's update
             assert_matches(a, once.arrays()[name], f"{key} {name}", **TRAIN_TOL[np.dtype(dtype)])
         runs[key] = run
-    for key, (_, samples, batches, diverged, diverged_batch) in out.items():
+    for key, (_, samples, batches, diverged, diverged_batch, _) in out.items():
         assert (diverged, diverged_batch, batches, samples) == (True, 1, 1, BATCH), key
     assert_matches(out["native"][0], out["reference"][0], "loss_sum", **TRAIN_TOL[np.dtype(dtype)])
     assert_runs_agree(runs, dtype, "after the last finite batch")
@@ -173,7 +176,7 @@ def test_divergence_from_a_nan_sample(dtype):
     for key, backend in BACKENDS.items():
         runs[key] = Run(backend, Ws, bs, activations, loss, optimizer, hyper)
         out[key] = runs[key].run(X, T, order, 1, 100)  # batches 1.. of the epoch
-    for key, (loss_sum, samples, batches, diverged, diverged_batch) in out.items():
+    for key, (loss_sum, samples, batches, diverged, diverged_batch, _) in out.items():
         assert (diverged, diverged_batch, batches, samples) == (True, 4, 3, 3 * BATCH), key
         assert np.isfinite(loss_sum), key
         assert runs[key].step[0] == 3  # Adam counted only the completed updates
@@ -232,7 +235,7 @@ def test_native_trainer_refuses_bad_runs():
     with pytest.raises(ValueError, match="batch size out of range"):
         trainer.run(X, T, order, BATCH + 1, 0, 1)
     # Refused runs did nothing: a valid run still reports a full, finite epoch.
-    assert trainer.run(X, T, order, BATCH, 0, 100)[1:] == (N_SAMPLES, N_BATCHES, False, -1)
+    assert trainer.run(X, T, order, BATCH, 0, 100)[1:] == (N_SAMPLES, N_BATCHES, False, -1, 0.0)
 
 
 def _orders(seed, epochs):
@@ -251,14 +254,17 @@ def test_run_epochs_equals_one_run_per_epoch(config, dtype):
     grouped = {}
     for key, backend in BACKENDS.items():
         one_by_one = Run(backend, Ws, bs, activations, loss, optimizer, hyper)
-        means = [one_by_one.run(X, T, order)[0] / N_SAMPLES for order in orders]
+        sums = [one_by_one.run(X, T, order) for order in orders]
         group = Run(backend, Ws, bs, activations, loss, optimizer, hyper)
-        got_means, seconds, diverged, bad = group.trainer.run_epochs(X, T, orders, BATCH)
+        got_means, seconds, diverged, bad, got_penalties = group.trainer.run_epochs(
+            X, T, orders, BATCH
+        )
         assert (diverged, bad) == (False, -1)
-        assert len(seconds) == EPOCHS
+        assert len(seconds) == len(got_penalties) == EPOCHS
         assert all(s >= 0 for s in seconds)
         # The same operations in the same order: bit for bit.
-        np.testing.assert_array_equal(got_means, means)
+        np.testing.assert_array_equal(got_means, [r[0] / N_SAMPLES for r in sums])
+        np.testing.assert_array_equal(got_penalties, [r[5] / N_SAMPLES for r in sums])
         for name, a in group.arrays().items():
             np.testing.assert_array_equal(a, one_by_one.arrays()[name], err_msg=f"{key} {name}")
         grouped[key] = group
@@ -277,8 +283,8 @@ def test_run_epochs_stops_inside_the_epoch_that_diverges(backend):
     orders[:2][orders[:2] == bad_sample] = (bad_sample + 1) % N_SAMPLES
     run = Run(backend, Ws, bs, activations, loss, optimizer, hyper)
     with np.errstate(over="ignore", invalid="ignore"):
-        means, seconds, diverged, bad = run.trainer.run_epochs(X, T, orders, BATCH)
-    assert (len(means), len(seconds), diverged, bad) == (2, 2, True, 3)
+        means, seconds, diverged, bad, penalties = run.trainer.run_epochs(X, T, orders, BATCH)
+    assert (len(means), len(seconds), len(penalties), diverged, bad) == (2, 2, 2, True, 3)
     # The parameters are those before that batch: as two epochs and three batches.
     ref = Run(backend, Ws, bs, activations, loss, optimizer, hyper)
     for order in orders[:2]:

@@ -627,8 +627,9 @@ class PyTrainer {
     trainer_ = std::make_unique<Trainer<T>>(std::move(slots), loss_from_name(loss), opt, max_batch);
   }
 
-  // Returns (loss_sum, samples, batches, diverged, diverged_batch). Raises RuntimeError
-  // while another thread runs this trainer (trainer.hpp, RunGuard).
+  // Returns (loss_sum, samples, batches, diverged, diverged_batch, penalty_sum), as
+  // RunResult (parameters.hpp) defines them. Raises RuntimeError while another thread runs
+  // this trainer (trainer.hpp, RunGuard).
   py::tuple run(const Checked<Array<T>>& X_obj, const Checked<Array<T>>& T_obj,
                 const Checked<Orders>& order_obj, const Checked<Index>& batch_size_obj,
                 const Checked<Index>& first_batch_obj, const Checked<Index>& n_batches_obj) {
@@ -649,7 +650,8 @@ class PyTrainer {
       r = trainer_->run(X, Tg, idx, static_cast<Index>(order.size()), batch_size, first_batch,
                         n_batches);
     }
-    return py::make_tuple(r.loss_sum, r.samples, r.batches, r.diverged, r.diverged_batch);
+    return py::make_tuple(r.loss_sum, r.samples, r.batches, r.diverged, r.diverged_batch,
+                          r.penalty_sum);
   }
 
   bool splits_hidden_layer() const { return trainer_->splits_hidden_layer(); }
@@ -660,8 +662,9 @@ class PyTrainer {
     return out;
   }
 
-  // Returns (loss_means, seconds, diverged, diverged_batch): one entry per completed
-  // epoch; orders is (n_epochs, N), one row per epoch.
+  // Returns (loss_means, seconds, diverged, diverged_batch, penalty_means): one entry per
+  // completed epoch in each list (EpochsResult); orders is (n_epochs, N), one row per
+  // epoch.
   py::tuple run_epochs(const Checked<Array<T>>& X_obj, const Checked<Array<T>>& T_obj,
                        const Checked<Orders>& orders_obj, const Checked<Index>& batch_size_obj) {
     const char* call = "Trainer.run_epochs";
@@ -678,7 +681,7 @@ class PyTrainer {
       r = trainer_->run_epochs(X, Tg, idx, static_cast<Index>(orders.shape(0)),
                                static_cast<Index>(orders.shape(1)), batch_size);
     }
-    return py::make_tuple(r.loss_mean, r.seconds, r.diverged, r.diverged_batch);
+    return py::make_tuple(r.loss_mean, r.seconds, r.diverged, r.diverged_batch, r.penalty_mean);
   }
 
  private:

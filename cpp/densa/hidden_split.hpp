@@ -158,6 +158,7 @@ class HiddenSplit {
                Index first_batch, Index end_batch) {
     Job job{X, targets, orders, n_epochs, n_order, batch_size, first_batch, end_batch};
     job.out.epochs.resize(static_cast<size_t>(n_epochs));
+    for (auto& p : job.penalty) p.assign(static_cast<size_t>(n_epochs), 0.0);
     job.step0 = opt_.kind == OptimizerKind::adam ? *opt_.step : 0;
     for (auto& s : signals_) s.reset();
     output_ready_.reset();
@@ -168,6 +169,8 @@ class HiddenSplit {
     // time slice at a time.
     if (allowed_cpus() < 2 || !thread_pool().run_pair(team_task)) run_interleaved(job);
     if (job.error) std::rethrow_exception(job.error);
+    for (size_t e = 0; e < job.out.epochs.size(); ++e)
+      job.out.epochs[e].penalty_sum = job.penalty[0][e] + job.penalty[1][e];
     if (opt_.kind == OptimizerKind::adam) *opt_.step = job.step0 + job.updates;
     return std::move(job.out);
   }
@@ -215,6 +218,9 @@ class HiddenSplit {
     const std::thread::id caller = std::this_thread::get_id();
     std::atomic<int> cpu[2] = {-1, -1};   // [team]: the CPU it ran its last batch on
     std::atomic<int> team_on_caller{-1};  // set before the first exchange, read after
+    // [team][epoch]: the L2 penalty of the team's slices (RunResult::penalty_sum), each
+    // team writing its own; summed into out.epochs after both teams have finished.
+    std::array<std::vector<double>, 2> penalty;
   };
 
   // A slot over private buffers shaped like (rows x cols) W values and `rows` b values
@@ -564,6 +570,10 @@ class HiddenSplit {
     // The updates of the team's slices; Adam's t counts the run's updates so far.
     const std::int64_t adam_t = job.step0 + k + 1;  // every batch before k updated
     if (opt_.l2 != 0.0) {  // never fused (fuses_momentum): dW1 and dW2 are gradients
+      // The penalty of the team's slices, with the weights before this batch's update.
+      job.penalty[static_cast<size_t>(t)][static_cast<size_t>(e)] +=
+          0.5 * opt_.l2 *
+          (sum_of_squares<T>(tm.hidden.W, m * n) + sum_of_squares<T>(tm.out.W, m * o));
       // The team's W slices share dW1's and dW2's layouts (row-major W1 rows; W2ᵀ rows).
       add_l2<T>(opt_, bs, tm.dW1.data(), tm.hidden.W, 0, m * n);
       add_l2<T>(opt_, bs, tm.dW2.data(), tm.out.W, 0, m * o);

@@ -56,8 +56,33 @@ void add_l2(const OptimizerConfig& opt, Index batch_samples, T* grad, const T* W
   for (Index i = lo; i < hi; ++i) grad[i] += c * W[i];
 }
 
+// Σ W[i]² over n values in double: the ‖W‖² of the L2 penalty (OptimizerConfig), for
+// the loss a run reports. Eight interleaved partial sums, combined pairwise, in an order
+// fixed by n alone: the result depends on the values, never on W's address (which
+// Eigen's reductions would align to) or on the thread count.
+template <class T>
+double sum_of_squares(const T* W, Index n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  Index i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) {
+      const double w = static_cast<double>(W[i + j]);
+      acc[j] += w * w;
+    }
+  }
+  for (; i < n; ++i) {
+    const double w = static_cast<double>(W[i]);
+    acc[i & 7] += w * w;
+  }
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 struct RunResult {
   double loss_sum = 0.0;      // Σ over completed batches of J_batch · batch size
+  // Σ over completed batches of the L2 penalty's share of J_batch · batch size, l2/2·Σ‖W‖²
+  // with the weights the batch saw (before its update): scikit-learn's loss_curve_ counts
+  // it so. 0 without l2. loss_sum holds the data term only.
+  double penalty_sum = 0.0;
   Index samples = 0;          // samples in completed batches
   Index batches = 0;          // completed batches (each one updated the parameters)
   bool diverged = false;      // a batch's loss was NaN or inf: stopped before its update
@@ -68,6 +93,7 @@ struct RunResult {
 // completed one; a divergence stops the run inside epoch loss_mean.size().
 struct EpochsResult {
   std::vector<double> loss_mean;  // per completed epoch: Σ J_batch · batch size / samples
+  std::vector<double> penalty_mean;  // per completed epoch: RunResult's penalty_sum / samples
   std::vector<double> seconds;    // per completed epoch
   bool diverged = false;
   Index diverged_batch = -1;  // within the epoch that diverged

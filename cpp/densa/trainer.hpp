@@ -125,7 +125,12 @@ class Trainer {
                 Index n_batches) {
     const RunGuard guard(busy_, "Trainer.run");
     reserve_momentum_scratch();
-    return run_batches(X, targets, order, n_order, batch_size, first_batch, n_batches);
+    try {
+      return run_batches(X, targets, order, n_order, batch_size, first_batch, n_batches);
+    } catch (...) {
+      give_back_velocity();
+      throw;
+    }
   }
 
   // Runs n_epochs whole epochs, epoch e visiting the samples in orders[e·n_order ...
@@ -152,8 +157,13 @@ class Trainer {
     if (split_) return run_epochs_split(X, targets, orders, n_epochs, n_order, batch_size);
     for (Index e = 0; e < n_epochs; ++e) {
       const auto t0 = std::chrono::steady_clock::now();
-      const RunResult r =
-          train_batches(X, targets, orders + e * n_order, n_order, batch_size, 0, per_epoch);
+      RunResult r;
+      try {
+        r = train_batches(X, targets, orders + e * n_order, n_order, batch_size, 0, per_epoch);
+      } catch (...) {
+        give_back_velocity();
+        throw;
+      }
       if (r.diverged) {
         out.diverged = true;
         out.diverged_batch = r.diverged_batch;
@@ -161,6 +171,7 @@ class Trainer {
       }
       const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
       out.loss_mean.push_back(r.loss_sum / static_cast<double>(r.samples));
+      out.penalty_mean.push_back(r.penalty_sum / static_cast<double>(r.samples));
       out.seconds.push_back(dt.count());
     }
     return out;
@@ -201,6 +212,7 @@ class Trainer {
     for (Index bi = first_batch; bi < end_batch; ++bi) {
       const Index start = bi * batch_size;
       const Index bs = std::min(batch_size, n_order - start);
+      const double penalty = l2_penalty();  // with the weights before this batch's update
       const T loss = step(X, targets, order + start, bs, bi + 1 == end_batch);
       if (!std::isfinite(static_cast<double>(loss))) {
         r.diverged = true;
@@ -208,10 +220,21 @@ class Trainer {
         return r;
       }
       r.loss_sum += static_cast<double>(loss) * static_cast<double>(bs);
+      r.penalty_sum += penalty;
       r.samples += bs;
       r.batches += 1;
     }
     return r;
+  }
+
+  // The L2 penalty's share of a batch's J · batch size, l2/2·Σ‖W‖² over every layer's W
+  // (RunResult::penalty_sum); 0 without l2. One pass over the weights per batch, on one
+  // thread in a fixed order (sum_of_squares), only when l2 is set.
+  double l2_penalty() const {
+    if (opt_.l2 == 0.0) return 0.0;
+    double squares = 0.0;
+    for (const auto& L : layers_) squares += sum_of_squares<T>(L.W, L.n_out * L.n_in);
+    return 0.5 * opt_.l2 * squares;
   }
 
   void check_batch_size(Index batch_size) const {
@@ -290,7 +313,9 @@ class Trainer {
     SplitRun s = split_->run(X, targets, orders, n_epochs, n_order, batch_size, 0, per_epoch);
     EpochsResult out;
     for (size_t e = 0; e < s.seconds.size(); ++e) {
-      out.loss_mean.push_back(s.epochs[e].loss_sum / static_cast<double>(s.epochs[e].samples));
+      const double samples = static_cast<double>(s.epochs[e].samples);
+      out.loss_mean.push_back(s.epochs[e].loss_sum / samples);
+      out.penalty_mean.push_back(s.epochs[e].penalty_sum / samples);
       out.seconds.push_back(s.seconds[e]);
     }
     if (s.seconds.size() < s.epochs.size() && s.epochs[s.seconds.size()].diverged) {
@@ -375,9 +400,16 @@ class Trainer {
     velocity_scaled_ = prescale;
   }
 
+  // A run that stops on an exception (a batch whose order changed under it, sample_index)
+  // returns the velocities as v, as a divergence does: after the last completed batch
+  // they hold μ v (velocity_scaled_), which the caller would otherwise keep as v.
+  void give_back_velocity() {
+    if (velocity_scaled_) unscale_velocity();
+  }
+
   // v = (μ v) / μ for the velocities left prescaled: within one rounding of the v that μ v
-  // was formed from (only after a divergence, which stops the run). The layers on the
-  // momentum kernel hold v already.
+  // was formed from (only after a divergence or an exception, either of which stops the
+  // run). The layers on the momentum kernel hold v already.
   void unscale_velocity() {
     const T mu = static_cast<T>(opt_.sgd.momentum);
     for (size_t j = 0; j < layers_.size(); ++j) {

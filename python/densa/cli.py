@@ -79,6 +79,26 @@ def _unit_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
 def _sizes(text: str) -> list[int]:
     """``"64,32"`` -> [64, 32]; ``""`` or ``"none"`` -> [] (no hidden layer)."""
     if text.strip().lower() in ("", "none"):
@@ -106,6 +126,27 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
         help="learning rate (default 0.001 for adam, 0.01 for sgd)",
     )
     p.add_argument("--momentum", type=_unit_float, default=None, help="sgd momentum (default 0.9)")
+    p.add_argument(
+        "--weight-decay",
+        type=_non_negative_float,
+        default=0.0,
+        help="decay of the parameters per step, PyTorch's weight_decay (AdamW for adam)",
+    )
+    p.add_argument(
+        "--l2",
+        type=_non_negative_float,
+        default=0.0,
+        help="L2 penalty l2/(2 n_b)·Σ‖W‖² per batch of n_b samples, scikit-learn's alpha "
+        "(weights only; the reported loss includes it)",
+    )
+    p.add_argument(
+        "--patience",
+        type=_non_negative_int,
+        default=None,
+        metavar="EPOCHS",
+        help="stop when the loss (the validation loss with --validation-split) has not "
+        "improved for more than EPOCHS epochs, and keep the best epoch's parameters",
+    )
     p.add_argument("--seed", type=int, default=0, help="seeds initialization and shuffling")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--backend", choices=("native", "reference"), default="native")
@@ -353,10 +394,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         # Saved with the model, so that predict can pick a CSV's columns by name.
         net.feature_names = table.features
     opt: Optimizer
+    penalties = dict(weight_decay=args.weight_decay, l2=args.l2)
     if args.optimizer == "adam":
-        opt = Adam(lr=args.lr or 1e-3)
+        opt = Adam(lr=args.lr or 1e-3, **penalties)
     else:
-        opt = SGD(lr=args.lr or 0.01, momentum=0.9 if args.momentum is None else args.momentum)
+        momentum = 0.9 if args.momentum is None else args.momentum
+        opt = SGD(lr=args.lr or 0.01, momentum=momentum, **penalties)
     y = table.y.astype(np.int64) if loss == "softmax_cross_entropy" else table.y
     _say(
         f"data: {args.data}: {table.X.shape[0]} samples, {table.X.shape[1]} features, "
@@ -372,16 +415,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         parts += [f"{k} {logs[k]:.5g}" for k in ("val_loss", "val_accuracy") if k in logs]
         _say("  ".join(parts))
 
-    net.fit(
+    history = net.fit(
         table.X,
         y,
         epochs=args.epochs,
         batch_size=args.batch_size,
         optimizer=opt,
         validation_split=args.validation_split,
+        early_stopping=args.patience,
         progress=not args.no_progress,
         on_epoch_end=report,
     )
+    if history.best_epoch is not None:
+        watched = "validation loss" if args.validation_split else "loss"
+        ended = (
+            f"stopped early after epoch {history.epochs}"
+            if history.stopped_early
+            else f"ran all {history.epochs} epochs"
+        )
+        _say(f"{ended}; kept epoch {history.best_epoch + 1}'s parameters (best {watched})")
     scores = net.evaluate(table.X, y)
     _say("training set: " + ", ".join(f"{k} {v:.5g}" for k, v in scores.items()))
     net.save(args.out)

@@ -13,7 +13,10 @@ class History:
     ----------
     loss : list of float
         Mean training loss over the epoch's samples: each minibatch's loss, measured
-        before its update, weighted by its size (a short last batch counts less).
+        before its update, weighted by its size (a short last batch counts less). With
+        an optimizer's ``l2``, each minibatch's loss includes its penalty
+        ``l2/(2·n_b)·Σ‖W‖²`` (the objective the steps descend, as scikit-learn's
+        ``loss_curve_`` counts it); ``weight_decay`` adds nothing.
     val_loss, val_accuracy : list of float
         On the validation data, after the epoch (empty without validation data;
         accuracy only for classification losses).
@@ -32,6 +35,10 @@ class History:
     seconds: list[float] = field(default_factory=list)
     stopped_early: bool = False
     best_epoch: int | None = None
+    # Per epoch, the part of ``loss`` that is l2's penalty (0.0 without l2): what the
+    # scikit-learn estimators need to report a regressor's loss on scikit-learn's scale.
+    # Not saved with a model, and not part of as_dict.
+    _penalty: list[float] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def epochs(self) -> int:

@@ -665,7 +665,7 @@ class Network:
             t0 = time.perf_counter()
             order = self._epoch_orders(n, shuffle, 1)[0]
             bar = _progress.bar(progress, n, f"epoch {epoch + 1}/{epochs}")
-            loss_sum, samples, done = 0.0, 0, 0
+            loss_sum, penalty_sum, samples, done = 0.0, 0.0, 0, 0
             try:
                 while done < n_batches:
                     tc = time.perf_counter()
@@ -674,10 +674,11 @@ class Network:
                     # it, or replace it where warnings are errors.
                     # Ctrl-C waits until this chunk is accounted for (see densa._guard).
                     with deferred, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                        r_loss, r_samples, r_batches, diverged, bad = trainer.run(
+                        r_loss, r_samples, r_batches, diverged, bad, r_penalty = trainer.run(
                             Xa, T, order, batch_size, done, chunk
                         )
-                        loss_sum += r_loss
+                        loss_sum += r_loss + r_penalty  # the penalty of l2, if any, counts
+                        penalty_sum += r_penalty
                         samples += r_samples
                         done += r_batches
                         last_chunk = epoch == epochs - 1 and done == n_batches
@@ -699,6 +700,7 @@ class Network:
                     if samples:
                         bar.set_postfix_str(f"loss {loss_sum / samples:.4g}", refresh=False)
                 history.loss.append(loss_sum / samples)
+                history._penalty.append(penalty_sum / samples)
             except KeyboardInterrupt:
                 # The native trainer returns only between whole batches; the reference one
                 # may be stopped halfway through an update: then the last copy is put back.
@@ -707,6 +709,7 @@ class Network:
                 elif done == n_batches and len(history.loss) == epoch:
                     # Every batch of this epoch was applied: it is a completed epoch.
                     history.loss.append(loss_sum / samples)
+                    history._penalty.append(penalty_sum / samples)
                     history.seconds.append(time.perf_counter() - t0)
                 raise
             finally:
@@ -787,9 +790,12 @@ class Network:
         kept = len(history.loss)
         try:
             with deferred, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                losses, seconds, diverged, bad = trainer.run_epochs(Xa, T, orders, batch_size)
+                losses, seconds, diverged, bad, penalties = trainer.run_epochs(
+                    Xa, T, orders, batch_size
+                )
                 done = len(losses)
-                history.loss.extend(losses)
+                history.loss.extend(x + p for x, p in zip(losses, penalties))
+                history._penalty.extend(penalties)
                 history.seconds.extend(seconds)
                 if diverged and shuffle:
                     # Draw again only the orders of the epochs that ran (the last diverged).
@@ -807,7 +813,7 @@ class Network:
                 # so go back to the state where the group started.
                 guard.restore()
                 self.rng.bit_generator.state = rng_state
-                del history.loss[kept:], history.seconds[kept:]
+                del history.loss[kept:], history._penalty[kept:], history.seconds[kept:]
             raise
         if diverged:
             self._diverged(guard, first_epoch + done, bad, n_batches, "the loss became NaN or inf")

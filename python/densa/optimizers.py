@@ -136,7 +136,8 @@ class SGD(Optimizer):
 
     ``l2`` is scikit-learn's ``alpha``: each batch of n_b samples adds
     ``l2/(2·n_b)·Σ‖W‖²`` to the loss, so W's gradient (never b's) gains ``(l2/n_b)·W``
-    before the step (in ``fit``; the loss ``fit`` reports leaves the penalty out).
+    before the step. The loss ``fit`` reports (``History.loss``) includes each batch's
+    penalty, with the weights that batch saw; ``weight_decay`` adds nothing to it.
     """
 
     kind = "sgd"
@@ -181,7 +182,8 @@ class Adam(Optimizer):
     θ ← θ − lr/(1−β1ᵗ) · m / (sqrt(v)/sqrt(1−β2ᵗ) + ε).
 
     ``l2``: scikit-learn's ``alpha``, as for SGD: W's gradient g gains ``(l2/n_b)·W``
-    before the moments see it (coupled, unlike ``weight_decay``).
+    before the moments see it (coupled, unlike ``weight_decay``), and the loss ``fit``
+    reports includes its penalty.
     """
 
     kind = "adam"

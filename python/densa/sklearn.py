@@ -17,9 +17,8 @@ Where densa differs from scikit-learn
   calibration and ``check_estimator``) sees no support for sample weights.
 * ``alpha`` is scikit-learn's L2 penalty, ``alpha/(2·n_b)·Σ‖W‖²`` on each minibatch
   of ``n_b`` samples (the weights' gradient gains ``(alpha/n_b)·W``, the intercepts'
-  nothing; densa's optimizers take it as ``l2``). ``loss_curve_`` includes the penalty,
-  as scikit-learn's does, but evaluated with each epoch's final weights rather than
-  each batch's.
+  nothing; densa's optimizers take it as ``l2``). ``loss_curve_`` includes the penalty
+  with each batch's weights, as scikit-learn's does.
 * With ``solver="sgd"`` densa's momentum buffer accumulates gradients (PyTorch's
   convention) where scikit-learn's accumulates steps: the same updates while the
   learning rate is constant; when ``learning_rate`` changes it (``invscaling``,
@@ -583,7 +582,6 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             batch_size = int(np.clip(self.batch_size, 1, n))
         # scikit-learn's L2 penalty alpha/(2 n_b)·Σ‖W‖² per batch of n_b samples.
         opt.l2 = float(self.alpha)
-        n_batches = -(-n // batch_size)
         # scikit-learn reports the squared error averaged over outputs too.
         loss_scale = self.n_outputs_ if self._estimator_kind == "regressor" else 1
         best_params = None
@@ -606,14 +604,10 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
                         f"{err}. The input data may contain large values and "
                         "need to be preprocessed."
                     ) from err
-                penalty = (
-                    0.5
-                    * float(self.alpha)
-                    * n_batches
-                    / n
-                    * sum(float(np.dot(layer.W.ravel(), layer.W.ravel())) for layer in net.layers)
-                )
-                self.loss_ = history.loss[0] / loss_scale + penalty
+                # history.loss includes each batch's penalty (with that batch's weights,
+                # as scikit-learn's loss does); only the data term is rescaled.
+                penalty = history._penalty[0]
+                self.loss_ = (history.loss[0] - penalty) / loss_scale + penalty
                 self.n_iter_ += 1
                 self.t_ += n
                 self.loss_curve_.append(self.loss_)

@@ -100,11 +100,13 @@ class Trainer:
         batch_size: int,
         first_batch: int,
         n_batches: int,
-    ) -> tuple[float, int, int, bool, int]:
+    ) -> tuple[float, int, int, bool, int, float]:
         """Batches [first_batch, first_batch + n_batches) of the epoch given by ``order``.
 
-        Returns ``(loss_sum, samples, batches, diverged, diverged_batch)`` exactly as the
-        native trainer does: loss_sum is Σ J_batch · batch size over completed batches; a
+        Returns ``(loss_sum, samples, batches, diverged, diverged_batch, penalty_sum)``
+        exactly as the native trainer does: loss_sum is Σ J_batch · batch size over
+        completed batches (the data term), penalty_sum the L2 penalty's share of that sum,
+        Σ l2/2·Σ‖W‖² with each batch's weights before its update (0 without l2); a
         batch whose J is NaN or inf stops the run before its update. Like the native
         loop, it does not warn on overflow: divergence is reported by its result (a
         RuntimeWarning turned into an error would stop it halfway through an update).
@@ -120,12 +122,13 @@ class Trainer:
 
     def run_epochs(
         self, X: np.ndarray, targets: np.ndarray, orders: np.ndarray, batch_size: int
-    ) -> tuple[list[float], list[float], bool, int]:
+    ) -> tuple[list[float], list[float], bool, int, list[float]]:
         """Whole epochs, one per row of ``orders`` (epochs, N), as the native trainer does.
 
-        Returns ``(loss_means, seconds, diverged, diverged_batch)``: the mean loss and wall
-        time of each completed epoch; a divergence stops the run inside epoch
-        ``len(loss_means)``, at batch ``diverged_batch``, before that batch's update.
+        Returns ``(loss_means, seconds, diverged, diverged_batch, penalty_means)``: the
+        mean loss (data term), wall time and mean L2 penalty of each completed epoch; a
+        divergence stops the run inside epoch ``len(loss_means)``, at batch
+        ``diverged_batch``, before that batch's update.
         Every epoch's indices are checked before the first epoch runs.
         """
         X = trainer_batch(X, "X", "Trainer.run_epochs", self.dtype)
@@ -135,17 +138,19 @@ class Trainer:
             epochs_checks(X, targets, self._dims, idx, bs)
             losses: list[float] = []
             seconds: list[float] = []
+            penalties: list[float] = []
             per_epoch = -(-idx.shape[1] // bs)
             for order in idx:
                 t0 = time.perf_counter()
-                loss_sum, samples, _, diverged, bad = self._run_batches(
+                loss_sum, samples, _, diverged, bad, penalty_sum = self._run_batches(
                     X, targets, order, bs, 0, per_epoch
                 )
                 if diverged:
-                    return losses, seconds, True, bad
+                    return losses, seconds, True, bad, penalties
                 losses.append(loss_sum / samples)
+                penalties.append(penalty_sum / samples)
                 seconds.append(time.perf_counter() - t0)
-            return losses, seconds, False, -1
+            return losses, seconds, False, -1, penalties
 
     def _run_batches(
         self,
@@ -155,19 +160,32 @@ class Trainer:
         batch_size: int,
         first_batch: int,
         end_batch: int,
-    ) -> tuple[float, int, int, bool, int]:
+    ) -> tuple[float, int, int, bool, int, float]:
         """Batches [first_batch, end_batch) of ``order``, whose indices are checked."""
-        loss_sum, samples, batches = 0.0, 0, 0
+        loss_sum, samples, batches, penalty_sum = 0.0, 0, 0, 0.0
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             for bi in range(first_batch, end_batch):
                 idx = order[bi * batch_size : (bi + 1) * batch_size]
+                penalty = self._l2_penalty()  # with the weights before this batch's update
                 value = self._step(X[idx], targets[idx])
                 if not math.isfinite(value):
-                    return loss_sum, samples, batches, True, bi
+                    return loss_sum, samples, batches, True, bi, penalty_sum
                 loss_sum += value * len(idx)
+                penalty_sum += penalty
                 samples += len(idx)
                 batches += 1
-        return loss_sum, samples, batches, False, -1
+        return loss_sum, samples, batches, False, -1, penalty_sum
+
+    def _l2_penalty(self) -> float:
+        """The L2 penalty's share of a batch's J · n_b: l2/(2 n_b)·Σ‖W‖² times n_b."""
+        l2 = float(self.hyper.get("l2", 0.0))
+        if not l2:
+            return 0.0
+        squares = 0.0
+        for W in self.Ws:
+            w = W.ravel().astype(np.float64)  # in float64 whatever the dtype, as natively
+            squares += float(w @ w)
+        return 0.5 * l2 * squares
 
     def _step(self, x: np.ndarray, t: np.ndarray) -> float:
         inputs, zs = [], []
