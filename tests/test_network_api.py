@@ -115,6 +115,19 @@ def test_evaluate_accepts_labels_and_one_hot_alike():
     assert net.evaluate(X, y) == net.evaluate(X, np.eye(3)[y])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_binary_accuracy_of_a_soft_target_of_one_half_counts_it_as_zero(backend):
+    """The documented rule (densa.losses.accuracy): a target of exactly ½ is class 0."""
+    net = densa.Network(
+        [densa.Dense(2, 1, "identity")], loss="binary_cross_entropy", backend=backend, seed=0
+    )
+    net.layers[0].W[...] = 0.0
+    X, y = np.ones((4, 2)), np.array([0.5, 0.5, 1.0, 0.0])
+    for bias, want in ((1.0, 0.25), (-1.0, 0.75)):  # every output predicts 1, then 0
+        net.layers[0].b[...] = bias
+        assert net.evaluate(X, y)["accuracy"] == want
+
+
 def test_evaluate_regression_has_no_accuracy():
     net, X, y = _trained("mse", "real")
     scores = net.evaluate(X, y)

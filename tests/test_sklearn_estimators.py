@@ -679,17 +679,6 @@ def _fit_both_quietly(kind, X, y, **params):
     return ours, theirs
 
 
-def test_loss_curve_includes_alpha_penalty_over_every_batch_as_sklearn(iris):
-    """Guards loss_curve_'s L2 term: alpha/(2·n_b)·Σ‖W‖² per batch, summed over the epoch."""
-    # 150 samples in batches of 32: five batches, so the penalty counts five times over the
-    # epoch's mean. A learning rate of 1e-9 keeps the weights (of which scikit-learn takes
-    # each batch's, densa the epoch's last) the same to ~1e-9.
-    X, y = iris
-    params = dict(_SAME_AS_SKLEARN, max_iter=3, alpha=1.0, learning_rate_init=1e-9)
-    ours, theirs = _fit_both_quietly("MLPClassifier", X, y, **params)
-    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-7)
-
-
 def test_a_loss_equal_to_the_best_counts_as_no_worse_with_tol_zero(iris):
     """Guards _track_loss's strict "loss > best_loss_ - tol" (scikit-learn's rule)."""
     # With learning_rate_init=1e-300 no weight moves, so every epoch's loss is the same:

@@ -112,7 +112,12 @@ def classes_from_output(loss: str, out: np.ndarray) -> np.ndarray:
 
 
 def accuracy(loss: str, out: np.ndarray, targets: np.ndarray) -> float:
-    """Fraction of correct labels (of correct outputs, for multi-output binary)."""
+    """Fraction of correct labels (of correct outputs, for multi-output binary).
+
+    Binary cross-entropy: an output predicts 1 where its logit is > 0 (probability above
+    ½), and a target counts as 1 where it is > ½; a soft target of exactly ½ counts as 0.
+    Softmax: argmax of the output against argmax of the target row (the first on ties).
+    """
     if loss == "softmax_cross_entropy":
         return float(np.mean(np.argmax(out, axis=1) == np.argmax(targets, axis=1)))
     return float(np.mean((out > 0) == (targets > 0.5)))
