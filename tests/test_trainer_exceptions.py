@@ -1,6 +1,6 @@
-"""A native run stopped by an exception leaves the caller's state as after its last
-completed batch: parameters, and momentum velocities as v (the loop keeps μ·v between
-batches, trainer.hpp)."""
+"""A run stopped by an exception leaves the caller's state as after its last completed
+batch: parameters, and momentum velocities as v (the native loop keeps μ·v between
+batches, trainer.hpp); both backends refuse an order changed under them alike."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import time
 import numpy as np
 import pytest
 
-from densa import native
+from densa import native, reference
 
 BATCH = 32
 MU = 0.9
 
 
-def _trainer(Ws, bs, vWs, vbs):
+def _trainer(Ws, bs, vWs, vbs, backend=native):
     acts = ["tanh", "relu", "identity"]  # three layers: the general loop, never the split
     hyper = dict(lr=0.01, momentum=MU, nesterov=False, weight_decay=0.0)
-    return native.Trainer(
+    return backend.Trainer(
         Ws, bs, acts, "mse", "sgd", hyper, [[v] for v in vWs], [[v] for v in vbs], None, BATCH
     )
 
@@ -32,17 +32,22 @@ def _fresh(seed=0):
     return Ws, bs, [np.zeros_like(W) for W in Ws], [np.zeros_like(b) for b in bs]
 
 
-@pytest.mark.parametrize("call", ["run", "run_epochs"])
-def test_an_order_changed_under_a_run_leaves_the_velocity_as_v(call):
+@pytest.mark.parametrize(
+    ("backend", "call"),
+    [(native, "run"), (native, "run_epochs"), (reference, "run")],
+    ids=["native-run", "native-run_epochs", "reference-run"],
+)
+def test_an_order_changed_under_a_run_leaves_the_velocity_as_v(backend, call):
     rng = np.random.default_rng(1)
     n = 2000
     X, T = rng.normal(size=(n, 16)), rng.normal(size=(n, 3))
-    order = np.tile(np.arange(n, dtype=np.int64), 200)  # 12 500 batches: 25 ms or more
+    # 12 500 batches natively (25 ms or more), 625 in NumPy (~0.2 s or more)
+    order = np.tile(np.arange(n, dtype=np.int64), 200 if backend is native else 10)
     bad_pos = order.size - 5  # in the last batch: every batch before it completes
     k = bad_pos // BATCH
     Ws, bs, vWs, vbs = _fresh()
     first_W = Ws[0].copy()
-    t = _trainer(Ws, bs, vWs, vbs)
+    t = _trainer(Ws, bs, vWs, vbs, backend)
 
     def scribble():
         # Once W has moved the trainer has checked the order and is training: then the
@@ -63,7 +68,7 @@ def test_an_order_changed_under_a_run_leaves_the_velocity_as_v(call):
     order[bad_pos] = order[bad_pos - n]  # back to what it was (the tiled arange)
     # The same k batches, run to completion: the state a caller must find.
     want = _fresh()
-    _trainer(*want).run(X, T, order, BATCH, 0, k)
+    _trainer(*want, backend=backend).run(X, T, order, BATCH, 0, k)
     for name, got, expected in zip(("W", "b"), (Ws, bs), want[:2]):
         for j, (a, e) in enumerate(zip(got, expected)):
             np.testing.assert_array_equal(a, e, err_msg=f"{name}{j}")

@@ -32,6 +32,16 @@ from .loss import loss_backward
 from .optimizer import adam_step, sgd_step
 
 
+def _check_still_in_range(idx: np.ndarray, n_samples: int) -> None:
+    """Refuse a minibatch whose indices left [0, n_samples) after the run's checks."""
+    bad = idx[(idx < 0) | (idx >= n_samples)]
+    if bad.size:
+        raise ValueError(
+            f"trainer: order changed during training: it now holds {int(bad[0])} "
+            f"but X has {n_samples} samples"
+        )
+
+
 class Trainer:
     """Trains the caller's parameter arrays in place, one minibatch at a time.
 
@@ -165,7 +175,11 @@ class Trainer:
         loss_sum, samples, batches, penalty_sum = 0.0, 0, 0, 0.0
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             for bi in range(first_batch, end_batch):
-                idx = order[bi * batch_size : (bi + 1) * batch_size]
+                # A copy, checked again as the native loop does (types.hpp, sample_index):
+                # the order stays the caller's array, which another thread may write
+                # meanwhile, and a negative index would silently pick another sample.
+                idx = order[bi * batch_size : (bi + 1) * batch_size].copy()
+                _check_still_in_range(idx, X.shape[0])
                 penalty = self._l2_penalty()  # with the weights before this batch's update
                 value = self._step(X[idx], targets[idx])
                 if not math.isfinite(value):
