@@ -7,6 +7,8 @@ checks the shape, then the dtype, then the values, with the tolerances stated be
 from __future__ import annotations
 
 import importlib.util
+import io
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -212,3 +214,19 @@ def load_script(relative_path: str, name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_cli(argv) -> tuple[int, str, str]:
+    """``densa argv`` in this process: (exit status, stdout, stderr)."""
+    from densa import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse: --help, and command-line errors
+        code = exc.code
+    finally:
+        sys.stdout, sys.stderr = saved
+    return code, out.getvalue(), err.getvalue()

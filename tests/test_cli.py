@@ -14,26 +14,12 @@ import numpy as np
 import pytest
 
 import densa
-from densa import cli, datasets
-from densa import native as _native  # noqa: F401
+from densa import datasets
+from helpers import run_cli as run
 
-# ``run`` swaps sys.stdout for a StringIO. densa.native is imported above, under pytest's
-# own capture, because an editable development install rebuilds the extension on its
-# first import through a subprocess that needs a real file descriptor.
-
-
-def run(argv) -> tuple[int, str, str]:
-    """``densa argv`` in this process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = out, err
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse: --help, and command-line errors
-        code = exc.code
-    finally:
-        sys.stdout, sys.stderr = saved
-    return code, out.getvalue(), err.getvalue()
+# ``run`` swaps sys.stdout for a StringIO. densa.native is imported first (by helpers),
+# under pytest's own capture, because an editable development install rebuilds the
+# extension on its first import through a subprocess that needs a real file descriptor.
 
 
 def run_process(*args, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -3,29 +3,11 @@ Python API trains with the same settings, and bad values are refused by name."""
 
 from __future__ import annotations
 
-import io
-import sys
-
 import numpy as np
 import pytest
 
 import densa
-from densa import cli
-from densa import native as _native  # noqa: F401  (imported under pytest's capture)
-
-
-def _run(argv) -> tuple[int, str, str]:
-    """``densa argv`` in this process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = out, err
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse's errors
-        code = exc.code
-    finally:
-        sys.stdout, sys.stderr = saved
-    return code, out.getvalue(), err.getvalue()
+from helpers import run_cli
 
 
 @pytest.fixture
@@ -64,7 +46,8 @@ def _api_net(X, y, optimizer, **fit):
 def test_penalties_reach_the_optimizer(tmp_path, data, options, optimizer):
     path, X, y = data
     out = tmp_path / "m.npz"
-    code, stdout, _ = _run(["train", path, "--epochs", 4, "--no-progress", "--out", out, *options])
+    argv = ["train", path, "--epochs", 4, "--no-progress", "--out", out, *options]
+    code, stdout, _ = run_cli(argv)
     assert code == 0
     saved = densa.Network.load(out)
     want, history = _api_net(X, y, optimizer(), epochs=4)
@@ -83,7 +66,7 @@ def test_patience_stops_early_and_keeps_the_best_epoch(tmp_path, data, validatio
     path, X, y = data
     out = tmp_path / "m.npz"
     argv = ["train", path, "--epochs", 200, "--patience", 2, "--lr", 0.05, "--no-progress"]
-    code, stdout, _ = _run([*argv, "--validation-split", validation, "--out", out])
+    code, stdout, _ = run_cli([*argv, "--validation-split", validation, "--out", out])
     assert code == 0
     want, history = _api_net(
         X, y, densa.Adam(lr=0.05), epochs=200, early_stopping=2, validation_split=validation
@@ -111,7 +94,7 @@ def test_patience_stops_early_and_keeps_the_best_epoch(tmp_path, data, validatio
 )
 def test_bad_values_are_refused_by_name(tmp_path, data, option, value, message):
     path, _, _ = data
-    code, _, stderr = _run(["train", path, option, value, "--out", tmp_path / "m.npz"])
+    code, _, stderr = run_cli(["train", path, option, value, "--out", tmp_path / "m.npz"])
     assert code == 2
     assert message in stderr
     assert not (tmp_path / "m.npz").exists()

@@ -374,13 +374,22 @@ def test_history_with_validation_data():
     assert history.best_epoch is None
 
 
+def _split_and_explicit(n, fraction, n_kept, seed, epochs, batch_size):
+    """The same network fitted with ``validation_split=fraction`` and with the last
+    ``n - n_kept`` rows given as ``validation_data``: (X, y, split, its history,
+    explicit, its history)."""
+    X, y = _classification(n=n)
+    kw = {"epochs": epochs, "batch_size": batch_size, "optimizer": None, "progress": False}
+    split = make_net("softmax_cross_entropy", seed=seed)
+    h_split = split.fit(X, y, validation_split=fraction, **kw)
+    explicit = make_net("softmax_cross_entropy", seed=seed)
+    held_out = (X[n_kept:], y[n_kept:])
+    h_explicit = explicit.fit(X[:n_kept], y[:n_kept], validation_data=held_out, **kw)
+    return X, y, split, h_split, explicit, h_explicit
+
+
 def test_history_with_validation_split_holds_out_the_last_rows():
-    X, y = _classification(n=100)
-    kw = {"epochs": 3, "batch_size": 10, "optimizer": None, "progress": False}
-    split = make_net("softmax_cross_entropy", seed=9)
-    h_split = split.fit(X, y, validation_split=0.2, **kw)
-    explicit = make_net("softmax_cross_entropy", seed=9)
-    h_explicit = explicit.fit(X[:80], y[:80], validation_data=(X[80:], y[80:]), **kw)
+    X, y, split, h_split, explicit, h_explicit = _split_and_explicit(100, 0.2, 80, 9, 3, 10)
     assert len(h_split.val_loss) == len(h_split.val_accuracy) == 3
     assert h_split.loss == h_explicit.loss
     assert h_split.val_loss == h_explicit.val_loss
@@ -525,12 +534,7 @@ def test_a_loss_that_stays_equal_is_no_improvement_for_early_stopping():
 
 def test_validation_split_holds_out_the_nearest_whole_number_of_rows():
     """Guards the size of the validation_split hold-out: 38% of 10 rows is 4 rows, not 3."""
-    X, y = _classification(n=10)
-    kw = {"epochs": 2, "batch_size": 3, "optimizer": None, "progress": False}
-    split = make_net("softmax_cross_entropy", seed=4)
-    h_split = split.fit(X, y, validation_split=0.38, **kw)
-    explicit = make_net("softmax_cross_entropy", seed=4)
-    h_explicit = explicit.fit(X[:6], y[:6], validation_data=(X[6:], y[6:]), **kw)
+    _, _, split, h_split, explicit, h_explicit = _split_and_explicit(10, 0.38, 6, 4, 2, 3)
     assert h_split.loss == h_explicit.loss
     assert h_split.val_loss == h_explicit.val_loss
     for a, b in zip(params(split), params(explicit)):

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from types import ModuleType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -41,14 +41,34 @@ class CommandError(ValueError):
 
 
 # ----- argument types ---------------------------------------------------------------------
-def _positive_int(text: str) -> int:
+def _parsed(text: str, convert: Callable[[str], Any], expected: str) -> Any:
+    """``convert(text)``, or argparse's one-line error saying what was expected."""
     try:
-        value = int(text)
+        return convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def _int_from(text: str, low: int, expected: str, expected_in_range: str) -> int:
+    value: int = _parsed(text, int, expected)
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {expected_in_range}, got {value}")
     return value
+
+
+def _float_where(text: str, ok: Callable[[float], bool], expected: str) -> float:
+    value: float = _parsed(text, float, "a number")
+    if not ok(value):  # NaN fails every comparison, so every range refuses it
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_from(text, 1, "a positive integer", "a positive integer")
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_from(text, 0, "a whole number", "a whole number >= 0")
 
 
 def _point_count(text: str) -> int:
@@ -60,43 +80,15 @@ def _point_count(text: str) -> int:
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
-
-
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
+    return _float_where(text, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+    return _float_where(text, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
+def _unit_float(text: str) -> float:
+    return _float_where(text, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def _sizes(text: str) -> list[int]:
