@@ -11,6 +11,7 @@ loop (tests/test_trainer_kernels.py).
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -312,3 +313,34 @@ def test_refused_orders_train_nothing():
     with pytest.raises(ValueError, match="order holds an index out of range"):
         r.run(bad[1])
     assert_identical(r.arrays(), before, "after a refused run")
+
+
+@pytest.mark.parametrize("call", ["run", "run_epochs"])
+def test_an_order_changed_under_a_run_stops_after_whole_batches(call):
+    # Another thread puts an index out of range while the run trains. The team that
+    # gathers the next minibatch ahead meets it first; the run must still raise only
+    # where that batch starts, leaving every array as after the whole batches before it
+    # (it had stopped that team before its half of the batch in hand, while the other
+    # team applied its own).
+    shape = SHAPES["digits"]
+    r = Run(native, "softmax-momentum", shape, np.float32)
+    batch = shape[3]
+    order = np.tile(orders(1)[0], 6400)  # 30 000 batches: 0.1 s or more
+    bad_pos = order.size - 5  # in the last batch
+
+    def scribble():
+        # The teams train on private copies of their slices, so the caller's arrays do
+        # not show when training starts: 10 ms is long after the order's check (~1 ms).
+        time.sleep(0.01)
+        order[bad_pos] = 10**12
+
+    writer = threading.Thread(target=scribble, daemon=True)
+    writer.start()
+    with pytest.raises(ValueError, match="order changed during training"):
+        r.run(order) if call == "run" else r.epochs(order.reshape(1, -1))
+    writer.join(10)
+    order[bad_pos] = order[bad_pos - N_SAMPLES]
+    k = bad_pos // batch  # every batch before the one that holds the bad index
+    want = Run(native, "softmax-momentum", shape, np.float32)
+    want.run(order, 0, k)
+    assert_identical(r.arrays(), want.arrays(), f"after {k} whole batches")

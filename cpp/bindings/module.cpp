@@ -655,6 +655,7 @@ class PyTrainer {
   }
 
   bool splits_hidden_layer() const { return trainer_->splits_hidden_layer(); }
+  bool splits_first_layer() const { return trainer_->splits_first_layer(); }
 
   std::vector<bool> momentum_kernel_layers() const {
     std::vector<bool> out(n_layers_);
@@ -715,6 +716,9 @@ void bind_trainer(py::module_& m) {
       .def_property_readonly("splits_hidden_layer", &PyTrainer<T>::splits_hidden_layer,
                              "Whether this network trains with its hidden units split between "
                              "two threads (hidden_split.hpp).")
+      .def_property_readonly("splits_first_layer", &PyTrainer<T>::splits_first_layer,
+                             "Whether this network trains with its first layer's units split "
+                             "between two threads (first_layer_split.hpp).")
       .def_property_readonly("momentum_kernel_layers", &PyTrainer<T>::momentum_kernel_layers,
                              "Per layer, whether W's momentum steps run on densa's kernel "
                              "(momentum_update.hpp) rather than the BLAS and a separate pass.");
@@ -980,6 +984,12 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
       py::arg("enabled"),
       "Benchmark and test hook: False trains every network through the general loop "
       "(read when a Trainer is built; results then differ in rounding, not in meaning).");
+  m.def(
+      "_set_first_layer_split",
+      [](bool enabled) { densa::first_layer_split_enabled().store(enabled); }, py::arg("enabled"),
+      "Benchmark and test hook: False trains networks of three or more layers through the "
+      "general loop (read when a Trainer is built; results then differ in rounding, not in "
+      "meaning).");
   m.def(
       "_set_relu_backward", [](bool enabled) { densa::relu_backward_enabled().store(enabled); },
       py::arg("enabled"),

@@ -511,8 +511,16 @@ class HiddenSplit {
       bi_next = job.first_batch;
     }
     Team& tm = teams_[t];
-    gather(job.X, job.orders + batch_start(job, e_next, bi_next), batch_len(job, bi_next),
-           tm.x[(k + 1) & 1].data());
+    // An index out of range (an order changed during the run, sample_index) is left for
+    // phase A of the next batch to find again and throw: thrown here, it would stop this
+    // team before its phase B of batch k, after the other team's, and leave batch k half
+    // applied. From phase A, no part of batch k + 1 is applied.
+    try {
+      gather(job.X, job.orders + batch_start(job, e_next, bi_next), batch_len(job, bi_next),
+             tm.x[(k + 1) & 1].data());
+    } catch (...) {
+      return;
+    }
     tm.gathered = k + 1;
   }
 

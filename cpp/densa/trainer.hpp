@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "dense.hpp"
+#include "first_layer_split.hpp"
 #include "hidden_split.hpp"
 #include "loss.hpp"
 #include "momentum_update.hpp"
@@ -70,6 +71,12 @@ class Trainer {
       HiddenSplit<T>::wake_partner();
       return;
     }
+    if (first_layer_split_applies(layers_, opt_, max_batch_)) {
+      // FirstLayerSplit keeps workspaces of its own, as HiddenSplit does.
+      first_split_ = std::make_unique<FirstLayerSplit<T>>(layers_, loss_, opt_, max_batch_);
+      HiddenSplit<T>::wake_partner();
+      return;
+    }
     const size_t K = layers_.size();
     momentum_kernel_.assign(K, false);
     if constexpr (std::is_same_v<T, float>) {
@@ -107,9 +114,14 @@ class Trainer {
   // Whether this network trains through HiddenSplit (both threads on one small network).
   bool splits_hidden_layer() const { return split_ != nullptr; }
 
+  // Whether this network trains through FirstLayerSplit (both threads, the first layer's
+  // units split between them).
+  bool splits_first_layer() const { return first_split_ != nullptr; }
+
   // Whether layer j's momentum steps run on densa's kernel (momentum_update.hpp); never
-  // in HiddenSplit, which has its own loop.
+  // in HiddenSplit, which has its own loop; the first layer's always in FirstLayerSplit.
   bool uses_momentum_kernel(size_t j) const {
+    if (first_split_) return j == 0;
     return j < momentum_kernel_.size() && momentum_kernel_[j];
   }
 
@@ -154,7 +166,8 @@ class Trainer {
     out.loss_mean.reserve(static_cast<size_t>(n_epochs));
     out.seconds.reserve(static_cast<size_t>(n_epochs));
     const Index per_epoch = (n_order + batch_size - 1) / batch_size;
-    if (split_) return run_epochs_split(X, targets, orders, n_epochs, n_order, batch_size);
+    if (split_ || first_split_)
+      return run_epochs_split(X, targets, orders, n_epochs, n_order, batch_size);
     for (Index e = 0; e < n_epochs; ++e) {
       const auto t0 = std::chrono::steady_clock::now();
       RunResult r;
@@ -205,9 +218,8 @@ class Trainer {
                           const std::int64_t* order, Index n_order, Index batch_size,
                           Index first_batch, Index end_batch) {
     RunResult r;
-    if (split_) {  // which leaves velocities unscaled (hidden_split.hpp, phase_b)
-      return split_->run(X, targets, order, 1, n_order, batch_size, first_batch, end_batch)
-          .epochs[0];
+    if (split_ || first_split_) {  // which leave velocities unscaled (v, never μ v)
+      return run_split(X, targets, order, 1, n_order, batch_size, first_batch, end_batch).epochs[0];
     }
     for (Index bi = first_batch; bi < end_batch; ++bi) {
       const Index start = bi * batch_size;
@@ -310,7 +322,7 @@ class Trainer {
                                 const std::int64_t* orders, Index n_epochs, Index n_order,
                                 Index batch_size) {
     const Index per_epoch = (n_order + batch_size - 1) / batch_size;
-    SplitRun s = split_->run(X, targets, orders, n_epochs, n_order, batch_size, 0, per_epoch);
+    SplitRun s = run_split(X, targets, orders, n_epochs, n_order, batch_size, 0, per_epoch);
     EpochsResult out;
     for (size_t e = 0; e < s.seconds.size(); ++e) {
       const double samples = static_cast<double>(s.epochs[e].samples);
@@ -323,6 +335,16 @@ class Trainer {
       out.diverged_batch = s.epochs[s.seconds.size()].diverged_batch;
     }
     return out;
+  }
+
+  // HiddenSplit's or FirstLayerSplit's run, whichever this trainer has.
+  SplitRun run_split(const ConstBatchRef<T>& X, const ConstBatchRef<T>& targets,
+                     const std::int64_t* orders, Index n_epochs, Index n_order, Index batch_size,
+                     Index first_batch, Index end_batch) {
+    if (split_)
+      return split_->run(X, targets, orders, n_epochs, n_order, batch_size, first_batch, end_batch);
+    return first_split_->run(X, targets, orders, n_epochs, n_order, batch_size, first_batch,
+                             end_batch);
   }
 
   // The momentum kernel's buffers for as many slabs as any kernel layer's product can now
@@ -450,6 +472,7 @@ class Trainer {
   // to that pass). The last batch of a run leaves v itself, which the caller reads.
   bool velocity_scaled_ = false;
   std::unique_ptr<HiddenSplit<T>> split_;  // set when hidden_split_applies
+  std::unique_ptr<FirstLayerSplit<T>> first_split_;  // set when first_layer_split_applies
   std::atomic<bool> busy_{false};          // a run or run_epochs call is in progress
 };
 

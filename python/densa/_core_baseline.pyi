@@ -20,6 +20,11 @@ class Trainer_float32:
         Per layer, whether W's momentum steps run on densa's kernel (momentum_update.hpp) rather than the BLAS and a separate pass.
         """
     @property
+    def splits_first_layer(self) -> bool:
+        """
+        Whether this network trains with its first layer's units split between two threads (first_layer_split.hpp).
+        """
+    @property
     def splits_hidden_layer(self) -> bool:
         """
         Whether this network trains with its hidden units split between two threads (hidden_split.hpp).
@@ -35,6 +40,11 @@ class Trainer_float64:
     def momentum_kernel_layers(self) -> list[bool]:
         """
         Per layer, whether W's momentum steps run on densa's kernel (momentum_update.hpp) rather than the BLAS and a separate pass.
+        """
+    @property
+    def splits_first_layer(self) -> bool:
+        """
+        Whether this network trains with its first layer's units split between two threads (first_layer_split.hpp).
         """
     @property
     def splits_hidden_layer(self) -> bool:
@@ -62,6 +72,10 @@ def _momentum_kernel_applies(n_out: typing.SupportsInt | typing.SupportsIndex, n
 def _relu_backward(W: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], D: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> typing.Any:
     """
     Test hook: the hidden split's fused relu backward step on one team's slice.
+    """
+def _set_first_layer_split(enabled: bool) -> None:
+    """
+    Benchmark and test hook: False trains networks of three or more layers through the general loop (read when a Trainer is built; results then differ in rounding, not in meaning).
     """
 def _set_gemm_tn(enabled: bool) -> None:
     """
