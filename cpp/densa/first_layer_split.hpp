@@ -25,7 +25,8 @@
 // The parameters of the upper network (b2, layers 3..K) are read and written in U only,
 // which runs for one batch after the other (each U waits for both teams' P_t of its batch,
 // published after their B of the batch before). U's buffers, P_t and x alternate between
-// two by batch parity, as hidden_split.hpp's do.
+// two by batch parity, as hidden_split.hpp's do. The schedule (who waits for whom, one
+// thread or two) is two_teams.hpp's, shared with hidden_split.hpp.
 //
 // Where (first_layer_split_applies): SGD with momentum in float32 (the momentum kernel
 // does W1's step), a first layer large enough that the general loop would cut its products
@@ -54,12 +55,12 @@
 
 #include "dense.hpp"
 #include "gemm.hpp"
-#include "hidden_split.hpp"
 #include "loss.hpp"
 #include "momentum_update.hpp"
 #include "parallel.hpp"
 #include "parameters.hpp"
 #include "teamwork.hpp"
+#include "two_teams.hpp"
 #include "types.hpp"
 
 namespace densa {
@@ -97,8 +98,10 @@ bool first_layer_split_applies(const std::vector<LayerSlot<T>>& layers, const Op
 }
 
 template <class T>
-class FirstLayerSplit {
+class FirstLayerSplit : public TwoTeams<FirstLayerSplit<T>, T> {
  public:
+  using Job = TeamJob<T>;
+
   FirstLayerSplit(const std::vector<LayerSlot<T>>& layers, Loss loss, const OptimizerConfig& opt,
                   Index max_batch)
       : layers_(layers), loss_(loss), opt_(opt), max_batch_(max_batch) {
@@ -109,10 +112,10 @@ class FirstLayerSplit {
     init_gemm_backend();
 #endif
     bounds_ = {0, std::min(h, (h / 2 + 4) / 8 * 8), h};
+    this->size_inputs(n, max_batch);
     for (int t = 0; t < 2; ++t) {
       Team& tm = teams_[t];
       const Index m = rows(t);
-      for (auto& x : tm.x) x.resize(n, max_batch);
       for (auto* a : {&tm.z1, &tm.y1, &tm.dy1, &tm.dz1}) a->resize(m, max_batch);
       tm.db.resize(m, 1);
       for (auto* a : {&tm.b1, &tm.vb1}) a->resize(m, 1);
@@ -148,21 +151,14 @@ class FirstLayerSplit {
                const std::int64_t* orders, Index n_epochs, Index n_order, Index batch_size,
                Index first_batch, Index end_batch) {
     Job job{X, targets, orders, n_epochs, n_order, batch_size, first_batch, end_batch};
-    job.out.epochs.resize(static_cast<size_t>(n_epochs));
-    for (auto& s : signals_) s.reset();
-    upper_ready_.reset();
-    claim_.last.store(-1, std::memory_order_relaxed);
-    for (Team& tm : teams_) tm.gathered = -1;
-    const auto team_task = [&](std::int64_t t) { run_team(job, static_cast<int>(t)); };
-    if (allowed_cpus() < 2 || !thread_pool().run_pair(team_task)) run_interleaved(job);
-    if (job.error) std::rethrow_exception(job.error);
+    this->run_teams(job);
     return std::move(job.out);
   }
 
  private:
+  friend class TwoTeams<FirstLayerSplit<T>, T>;  // calls the phases below
+
   struct Team {
-    LineBuffer<T> x[2];          // [batch parity]: the gathered minibatch
-    std::int64_t gathered = -1;  // the batch (its place k in the run) in x[k & 1]
     LineBuffer<T> z1, y1, dy1, dz1, db;
     // Private copies of the team's b1 entries and W2 columns (o2 x m, row-major), with
     // their velocities, on cache lines of their own (teamwork.hpp, LineBuffer): copied in
@@ -182,29 +178,6 @@ class FirstLayerSplit {
     T loss = T(0);
   };
 
-  struct alignas(64) Claim {             // a cache line of its own: both teams write it
-    std::atomic<std::int64_t> last{-1};  // the last batch whose upper network is taken
-  };
-
-  struct Job {
-    const ConstBatchRef<T>& X;
-    const ConstBatchRef<T>& targets;
-    const std::int64_t* orders;
-    Index n_epochs, n_order, batch_size, first_batch, end_batch;
-    SplitRun out{};
-    std::exception_ptr error{};  // the first failure of either team
-    std::atomic<bool> failed{false};
-    const std::thread::id caller = std::this_thread::get_id();
-    std::atomic<int> cpu[2] = {-1, -1};   // [team]: the CPU it ran its last batch on
-    std::atomic<int> team_on_caller{-1};  // set before the first exchange, read after
-  };
-
-  static Index batch_start(const Job& job, Index e, Index bi) {
-    return e * job.n_order + bi * job.batch_size;
-  }
-  static Index batch_len(const Job& job, Index bi) {
-    return std::min(job.batch_size, job.n_order - bi * job.batch_size);
-  }
   Index rows(int t) const { return bounds_[t + 1] - bounds_[t]; }
 
   // One product on the calling thread (gemm.hpp's slab): a team's products are never cut
@@ -213,90 +186,6 @@ class FirstLayerSplit {
                       Index ldb, T* C, Index ldc, T beta = T(0)) {
     detail::gemm_slab<T>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, beta,
                          detail::gemm_tn_computes(ta, tb, M, N, K, beta));
-  }
-
-  // One team's whole run, concurrently with the other's (hidden_split.hpp's run_team,
-  // whose placement rules this follows).
-  void run_team(Job& job, int t) {
-    copy_slices(t, true);
-    const bool on_caller = std::this_thread::get_id() == job.caller;
-    if (on_caller) job.team_on_caller.store(t, std::memory_order_relaxed);
-    std::optional<AvoidCpu> apart;
-    try {
-      std::int64_t k = 0;
-      bool go = true;
-      for (Index e = 0; go && e < job.n_epochs; ++e) {
-        const auto t0 = std::chrono::steady_clock::now();
-        for (Index bi = job.first_batch; go && bi < job.end_batch; ++bi) {
-          phase_a(job, t, e, bi, k, false);
-          const int cpu = current_cpu();
-          job.cpu[t].store(cpu, std::memory_order_relaxed);
-          std::int64_t before = k - 1;
-          const bool computes_upper =
-              claim_.last.compare_exchange_strong(before, k, std::memory_order_acq_rel);
-          signals_[t].publish(k + 1);
-          if (computes_upper) {
-            gather_targets(job, e, bi, k);
-            go = signals_[1 - t].wait_for(k + 1);  // false: the other team failed
-            if (go) upper_network(job, bi, k);
-            upper_ready_.publish(k + 1);
-          } else {
-            gather_ahead(job, t, e, bi, k);
-            go = upper_ready_.wait_for(k + 1);
-          }
-          const int caller_team = job.team_on_caller.load(std::memory_order_relaxed);
-          const bool mover = !on_caller && (caller_team == 1 - t || (caller_team < 0 && t == 1));
-          if (mover && !apart && cpu >= 0 &&
-              job.cpu[1 - t].load(std::memory_order_relaxed) == cpu) {
-            apart.emplace(cpu);
-          }
-          go = go && phase_b(job, t, e, bi, k, false);
-          k += go;
-        }
-        if (go && t == 0) record_epoch_time(job, t0);
-      }
-    } catch (...) {
-      fail(job);
-    }
-    copy_slices(t, false);
-  }
-
-  // Both teams' phases in turn on the calling thread: the same work, the same bits.
-  void run_interleaved(Job& job) {
-    copy_slices(0, true);
-    copy_slices(1, true);
-    try {
-      std::int64_t k = 0;
-      bool go = true;
-      for (Index e = 0; go && e < job.n_epochs; ++e) {
-        const auto t0 = std::chrono::steady_clock::now();
-        for (Index bi = job.first_batch; go && bi < job.end_batch; ++bi) {
-          phase_a(job, 0, e, bi, k, false);
-          phase_a(job, 1, e, bi, k, true);
-          gather_targets(job, e, bi, k);
-          upper_network(job, bi, k);
-          go = phase_b(job, 0, e, bi, k, false);
-          if (go) phase_b(job, 1, e, bi, k, true);
-          k += go;
-        }
-        if (go) record_epoch_time(job, t0);
-      }
-    } catch (...) {
-      fail(job);
-    }
-    copy_slices(0, false);
-    copy_slices(1, false);
-  }
-
-  void fail(Job& job) {
-    if (!job.failed.exchange(true)) job.error = std::current_exception();
-    for (auto& s : signals_) s.abort();
-    upper_ready_.abort();
-  }
-
-  static void record_epoch_time(Job& job, std::chrono::steady_clock::time_point t0) {
-    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
-    job.out.seconds.push_back(dt.count());
   }
 
   // Team t's b1 entries and W2 columns, with their velocities: into its private copies
@@ -320,28 +209,15 @@ class FirstLayerSplit {
     copy(L2.state_W[0] + r, tm.V2.data(), o2, m, h);
   }
 
-  // Columns idx[0..bs) of the column-major `from` into the contiguous `to`.
-  static void gather(const ConstBatchRef<T>& from, const std::int64_t* idx, Index bs, T* to) {
-    const Index rows = from.rows(), ld = from.outerStride();
-    for (Index c = 0; c < bs; ++c) {
-      const T* col = from.data() + sample_index(idx[c], from.cols()) * ld;
-      std::copy(col, col + rows, to + c * rows);
-    }
-  }
-
   // Phase A of batch bi of epoch e (the k-th of the run) for team t.
   // reuse: take team 0's gathered minibatch (one thread running both teams in turn).
   void phase_a(Job& job, int t, Index e, Index bi, std::int64_t k, bool reuse) {
     Team& tm = teams_[t];
     const LayerSlot<T>& L1 = layers_[0];
-    const Index bs = batch_len(job, bi), n = L1.n_in, o2 = layers_[1].n_out, m = rows(t);
+    const Index bs = job.batch_len(bi), n = L1.n_in, o2 = layers_[1].n_out, m = rows(t);
     LineBuffer<T>& P = partial_[t][k & 1];
     prefetch_for_write(P.data(), static_cast<std::size_t>(o2 * bs) * sizeof(T));
-    if (!reuse && tm.gathered != k) {  // unless gather_ahead did it
-      gather(job.X, job.orders + batch_start(job, e, bi), bs, tm.x[k & 1].data());
-      tm.gathered = k;
-    }
-    const T* x = teams_[reuse ? 0 : t].x[k & 1].data();
+    const T* x = this->minibatch(job, t, e, bi, k, reuse);
     // z1_t = W1[r:r+m, :] x + b1_t;  y1_t = f1(z1_t)
     BatchRef<T> z1 = tm.z1.cols(bs), y1 = tm.y1.cols(bs);
     product(Op::T, Op::N, m, bs, n, L1.W + bounds_[t] * n, n, x, n, z1.data(), m);
@@ -351,40 +227,17 @@ class FirstLayerSplit {
   }
 
   // The batch's targets, before the team computing U waits for the other's P_t.
-  void gather_targets(Job& job, Index e, Index bi, std::int64_t k) {
-    gather(job.targets, job.orders + batch_start(job, e, bi), batch_len(job, bi),
-           upper_[k & 1].target.data());
-  }
-
-  // The next batch's minibatch into team t's other x buffer, while the other team runs
-  // the upper network of batch k (bi of epoch e).
-  void gather_ahead(Job& job, int t, Index e, Index bi, std::int64_t k) {
-    Index e_next = e, bi_next = bi + 1;
-    if (bi_next >= job.end_batch) {
-      if (e + 1 >= job.n_epochs) return;  // the run's last batch
-      e_next = e + 1;
-      bi_next = job.first_batch;
-    }
-    Team& tm = teams_[t];
-    // An index out of range (an order changed during the run, sample_index) is left for
-    // phase A of the next batch to find again and throw: thrown here, it would stop this
-    // team before its phase B of batch k, after the other team's, and leave batch k half
-    // applied. From phase A, no part of batch k + 1 is applied.
-    try {
-      gather(job.X, job.orders + batch_start(job, e_next, bi_next), batch_len(job, bi_next),
-             tm.x[(k + 1) & 1].data());
-    } catch (...) {
-      return;
-    }
-    tm.gathered = k + 1;
+  void prepare_shared(Job& job, Index e, Index bi, std::int64_t k) {
+    this->gather(job.targets, job.orders + job.batch_start(e, bi), job.batch_len(bi),
+                 upper_[k & 1].target.data());
   }
 
   // Phase U of batch bi (the k-th of the run), for both teams; see the header. Updates
   // nothing when the loss is not finite.
-  void upper_network(Job& job, Index bi, std::int64_t k) {
+  void shared_phase(Job& job, Index bi, std::int64_t k) {
     Upper& u = upper_[k & 1];
     const size_t K = layers_.size();
-    const Index bs = batch_len(job, bi), o2 = layers_[1].n_out;
+    const Index bs = job.batch_len(bi), o2 = layers_[1].n_out;
     const T mu = static_cast<T>(opt_.sgd.momentum);
     auto mat = [bs](const LineBuffer<T>& buf) { return buf.cols(bs); };
     // z2 = (P_0 + P_1) + b2;  y2 = f2(z2)
@@ -443,8 +296,8 @@ class FirstLayerSplit {
       return false;
     }
     const LayerSlot<T>& L1 = layers_[0];
-    const T* x = teams_[reuse ? 0 : t].x[k & 1].data();
-    const Index bs = batch_len(job, bi), o2 = layers_[1].n_out, m = rows(t);
+    const T* x = this->input(t, k, reuse);
+    const Index bs = job.batch_len(bi), o2 = layers_[1].n_out, m = rows(t);
     const T mu = static_cast<T>(opt_.sgd.momentum);
     const T* dz2 = u.dz[1].data();
     // dy1_t = W2[:, r:r+m]ᵀ dz2, with W2 as the batch saw it
@@ -499,9 +352,6 @@ class FirstLayerSplit {
   std::array<std::array<LineBuffer<T>, 2>, 2> partial_;  // [team][batch parity]: P_t
   std::array<Upper, 2> upper_;                           // [batch parity]
   Vector<T> db_, db_tmp_;                                // U's bias gradients
-  std::array<Signal, 2> signals_;                        // [team]: batches whose P_t is published
-  Signal upper_ready_;                                   // batches whose upper network is done
-  Claim claim_;                                          // which team computes it
 };
 
 }  // namespace densa

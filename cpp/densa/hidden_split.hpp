@@ -17,7 +17,7 @@
 //      (gemm_tn.hpp), 0.3 us against OpenBLAS's 0.5 us for its 10 rows; then publishes
 //      P_t. The first team to get there
 //   O  waits for the other's P_t and computes the output layer for both: z2 = (P_0 +
-//      P_1) + b2, the loss and dz2 (output_layer), and publishes them; the other team
+//      P_1) + b2, the loss and dz2 (shared_phase), and publishes them; the other team
 //      gathers its next minibatch meanwhile and waits for them;
 //   B  from its own slices only: its columns of dW2, dy1_t = W2[:, r_t:r_{t+1}]ᵀ dz2,
 //      dz1_t = dy1_t ⊙ f1'(z1_t), its rows of dW1, db1_t, and the updates of its slices.
@@ -26,6 +26,9 @@
 // only its own rows of W1 and columns of W2. P, b2's snapshot and the output layer
 // alternate between two buffers by batch parity: a team cannot write batch k+2's before
 // the other has published its P for batch k+2, i.e. finished with batch k's.
+//
+// The schedule (who waits for whom, one thread or two) is two_teams.hpp's, shared with
+// first_layer_split.hpp.
 //
 // Each team trains on private copies of its slices, on cache lines of their own, copied
 // in when a run call starts and back however it ends (LineBuffer, teamwork.hpp, says
@@ -60,6 +63,7 @@
 #include "parameters.hpp"
 #include "relu_backward.hpp"
 #include "teamwork.hpp"
+#include "two_teams.hpp"
 #include "types.hpp"
 
 namespace densa {
@@ -94,25 +98,21 @@ bool hidden_split_applies(const std::vector<LayerSlot<T>>& layers, Index max_bat
   return one_slab && elementwise_blocks(h * max_batch) == 1;
 }
 
-// Per-epoch outcome of HiddenSplit::run.
-struct SplitRun {
-  std::vector<RunResult> epochs;  // one per epoch started
-  std::vector<double> seconds;    // per completed epoch
-};
-
 template <class T>
-class HiddenSplit {
+class HiddenSplit : public TwoTeams<HiddenSplit<T>, T> {
  public:
+  using Job = TeamJob<T>;
+
   HiddenSplit(const std::vector<LayerSlot<T>>& layers, Loss loss, const OptimizerConfig& opt,
               Index max_batch)
       : L1_(layers[0]), L2_(layers[1]), loss_(loss), opt_(opt), fused_(fuses_momentum(opt)) {
     const Index n = L1_.n_in, h = L1_.n_out, o = L2_.n_out;
     // The split point: half the units, on a multiple of 8 (whole SIMD vectors of rows).
     bounds_ = {0, std::min(h, (h / 2 + 4) / 8 * 8), h};
+    this->size_inputs(n, max_batch);
     for (int t = 0; t < 2; ++t) {
       Team& tm = teams_[t];
       const Index m = rows(t);
-      for (auto& x : tm.x) x.resize(n, max_batch);
       for (auto* a : {&tm.z1, &tm.y1, &tm.dy1, &tm.dz1}) a->resize(m, max_batch);
       tm.db_tmp.resize(std::max(m, o), 1);
       tm.db1.resize(m, 1);
@@ -157,33 +157,21 @@ class HiddenSplit {
                const std::int64_t* orders, Index n_epochs, Index n_order, Index batch_size,
                Index first_batch, Index end_batch) {
     Job job{X, targets, orders, n_epochs, n_order, batch_size, first_batch, end_batch};
-    job.out.epochs.resize(static_cast<size_t>(n_epochs));
-    for (auto& p : job.penalty) p.assign(static_cast<size_t>(n_epochs), 0.0);
-    job.step0 = opt_.kind == OptimizerKind::adam ? *opt_.step : 0;
-    for (auto& s : signals_) s.reset();
-    output_ready_.reset();
-    claim_.last.store(-1, std::memory_order_relaxed);
-    for (Team& tm : teams_) tm.gathered = -1;
-    const auto team_task = [&](std::int64_t t) { run_team(job, static_cast<int>(t)); };
-    // Two threads only where two CPUs are allowed: on one, the teams would take turns a
-    // time slice at a time.
-    if (allowed_cpus() < 2 || !thread_pool().run_pair(team_task)) run_interleaved(job);
-    if (job.error) std::rethrow_exception(job.error);
-    for (size_t e = 0; e < job.out.epochs.size(); ++e)
-      job.out.epochs[e].penalty_sum = job.penalty[0][e] + job.penalty[1][e];
-    if (opt_.kind == OptimizerKind::adam) *opt_.step = job.step0 + job.updates;
+    step0_ = opt_.kind == OptimizerKind::adam ? *opt_.step : 0;
+    this->run_teams(job);
+    if (opt_.kind == OptimizerKind::adam) *opt_.step = step0_ + job.updates;
     return std::move(job.out);
   }
 
  private:
+  friend class TwoTeams<HiddenSplit<T>, T>;  // calls the phases below
+
   // Storage of a private slice: W (or b) and up to two optimizer states.
   struct SliceMem {
     LineBuffer<T> param, state[2];
   };
 
   struct Team {
-    LineBuffer<T> x[2];              // [batch parity]: the gathered minibatch
-    std::int64_t gathered = -1;      // the batch (its place k in the run) in x[k & 1]
     LineBuffer<T> z1, y1, dy1, dz1;  // the team's hidden units only
     LineBuffer<T> db_tmp;            // aligned scratch for the bias gradients
     LineBuffer<T> db1, db2, dW1, dW2;
@@ -195,32 +183,10 @@ class HiddenSplit {
   };
 
   // The output layer of one batch, a row per sample (bs x o), computed by one team for
-  // both (output_layer).
+  // both (shared_phase).
   struct OutputLayer {
     LineBuffer<T> target, z2, y2, dy2, dz2;
     LineBuffer<T> loss;  // J, one value
-  };
-
-  struct alignas(64) Claim {             // a cache line of its own: both teams write it
-    std::atomic<std::int64_t> last{-1};  // the last batch whose output layer is taken
-  };
-
-  struct Job {
-    const ConstBatchRef<T>& X;
-    const ConstBatchRef<T>& targets;
-    const std::int64_t* orders;
-    Index n_epochs, n_order, batch_size, first_batch, end_batch;
-    SplitRun out{};
-    std::int64_t step0 = 0;    // Adam's t before the run
-    std::int64_t updates = 0;  // batches that updated the parameters
-    std::exception_ptr error{};  // the first failure of either team
-    std::atomic<bool> failed{false};
-    const std::thread::id caller = std::this_thread::get_id();
-    std::atomic<int> cpu[2] = {-1, -1};   // [team]: the CPU it ran its last batch on
-    std::atomic<int> team_on_caller{-1};  // set before the first exchange, read after
-    // [team][epoch]: the L2 penalty of the team's slices (RunResult::penalty_sum), each
-    // team writing its own; summed into out.epochs after both teams have finished.
-    std::array<std::vector<double>, 2> penalty;
   };
 
   // A slot over private buffers shaped like (rows x cols) W values and `rows` b values
@@ -247,114 +213,7 @@ class HiddenSplit {
     return s;
   }
 
-  // Batch `bi` of epoch e: its first sample's position in the orders and its size.
-  static Index batch_start(const Job& job, Index e, Index bi) {
-    return e * job.n_order + bi * job.batch_size;
-  }
-  static Index batch_len(const Job& job, Index bi) {
-    return std::min(job.batch_size, job.n_order - bi * job.batch_size);
-  }
-
   Index rows(int t) const { return bounds_[t + 1] - bounds_[t]; }
-
-  // One team's whole run, concurrently with the other's. Both teams walk the same
-  // batches and see the same losses, so they stop at the same batch.
-  void run_team(Job& job, int t) {
-    copy_slices(t, true);
-    // The team on the pool's worker leaves the caller's CPU if it finds itself on it
-    // (teamwork.hpp, current_cpu, says why), until the run ends.
-    // With more than two threads, both teams may be on workers: then team 1 moves.
-    const bool on_caller = std::this_thread::get_id() == job.caller;
-    if (on_caller) job.team_on_caller.store(t, std::memory_order_relaxed);
-    std::optional<AvoidCpu> apart;
-    try {
-      std::int64_t k = 0;  // the batch's position in the run
-      bool go = true;
-      for (Index e = 0; go && e < job.n_epochs; ++e) {
-        const auto t0 = std::chrono::steady_clock::now();
-        for (Index bi = job.first_batch; go && bi < job.end_batch; ++bi) {
-          phase_a(job, t, e, bi, k, false);
-          const int cpu = current_cpu();
-          job.cpu[t].store(cpu, std::memory_order_relaxed);
-          // The first team here computes the batch's output layer for both; the other
-          // gathers its next minibatch meanwhile (output_layer says why). Taken before
-          // P_t is published, so that the other team cannot be a batch ahead.
-          std::int64_t before = k - 1;
-          const bool computes_output =
-              claim_.last.compare_exchange_strong(before, k, std::memory_order_acq_rel);
-          signals_[t].publish(k + 1);
-          if (computes_output) {
-            output_prepare(job, e, bi, k);         // what needs no P, before waiting for it
-            go = signals_[1 - t].wait_for(k + 1);  // false: the other team failed
-            if (go) output_layer(job, bi, k);
-            output_ready_.publish(k + 1);
-          } else {
-            gather_ahead(job, t, e, bi, k);
-            go = output_ready_.wait_for(k + 1);
-          }
-          const int caller_team = job.team_on_caller.load(std::memory_order_relaxed);
-          const bool mover = !on_caller && (caller_team == 1 - t || (caller_team < 0 && t == 1));
-          if (mover && !apart && cpu >= 0 &&
-              job.cpu[1 - t].load(std::memory_order_relaxed) == cpu) {
-            apart.emplace(cpu);
-          }
-          go = go && phase_b(job, t, e, bi, k, false);
-          k += go;
-        }
-        if (go && t == 0) record_epoch_time(job, t0);
-      }
-      finish(job, t, k);
-    } catch (...) {
-      fail(job);
-    }
-    copy_slices(t, false);
-  }
-
-  // Both teams' phases in turn on the calling thread: the same work, the same bits.
-  void run_interleaved(Job& job) {
-    copy_slices(0, true);
-    copy_slices(1, true);
-    try {
-      std::int64_t k = 0;
-      bool go = true;
-      for (Index e = 0; go && e < job.n_epochs; ++e) {
-        const auto t0 = std::chrono::steady_clock::now();
-        for (Index bi = job.first_batch; go && bi < job.end_batch; ++bi) {
-          // Team 1 reuses team 0's minibatch: the same numbers, so the same bits without
-          // the duplicated work.
-          phase_a(job, 0, e, bi, k, false);
-          phase_a(job, 1, e, bi, k, true);
-          output_prepare(job, e, bi, k);
-          output_layer(job, bi, k);
-          go = phase_b(job, 0, e, bi, k, false);
-          if (go) phase_b(job, 1, e, bi, k, true);
-          k += go;
-        }
-        if (go) record_epoch_time(job, t0);
-      }
-      finish(job, 0, k);
-    } catch (...) {
-      fail(job);
-    }
-    copy_slices(0, false);
-    copy_slices(1, false);
-  }
-
-  // Team 0 reports: k batches updated.
-  static void finish(Job& job, int t, std::int64_t k) {
-    if (t == 0) job.updates = k;
-  }
-
-  void fail(Job& job) {
-    if (!job.failed.exchange(true)) job.error = std::current_exception();
-    for (auto& s : signals_) s.abort();
-    output_ready_.abort();
-  }
-
-  static void record_epoch_time(Job& job, std::chrono::steady_clock::time_point t0) {
-    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
-    job.out.seconds.push_back(dt.count());
-  }
 
   // Team t's slices of the parameters and of their optimizer state: into its private
   // copies (in), or back to the caller's arrays (out), which happens however a run ends.
@@ -394,17 +253,13 @@ class HiddenSplit {
   // reuse: take team 0's gathered minibatch (one thread running both teams in turn).
   void phase_a(Job& job, int t, Index e, Index bi, std::int64_t k, bool reuse) {
     Team& tm = teams_[t];
-    const Index bs = batch_len(job, bi), n = L1_.n_in, o = L2_.n_out, m = rows(t);
+    const Index bs = job.batch_len(bi), n = L1_.n_in, o = L2_.n_out, m = rows(t);
     // P_t's buffer (and b2's) for this parity was last read by the other team two
     // batches ago: take its lines back now, while z1 is computed (teamwork.hpp).
     LineBuffer<T>& P = partial_[t][k & 1];
     prefetch_for_write(P.data(), static_cast<std::size_t>(o * bs) * sizeof(T));
     if (t == 0) prefetch_for_write(b2_copy_[k & 1].data(), static_cast<std::size_t>(o) * sizeof(T));
-    if (!reuse && tm.gathered != k) {  // unless gather_ahead did it
-      gather(job.X, job.orders + batch_start(job, e, bi), bs, tm.x[k & 1].data());
-      tm.gathered = k;
-    }
-    const T* x = teams_[reuse ? 0 : t].x[k & 1].data();
+    const T* x = this->minibatch(job, t, e, bi, k, reuse);
     // z1_t = W1[r:r+m, :] x + b1_t;  y1_t = f1(z1_t)
     BatchRef<T> z1 = tm.z1.cols(bs), y1 = tm.y1.cols(bs);
     gemm<T>(Op::T, Op::N, m, bs, n, tm.hidden.W, n, x, n, z1.data(), m);
@@ -430,15 +285,6 @@ class HiddenSplit {
     prefetch_for_read(b, static_cast<std::size_t>(o) * sizeof(T));
     for (Index i = 0; i < o; ++i) {
       for (Index c = 0; c < bs; ++c) z2[i * bs + c] = (p0[i * bs + c] + p1[i * bs + c]) + b[i];
-    }
-  }
-
-  // Columns idx[0..bs) of the column-major `from` into the contiguous `to`.
-  static void gather(const ConstBatchRef<T>& from, const std::int64_t* idx, Index bs, T* to) {
-    const Index rows = from.rows(), ld = from.outerStride();
-    for (Index c = 0; c < bs; ++c) {
-      const T* col = from.data() + sample_index(idx[c], from.cols()) * ld;
-      std::copy(col, col + rows, to + c * rows);
     }
   }
 
@@ -469,9 +315,9 @@ class HiddenSplit {
   // the other gathers its next minibatch in that time (gather_ahead), so that neither
   // team's batch holds a gather or a loss the other one is waiting on. Which team does
   // it changes no bits: the same code on the same values.
-  void output_layer(Job& job, Index bi, std::int64_t k) {
+  void shared_phase(Job& job, Index bi, std::int64_t k) {
     OutputLayer& ol = output_[k & 1];
-    const Index bs = batch_len(job, bi), o = L2_.n_out;
+    const Index bs = job.batch_len(bi), o = L2_.n_out;
     const bool identity_out = L2_.activation == Activation::identity;
     BatchRef<T> z2 = sample_rows(ol.z2, bs, o);
     BatchRef<T> y2 = identity_out ? z2 : sample_rows(ol.y2, bs, o);
@@ -484,13 +330,13 @@ class HiddenSplit {
     ol.loss.data()[0] = loss;
   }
 
-  // The part of output_layer that needs neither partial, done while the team that
+  // The part of shared_phase that needs neither partial, done while the team that
   // computes it waits for the other's: the batch's targets, and the lines of this
   // parity's buffers, which the other team may have read last (teamwork.hpp).
-  void output_prepare(Job& job, Index e, Index bi, std::int64_t k) {
+  void prepare_shared(Job& job, Index e, Index bi, std::int64_t k) {
     OutputLayer& ol = output_[k & 1];
-    const Index bs = batch_len(job, bi), o = L2_.n_out;
-    gather_rows(job.targets, job.orders + batch_start(job, e, bi), bs, ol.target.data());
+    const Index bs = job.batch_len(bi), o = L2_.n_out;
+    gather_rows(job.targets, job.orders + job.batch_start(e, bi), bs, ol.target.data());
     const std::size_t bytes = static_cast<std::size_t>(o * bs) * sizeof(T);
     prefetch_for_write(ol.z2.data(), bytes);
     prefetch_for_write(ol.dy2.data(), bytes);
@@ -501,37 +347,14 @@ class HiddenSplit {
     prefetch_for_write(ol.loss.data(), sizeof(T));
   }
 
-  // The next batch's minibatch into team t's other x buffer, while the other team
-  // computes the output layer of batch k (bi of epoch e).
-  void gather_ahead(Job& job, int t, Index e, Index bi, std::int64_t k) {
-    Index e_next = e, bi_next = bi + 1;
-    if (bi_next >= job.end_batch) {
-      if (e + 1 >= job.n_epochs) return;  // the run's last batch
-      e_next = e + 1;
-      bi_next = job.first_batch;
-    }
-    Team& tm = teams_[t];
-    // An index out of range (an order changed during the run, sample_index) is left for
-    // phase A of the next batch to find again and throw: thrown here, it would stop this
-    // team before its phase B of batch k, after the other team's, and leave batch k half
-    // applied. From phase A, no part of batch k + 1 is applied.
-    try {
-      gather(job.X, job.orders + batch_start(job, e_next, bi_next), batch_len(job, bi_next),
-             tm.x[(k + 1) & 1].data());
-    } catch (...) {
-      return;
-    }
-    tm.gathered = k + 1;
-  }
-
   // Phase B; false when the batch's loss is not finite (nothing was updated).
   // reuse: take team 0's minibatch (one thread running both teams in turn; team 0 found
   // the loss finite).
   bool phase_b(Job& job, int t, Index e, Index bi, std::int64_t k, bool reuse) {
     Team& tm = teams_[t];
     const OutputLayer& ol = output_[k & 1];
-    const T* x = teams_[reuse ? 0 : t].x[k & 1].data();
-    const Index bs = batch_len(job, bi), n = L1_.n_in, o = L2_.n_out, m = rows(t);
+    const T* x = this->input(t, k, reuse);
+    const Index bs = job.batch_len(bi), n = L1_.n_in, o = L2_.n_out, m = rows(t);
     const bool identity_out = L2_.activation == Activation::identity;
     BatchRef<T> dz2 = sample_rows(identity_out ? ol.dy2 : ol.dz2, bs, o);
     const T loss = ol.loss.data()[0];
@@ -576,7 +399,7 @@ class HiddenSplit {
       tm.db2.vec() = db_tmp.head(o);
     }
     // The updates of the team's slices; Adam's t counts the run's updates so far.
-    const std::int64_t adam_t = job.step0 + k + 1;  // every batch before k updated
+    const std::int64_t adam_t = step0_ + k + 1;  // every batch before k updated
     if (opt_.l2 != 0.0) {  // never fused (fuses_momentum): dW1 and dW2 are gradients
       // The penalty of the team's slices, with the weights before this batch's update.
       job.penalty[static_cast<size_t>(t)][static_cast<size_t>(e)] +=
@@ -607,10 +430,8 @@ class HiddenSplit {
   std::array<Team, 2> teams_;
   std::array<std::array<LineBuffer<T>, 2>, 2> partial_;  // [team][batch parity]: P_tᵀ
   std::array<LineBuffer<T>, 2> b2_copy_;                 // [batch parity]: b2 for z2
-  std::array<Signal, 2> signals_;                        // [team]: batches whose P_t is published
   std::array<OutputLayer, 2> output_;                    // [batch parity]
-  Signal output_ready_;                                  // batches whose output layer is done
-  Claim claim_;                                          // which team computes it
+  std::int64_t step0_ = 0;                               // Adam's t before the run
 };
 
 }  // namespace densa
