@@ -323,15 +323,19 @@ def test_an_order_changed_under_a_run_stops_after_whole_batches(call):
     # (it had stopped that team before its half of the batch in hand, while the other
     # team applied its own).
     shape = SHAPES["digits"]
-    r = Run(native, "softmax-momentum", shape, np.float32)
     batch = shape[3]
-    order = np.tile(orders(1)[0], 6400)  # 30 000 batches: 0.1 s or more
+    order = np.tile(orders(1)[0], 6400)  # 30 000 batches
     bad_pos = order.size - 5  # in the last batch
+    # The teams train on private copies of their slices, so the caller's arrays do not
+    # show when training has started: the index changes a quarter of the way through a
+    # whole run's time, measured here (the order's check before training takes ~1% of it).
+    started = time.perf_counter()
+    Run(native, "softmax-momentum", shape, np.float32).run(order)
+    delay = (time.perf_counter() - started) / 4
+    r = Run(native, "softmax-momentum", shape, np.float32)
 
     def scribble():
-        # The teams train on private copies of their slices, so the caller's arrays do
-        # not show when training starts: 10 ms is long after the order's check (~1 ms).
-        time.sleep(0.01)
+        time.sleep(delay)
         order[bad_pos] = 10**12
 
     writer = threading.Thread(target=scribble, daemon=True)
