@@ -166,11 +166,6 @@ class HiddenSplit : public TwoTeams<HiddenSplit<T>, T> {
  private:
   friend class TwoTeams<HiddenSplit<T>, T>;  // calls the phases below
 
-  // Storage of a private slice: W (or b) and up to two optimizer states.
-  struct SliceMem {
-    LineBuffer<T> param, state[2];
-  };
-
   struct Team {
     LineBuffer<T> z1, y1, dy1, dz1;  // the team's hidden units only
     LineBuffer<T> db_tmp;            // aligned scratch for the bias gradients
@@ -179,7 +174,7 @@ class HiddenSplit : public TwoTeams<HiddenSplit<T>, T> {
     // columns of W2 (`out`, stored as W2ᵀ's rows, m x o column-major), and for team 0
     // b2 (`bias2`). Each with its optimizer state.
     LayerSlot<T> hidden, out, bias2;
-    SliceMem hidden_mem[2], out_mem[2], bias2_mem[2];  // [0]: W (or b), [1]: the bias
+    SliceMem<T> hidden_mem[2], out_mem[2], bias2_mem[2];  // [0]: W (or b), [1]: the bias
   };
 
   // The output layer of one batch, a row per sample (bs x o), computed by one team for
@@ -188,30 +183,6 @@ class HiddenSplit : public TwoTeams<HiddenSplit<T>, T> {
     LineBuffer<T> target, z2, y2, dy2, dz2;
     LineBuffer<T> loss;  // J, one value
   };
-
-  // A slot over private buffers shaped like (rows x cols) W values and `rows` b values
-  // (cols = 0: b only), with the optimizer state L has.
-  static LayerSlot<T> private_slot(const LayerSlot<T>& L, Index rows, Index cols,
-                                   SliceMem (&mem)[2]) {
-    LayerSlot<T> s = L;
-    s.n_out = rows;
-    s.n_in = cols;
-    for (int which = 0; which < 2; ++which) {
-      const Index size = which == 0 ? rows * cols : rows;
-      SliceMem& sm = mem[which];
-      sm.param.resize(size, 1);
-      T*& param = which == 0 ? s.W : s.b;
-      param = sm.param.data();
-      for (int k = 0; k < 2; ++k) {
-        T*& state = which == 0 ? s.state_W[k] : s.state_b[k];
-        if (state) {
-          sm.state[k].resize(size, 1);
-          state = sm.state[k].data();
-        }
-      }
-    }
-    return s;
-  }
 
   Index rows(int t) const { return bounds_[t + 1] - bounds_[t]; }
 
@@ -315,7 +286,7 @@ class HiddenSplit : public TwoTeams<HiddenSplit<T>, T> {
   // the other gathers its next minibatch in that time (gather_ahead), so that neither
   // team's batch holds a gather or a loss the other one is waiting on. Which team does
   // it changes no bits: the same code on the same values.
-  void shared_phase(Job& job, Index bi, std::int64_t k) {
+  void shared_phase(Job& job, Index /*e*/, Index bi, std::int64_t k) {
     OutputLayer& ol = output_[k & 1];
     const Index bs = job.batch_len(bi), o = L2_.n_out;
     const bool identity_out = L2_.activation == Activation::identity;

@@ -119,9 +119,10 @@ class Trainer {
   bool splits_first_layer() const { return first_split_ != nullptr; }
 
   // Whether layer j's momentum steps run on densa's kernel (momentum_update.hpp); never
-  // in HiddenSplit, which has its own loop; the first layer's always in FirstLayerSplit.
+  // in HiddenSplit, which has its own loop; in FirstLayerSplit the first layer's, where
+  // the general loop's would.
   bool uses_momentum_kernel(size_t j) const {
-    if (first_split_) return j == 0;
+    if (first_split_) return j == 0 && first_split_->momentum_kernel();
     return j < momentum_kernel_.size() && momentum_kernel_[j];
   }
 

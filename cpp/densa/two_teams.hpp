@@ -58,8 +58,9 @@ struct TeamJob {
   std::atomic<int> cpu[2] = {-1, -1};   // [team]: the CPU it ran its last batch on
   std::atomic<int> team_on_caller{-1};  // set before the first exchange, read after
   // [team][epoch]: the L2 penalty of the team's slices (RunResult::penalty_sum), each
-  // team writing its own; summed into out.epochs after both teams have finished.
-  std::array<std::vector<double>, 2> penalty{};
+  // team writing its own, and [2][epoch] that of the layers the shared phase updates;
+  // summed into out.epochs after both teams have finished, in that order.
+  std::array<std::vector<double>, 3> penalty{};
 
   TeamJob(const ConstBatchRef<T>& X_, const ConstBatchRef<T>& targets_, const std::int64_t* orders_,
           Index n_epochs_, Index n_order_, Index batch_size_, Index first_batch_, Index end_batch_)
@@ -79,6 +80,37 @@ struct TeamJob {
   Index batch_start(Index e, Index bi) const { return e * n_order + bi * batch_size; }
   Index batch_len(Index bi) const { return std::min(batch_size, n_order - bi * batch_size); }
 };
+
+// Storage of a team's private slice of one layer: W (or b) and up to two optimizer
+// states, on cache lines of their own (LineBuffer says why).
+template <class T>
+struct SliceMem {
+  LineBuffer<T> param, state[2];
+};
+
+// A slot over private buffers shaped like (rows x cols) W values and `rows` b values
+// (cols = 0: b only), with the optimizer state L has.
+template <class T>
+LayerSlot<T> private_slot(const LayerSlot<T>& L, Index rows, Index cols, SliceMem<T> (&mem)[2]) {
+  LayerSlot<T> s = L;
+  s.n_out = rows;
+  s.n_in = cols;
+  for (int which = 0; which < 2; ++which) {
+    const Index size = which == 0 ? rows * cols : rows;
+    SliceMem<T>& sm = mem[which];
+    sm.param.resize(size, 1);
+    T*& param = which == 0 ? s.W : s.b;
+    param = sm.param.data();
+    for (int k = 0; k < 2; ++k) {
+      T*& state = which == 0 ? s.state_W[k] : s.state_b[k];
+      if (state) {
+        sm.state[k].resize(size, 1);
+        state = sm.state[k].data();
+      }
+    }
+  }
+  return s;
+}
 
 template <class Split, class T>
 class TwoTeams {
@@ -105,7 +137,7 @@ class TwoTeams {
     if (allowed_cpus() < 2 || !thread_pool().run_pair(team_task)) run_interleaved(job);
     if (job.error) std::rethrow_exception(job.error);
     for (size_t e = 0; e < job.out.epochs.size(); ++e)
-      job.out.epochs[e].penalty_sum = job.penalty[0][e] + job.penalty[1][e];
+      job.out.epochs[e].penalty_sum = (job.penalty[0][e] + job.penalty[1][e]) + job.penalty[2][e];
   }
 
   // Team t's minibatch of batch k (bi of epoch e), gathered now unless gathered ahead.
@@ -174,7 +206,7 @@ class TwoTeams {
           if (computes_shared) {
             split().prepare_shared(job, e, bi, k);  // what needs no partner, before waiting
             go = signals_[1 - t].wait_for(k + 1);   // false: the other team failed
-            if (go) split().shared_phase(job, bi, k);
+            if (go) split().shared_phase(job, e, bi, k);
             shared_ready_.publish(k + 1);
           } else {
             gather_ahead(job, t, e, bi, k);
@@ -213,7 +245,7 @@ class TwoTeams {
           split().phase_a(job, 0, e, bi, k, false);
           split().phase_a(job, 1, e, bi, k, true);
           split().prepare_shared(job, e, bi, k);
-          split().shared_phase(job, bi, k);
+          split().shared_phase(job, e, bi, k);
           go = split().phase_b(job, 0, e, bi, k, false);
           if (go) split().phase_b(job, 1, e, bi, k, true);
           k += go;
