@@ -20,19 +20,20 @@ import pytest
 import densa
 from densa import _core, native, reference
 from helpers import (
+    ADAM_F32_TOL,
+    ADAMW,
+    L2_ADAM,
+    L2_MOMENTUM,
+    MOMENTUM,
+    NESTEROV,
+    SGD,
+    TRAIN_TOL,
     TrainerOnCopies,
     assert_identical,
     assert_matches,
     train_with_threads,
     training_problem,
 )
-
-SGD = {"lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
-MOMENTUM = {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
-NESTEROV = {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}
-ADAMW = {"lr": 1e-2, "beta1": 0.8, "beta2": 0.99, "eps": 1e-7, "weight_decay": 1e-2}
-L2_MOMENTUM = {**MOMENTUM, "l2": 0.3}
-L2_ADAM = {"lr": 1e-2, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "l2": 0.3}
 
 # Each optimizer path: momentum formed in the products (and, in float32, W1's rows on the
 # momentum kernel), plain SGD, Nesterov with weight decay, AdamW, and scikit-learn's l2
@@ -63,17 +64,9 @@ SHAPES = {
 N_SAMPLES = 150  # not a multiple of any batch above: every epoch ends on a short batch
 EPOCHS = 3
 
-# Native against reference after 3 epochs (~10 updates): the same operations in a
-# different summation order (products, and z2 as two partial sums). float64 differs by
-# ~1e-15 per step; float32 by a few ulp per step, carried through the later steps; Adam
-# in float32 turns the few ulp of near-zero gradients into steps of up to lr (as
-# tests/test_hidden_split.py says).
-TRAIN_TOL = {
-    np.dtype(np.float64): {"rtol": 1e-9, "atol": 1e-11},
-    np.dtype(np.float32): {"rtol": 2e-4, "atol": 2e-5},
-}
-ADAM_F32_TOL = {"rtol": 2e-4, "atol": 5e-5}
-TOL = TRAIN_TOL[np.dtype(np.float32)]
+# Native against reference after 3 epochs (~10 updates): TRAIN_TOL, and ADAM_F32_TOL for
+# Adam in float32 (tests/helpers.py says why; test_matches_reference holds float32 Adam to
+# a float64 run instead).
 
 
 def train_tol(config, dtype):
@@ -117,7 +110,7 @@ MOMENTUM_SPLITS = _core._momentum_kernel_applies(128, 784, 64)
 
 
 def needs_split(config):
-    if CONFIGS[config] == CONFIGS["momentum"] and not MOMENTUM_SPLITS:
+    if config == "momentum" and not MOMENTUM_SPLITS:
         pytest.skip("momentum SGD splits only on the momentum kernel, not in this module")
 
 

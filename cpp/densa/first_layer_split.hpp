@@ -47,12 +47,8 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <exception>
-#include <optional>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -235,22 +231,12 @@ class FirstLayerSplit : public TwoTeams<FirstLayerSplit<T>, T> {
     Team& tm = teams_[t];
     const LayerSlot<T>&L1 = layers_[0], &L2 = layers_[1];
     const Index h = L1.n_out, o2 = L2.n_out, r = bounds_[t], m = rows(t);
-    // `count` runs of `len` values, run i at caller + i·stride, packed in `mine`.
-    auto copy = [in](T* caller, T* mine, Index count, Index len, Index stride) {
-      if (!caller) return;
-      for (Index i = 0; i < count; ++i) {
-        if (in) {
-          std::copy(caller + i * stride, caller + i * stride + len, mine + i * len);
-        } else {
-          std::copy(mine + i * len, mine + (i + 1) * len, caller + i * stride);
-        }
-      }
-    };
-    copy(L1.b + r, tm.bias1.b, 1, m, 0);
-    copy(L2.W + r, tm.out.W, o2, m, h);
+    copy_slice_runs(in, L1.b + r, tm.bias1.b, 1, m, 0);
+    copy_slice_runs(in, L2.W + r, tm.out.W, o2, m, h);
     for (int k = 0; k < 2; ++k) {
-      copy(L1.state_b[k] ? L1.state_b[k] + r : nullptr, tm.bias1.state_b[k], 1, m, 0);
-      copy(L2.state_W[k] ? L2.state_W[k] + r : nullptr, tm.out.state_W[k], o2, m, h);
+      copy_slice_runs(in, L1.state_b[k] ? L1.state_b[k] + r : nullptr, tm.bias1.state_b[k], 1, m,
+                      0);
+      copy_slice_runs(in, L2.state_W[k] ? L2.state_W[k] + r : nullptr, tm.out.state_W[k], o2, m, h);
     }
   }
 

@@ -48,11 +48,8 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <exception>
-#include <optional>
 #include <thread>
 #include <vector>
 
@@ -191,32 +188,24 @@ class HiddenSplit : public TwoTeams<HiddenSplit<T>, T> {
   void copy_slices(int t, bool in) noexcept {
     Team& tm = teams_[t];
     const Index n = L1_.n_in, h = L1_.n_out, o = L2_.n_out, r = bounds_[t], m = rows(t);
-    // `count` runs of `len` values, run i at caller + i·stride, packed in `mine`.
-    auto copy = [in](T* caller, T* mine, Index count, Index len, Index stride) {
-      if (!caller) return;
-      for (Index i = 0; i < count; ++i) {
-        if (in) {
-          std::copy(caller + i * stride, caller + i * stride + len, mine + i * len);
-        } else {
-          std::copy(mine + i * len, mine + (i + 1) * len, caller + i * stride);
-        }
-      }
-    };
     // W1's rows r..r+m and b1's entries (contiguous).
-    copy(L1_.W ? L1_.W + r * n : nullptr, tm.hidden.W, 1, m * n, 0);
-    copy(L1_.b + r, tm.hidden.b, 1, m, 0);
+    copy_slice_runs(in, L1_.W ? L1_.W + r * n : nullptr, tm.hidden.W, 1, m * n, 0);
+    copy_slice_runs(in, L1_.b + r, tm.hidden.b, 1, m, 0);
     for (int k = 0; k < 2; ++k) {
-      copy(L1_.state_W[k] ? L1_.state_W[k] + r * n : nullptr, tm.hidden.state_W[k], 1, m * n, 0);
-      copy(L1_.state_b[k] ? L1_.state_b[k] + r : nullptr, tm.hidden.state_b[k], 1, m, 0);
+      copy_slice_runs(in, L1_.state_W[k] ? L1_.state_W[k] + r * n : nullptr, tm.hidden.state_W[k],
+                      1, m * n, 0);
+      copy_slice_runs(in, L1_.state_b[k] ? L1_.state_b[k] + r : nullptr, tm.hidden.state_b[k], 1, m,
+                      0);
     }
     // W2[i, r:r+m] for every output i (strided).
-    copy(L2_.W + r, tm.out.W, o, m, h);
+    copy_slice_runs(in, L2_.W + r, tm.out.W, o, m, h);
     for (int k = 0; k < 2; ++k) {
-      copy(L2_.state_W[k] ? L2_.state_W[k] + r : nullptr, tm.out.state_W[k], o, m, h);
+      copy_slice_runs(in, L2_.state_W[k] ? L2_.state_W[k] + r : nullptr, tm.out.state_W[k], o, m,
+                      h);
     }
     if (t == 0) {  // b2
-      copy(L2_.b, tm.bias2.b, 1, o, 0);
-      for (int k = 0; k < 2; ++k) copy(L2_.state_b[k], tm.bias2.state_b[k], 1, o, 0);
+      copy_slice_runs(in, L2_.b, tm.bias2.b, 1, o, 0);
+      for (int k = 0; k < 2; ++k) copy_slice_runs(in, L2_.state_b[k], tm.bias2.state_b[k], 1, o, 0);
     }
   }
 

@@ -112,6 +112,22 @@ LayerSlot<T> private_slot(const LayerSlot<T>& L, Index rows, Index cols, SliceMe
   return s;
 }
 
+// Between the caller's array and a team's private copy of a slice: `count` runs of `len`
+// values, run i at caller + i·stride, packed one after another in `mine`; into the copy
+// (in) or back to the caller's array. Nothing for a null `caller` (an optimizer state the
+// optimizer does not have).
+template <class T>
+void copy_slice_runs(bool in, T* caller, T* mine, Index count, Index len, Index stride) noexcept {
+  if (!caller) return;
+  for (Index i = 0; i < count; ++i) {
+    if (in) {
+      std::copy(caller + i * stride, caller + i * stride + len, mine + i * len);
+    } else {
+      std::copy(mine + i * len, mine + (i + 1) * len, caller + i * stride);
+    }
+  }
+}
+
 template <class Split, class T>
 class TwoTeams {
  public:
