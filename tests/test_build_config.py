@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import platform
 import subprocess
 import sys
 
@@ -79,3 +80,12 @@ def test_show_config_says_where_momentum_steps_run():
     assert "momentum: " in text
     assert ("layers of 64 Ki weights" in text) is own
     assert densa._config.config()["momentum_kernel"] is own
+
+
+def test_show_config_says_whether_training_flushes_subnormals():
+    buf = io.StringIO()
+    densa.show_config(file=buf)
+    text = buf.getvalue()
+    flushes = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+    assert densa._config.config()["flushes_subnormals"] is flushes
+    assert ("subnormals: flushed to zero while the native trainer runs" in text) is flushes

@@ -24,6 +24,7 @@
 #include "densa/activation.hpp"
 #include "densa/dense.hpp"
 #include "densa/finite.hpp"
+#include "densa/float_mode.hpp"
 #include "densa/gemm.hpp"
 #include "densa/loss.hpp"
 #include "densa/momentum_update.hpp"
@@ -932,6 +933,7 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
   m.attr("simd") = simd_in_use();
   m.attr("isa") = DENSA_ISA;
   m.attr("uses_blas") = densa::blas_enabled();
+  m.attr("flushes_subnormals") = densa::kFlushesSubnormals;
   m.def("cpu_features", &cpu_features,
         "Instruction-set levels the CPU and OS support: {'x86-64-v3': bool, 'x86-64-v4': bool}.");
   m.def("blas", &densa::blas_description, "The library computing the GEMMs, and its kernel.");
@@ -990,6 +992,12 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
       "Benchmark and test hook: False trains networks of three or more layers through the "
       "general loop (read when a Trainer is built; results then differ in rounding, not in "
       "meaning).");
+  m.def(
+      "_set_flush_subnormals",
+      [](bool enabled) { densa::flush_subnormals_enabled().store(enabled); }, py::arg("enabled"),
+      "Benchmark and test hook: False lets the trainer compute with subnormal numbers, in "
+      "the caller's mode (read at the start of each training call; results then differ "
+      "only below the smallest normal number).");
   m.def(
       "_set_relu_backward", [](bool enabled) { densa::relu_backward_enabled().store(enabled); },
       py::arg("enabled"),

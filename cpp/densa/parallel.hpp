@@ -17,6 +17,8 @@
 // Workers start lazily, on the first product that is split. One caller uses the pool at
 // a time: a second caller (another Python thread with the GIL released, or a nested
 // call) runs its tasks inline, which gives the same results, only later.
+// Workers compute in the floating-point mode of the thread that handed them the work
+// (float_mode.hpp), so that a slab's bits do not depend on which thread computed it.
 #pragma once
 
 #include <pthread.h>
@@ -31,6 +33,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "float_mode.hpp"
 
 namespace densa {
 
@@ -131,6 +135,7 @@ class ThreadPool {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       task_ = task;
+      mode_ = float_mode();
       n_tasks_ = n_tasks;
       next_ = 0;
       active_ = static_cast<int>(workers_.size());
@@ -195,6 +200,7 @@ class ThreadPool {
         if (stop_) return;
         seen = generation_;
       }
+      const ScopedFloatMode mode(mode_);  // the publisher's (see the header)
       work();
       std::lock_guard<std::mutex> lock(mutex_);
       if (--active_ == 0) done_.notify_one();
@@ -232,6 +238,7 @@ class ThreadPool {
   const std::function<void(std::int64_t)>* task_ = nullptr;
   std::function<void(std::int64_t)> posted_;  // post's task, while workers may run it
   std::int64_t n_tasks_ = 0;
+  unsigned mode_ = 0;  // the floating-point mode of the thread that published the task
   std::atomic<std::int64_t> next_{0};
   std::exception_ptr error_;
 };

@@ -76,12 +76,15 @@ def config() -> dict[str, Any]:
         "forward_kernel": bool(core._gemm_tn_applies(64, 32, 64)),
         # densa's own momentum-SGD step (cpp/densa/momentum_update.hpp): same modules.
         "momentum_kernel": bool(core._momentum_kernel_applies(256, 784, 64)),
+        # Training flushes subnormal numbers to zero (cpp/densa/float_mode.hpp): on x86-64.
+        "flushes_subnormals": bool(core.flushes_subnormals),
     }
 
 
 def show_config(file: TextIO | None = None) -> None:
-    """Print the ISA build picked, thread count, Eigen version, the BLAS used and
-    whether densa's own forward and momentum-step kernels are in use.
+    """Print the ISA build picked, thread count, Eigen version, the BLAS used,
+    whether densa's own forward and momentum-step kernels are in use, and whether
+    training flushes subnormal numbers to zero.
 
     ``file``: a text stream to print to (default standard output)."""
     c = config()
@@ -109,3 +112,9 @@ def show_config(file: TextIO | None = None) -> None:
         else "the BLAS and a pass (this module has no AVX2 + FMA kernel)"
     )
     print(f"  momentum: {momentum}", file=out)
+    subnormals = (
+        "flushed to zero while the native trainer runs (FTZ + DAZ), kept elsewhere"
+        if c["flushes_subnormals"]
+        else "kept (this CPU's mode is not changed)"
+    )
+    print(f"  subnormals: {subnormals}", file=out)

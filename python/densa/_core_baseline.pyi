@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'all_finite', 'blas', 'copy_if_finite', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'uses_blas']
+__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'all_finite', 'blas', 'copy_if_finite', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'flushes_subnormals', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'uses_blas']
 class Trainer_float32:
     def __init__(self, Ws: list[numpy.typing.NDArray[numpy.float32]], bs: list[numpy.typing.NDArray[numpy.float32]], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.typing.NDArray[numpy.float32]]], state_b: list[list[numpy.typing.NDArray[numpy.float32]]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -76,6 +76,10 @@ def _relu_backward(W: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], D
 def _set_first_layer_split(enabled: bool) -> None:
     """
     Benchmark and test hook: False trains networks of three or more layers through the general loop (read when a Trainer is built; results then differ in rounding, not in meaning).
+    """
+def _set_flush_subnormals(enabled: bool) -> None:
+    """
+    Benchmark and test hook: False lets the trainer compute with subnormal numbers, in the caller's mode (read at the start of each training call; results then differ only below the smallest normal number).
     """
 def _set_gemm_tn(enabled: bool) -> None:
     """
@@ -164,6 +168,7 @@ def sgd_step(theta: numpy.typing.NDArray[numpy.float32], grad: numpy.typing.NDAr
 def sgd_step(theta: numpy.typing.NDArray[numpy.float64], grad: numpy.typing.NDArray[numpy.float64], velocity: numpy.typing.NDArray[numpy.float64], lr: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
 eigen_version: str
+flushes_subnormals: bool
 isa: str
 simd: str
 uses_blas: bool
