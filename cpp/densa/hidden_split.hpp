@@ -33,7 +33,7 @@
 // Each team trains on private copies of its slices, on cache lines of their own, copied
 // in when a run call starts and back however it ends (LineBuffer, teamwork.hpp, says
 // why). The team on the pool's worker leaves the caller's CPU if it finds itself on it
-// (current_cpu, teamwork.hpp).
+// (cpu_placement.hpp).
 //
 // Results: every element is computed by the same code on the same operands whoever
 // runs it, and the split depends on the shape only. With one thread, when the pool is
@@ -138,12 +138,7 @@ class HiddenSplit : public TwoTeams<HiddenSplit<T>, T> {
   static void wake_partner() {
     if (allowed_cpus() < 2) return;  // run() then takes turns on one thread, without the pool
     const int caller_cpu = current_cpu();
-    thread_pool().post([caller_cpu](std::int64_t) {
-      if (caller_cpu < 0 || current_cpu() != caller_cpu) return;
-      AvoidCpu apart(caller_cpu);
-      if (!apart.active()) return;  // no other CPU to move to
-      for (int i = 0; i < 1000 && current_cpu() == caller_cpu; ++i) std::this_thread::yield();
-    });
+    thread_pool().post([caller_cpu](std::int64_t) { leave_cpu(caller_cpu); });
   }
 
   // Epochs e = 0 .. n_epochs-1, each visiting batches [first_batch, end_batch) of the

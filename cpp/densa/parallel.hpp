@@ -19,6 +19,8 @@
 // call) runs its tasks inline, which gives the same results, only later.
 // Workers compute in the floating-point mode of the thread that handed them the work
 // (float_mode.hpp), so that a slab's bits do not depend on which thread computed it.
+// A worker keeps off the CPU of the thread that last handed it work (its affinity mask
+// without that CPU; cpu_placement.hpp says why), so that waking it never puts it there.
 #pragma once
 
 #include <pthread.h>
@@ -31,9 +33,11 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include "cpu_placement.hpp"
 #include "float_mode.hpp"
 
 namespace densa {
@@ -136,6 +140,7 @@ class ThreadPool {
       std::lock_guard<std::mutex> lock(mutex_);
       task_ = task;
       mode_ = float_mode();
+      caller_cpu_ = current_cpu();
       n_tasks_ = n_tasks;
       next_ = 0;
       active_ = static_cast<int>(workers_.size());
@@ -184,21 +189,34 @@ class ThreadPool {
   }
 
   void worker_loop() {
+#if defined(__linux__)
+    pthread_setname_np(pthread_self(), "densa-worker");  // as top, ps and py-spy show it
+#endif
     std::uint64_t seen;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       seen = generation_seen_at_start_;
     }
+    // The worker's mask without the CPU of the thread that last handed it work, kept
+    // between tasks and while it sleeps, so that the next wake-up cannot put it there
+    // (see the header); renewed when that thread has moved to another CPU.
+    std::optional<AvoidCpu> apart;
     for (;;) {
       spin_until([&] {
         return stop_flag_.load(std::memory_order_acquire) ||
                published_.load(std::memory_order_acquire) != seen;
       });
+      int caller_cpu;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
         if (stop_) return;
         seen = generation_;
+        caller_cpu = caller_cpu_;
+      }
+      if (caller_cpu >= 0 && (!apart || apart->cpu() != caller_cpu)) {
+        apart.reset();  // the mask the worker was started with, then without caller_cpu
+        apart.emplace(caller_cpu);
       }
       const ScopedFloatMode mode(mode_);  // the publisher's (see the header)
       work();
@@ -238,7 +256,8 @@ class ThreadPool {
   const std::function<void(std::int64_t)>* task_ = nullptr;
   std::function<void(std::int64_t)> posted_;  // post's task, while workers may run it
   std::int64_t n_tasks_ = 0;
-  unsigned mode_ = 0;  // the floating-point mode of the thread that published the task
+  unsigned mode_ = 0;    // the floating-point mode of the thread that published the task
+  int caller_cpu_ = -1;  // the CPU it published from (-1: unknown)
   std::atomic<std::int64_t> next_{0};
   std::exception_ptr error_;
 };

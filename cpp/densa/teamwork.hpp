@@ -1,10 +1,8 @@
 // What two threads working on one training batch need (hidden_split.hpp): a count one
-// publishes and the other waits for, control over which CPU a thread runs on, and
-// buffers that never share a cache line. Pure C++: nothing here knows Python.
+// publishes and the other waits for, cache hints, and buffers that never share a cache
+// line (which CPU a thread runs on: cpu_placement.hpp). Pure C++: nothing here knows Python.
 #pragma once
 
-#include <pthread.h>
-#include <sched.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
@@ -21,6 +19,7 @@
 #include <new>
 #include <thread>
 
+#include "cpu_placement.hpp"
 #include "parallel.hpp"
 #include "types.hpp"
 
@@ -88,67 +87,6 @@ class alignas(64) Signal {  // its own cache line: the two teams' signals sit si
   std::atomic<int> sleepers_{0};
   std::mutex mutex_;
   std::condition_variable wake_;
-};
-
-// Which CPUs threads run on (Linux; elsewhere these report "unknown" and do nothing).
-//
-// Why: two threads that wait on each other every few microseconds (hidden_split.hpp)
-// must run on different CPUs. When a pool worker is woken, Linux tends to place it on
-// the CPU of the thread that woke it (the two share a cache); both then spin on one CPU,
-// taking turns a time slice at a time, until the load balancer separates them
-// milliseconds later. Measured: a digits fit 2.5x slower than on one thread.
-
-// The CPU the calling thread is on, or -1 if unknown.
-inline int current_cpu() {
-#if defined(__linux__)
-  return sched_getcpu();
-#else
-  return -1;
-#endif
-}
-
-// How many CPUs the calling thread may run on (at least 1).
-inline int allowed_cpus() {
-#if defined(__linux__)
-  cpu_set_t set;
-  if (pthread_getaffinity_np(pthread_self(), sizeof set, &set) == 0) {
-    return std::max(1, CPU_COUNT(&set));
-  }
-#endif
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
-
-// While alive, keeps the calling thread off one CPU (its affinity mask without it; no
-// change if that would leave no CPU); restores the thread's mask when destroyed.
-class AvoidCpu {
- public:
-  explicit AvoidCpu(int cpu) {
-#if defined(__linux__)
-    if (cpu < 0 || cpu >= CPU_SETSIZE) return;
-    if (pthread_getaffinity_np(pthread_self(), sizeof saved_, &saved_) != 0) return;
-    cpu_set_t without = saved_;
-    CPU_CLR(cpu, &without);
-    if (CPU_COUNT(&without) == 0) return;
-    active_ = pthread_setaffinity_np(pthread_self(), sizeof without, &without) == 0;
-#else
-    (void)cpu;
-#endif
-  }
-  // Whether the mask was changed (not when the thread may run on that CPU only).
-  bool active() const { return active_; }
-  AvoidCpu(const AvoidCpu&) = delete;
-  AvoidCpu& operator=(const AvoidCpu&) = delete;
-  ~AvoidCpu() {
-#if defined(__linux__)
-    if (active_) pthread_setaffinity_np(pthread_self(), sizeof saved_, &saved_);
-#endif
-  }
-
- private:
-#if defined(__linux__)
-  cpu_set_t saved_{};
-#endif
-  bool active_ = false;
 };
 
 // Cache hints for the values the teams hand each other every batch (P_t, b2).

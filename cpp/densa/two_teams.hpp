@@ -198,7 +198,7 @@ class TwoTeams {
   void run_team(Job& job, int t) {
     split().copy_slices(t, true);
     // The team on the pool's worker leaves the caller's CPU if it finds itself on it
-    // (teamwork.hpp, current_cpu, says why), until the run ends.
+    // (cpu_placement.hpp says why), until the run ends.
     // With more than two threads, both teams may be on workers: then team 1 moves.
     const bool on_caller = std::this_thread::get_id() == job.caller;
     if (on_caller) job.team_on_caller.store(t, std::memory_order_relaxed);
