@@ -77,7 +77,7 @@ done
 # file tests (pure Python).
 mapfile -t tests < <(cd "$repo" && ls tests/test_activations.py tests/test_dense_kernels.py tests/test_gemm_tn_kernel.py \
   tests/test_hand_computed.py tests/test_kernel_errors.py tests/test_zero_copy.py tests/test_hidden_split.py \
-  tests/test_first_layer_split.py tests/test_trainer_exceptions.py tests/test_subnormals.py \
+  tests/test_first_layer_split.py tests/test_trainer_exceptions.py tests/test_float_mode.py \
   tests/test_loss_optimizer_kernels.py tests/test_optimizer_step_inputs.py tests/test_trainer_kernels.py \
   tests/test_trainer_guards.py tests/test_network_*.py tests/test_orders.py tests/test_pool_wake.py tests/test_relu_backward.py \
   tests/test_robustness_inputs.py tests/test_robustness_divergence.py tests/test_finite_checks.py tests/test_pacing.py tests/test_momentum_kernel.py \

@@ -18,7 +18,8 @@
 //
 // Why the pool copies the caller's mode (parallel.hpp). A product cut into slabs must
 // give the same bits whichever thread computes which slab. Each thread has its own
-// MXCSR, so a worker computes a slab in the mode of the thread that handed it over.
+// MXCSR, so a worker computes a slab with the result bits (rounding, FTZ, DAZ) of the
+// thread that handed it over, and with exceptions masked.
 #pragma once
 
 #include <atomic>
@@ -33,38 +34,50 @@
 namespace densa {
 
 #if DENSA_HAS_FLOAT_MODE
-// MXCSR's control bits (rounding, FTZ, DAZ, exception masks); its low six bits are sticky
-// status flags, which belong to the thread that raised them and are never copied.
-inline constexpr unsigned kFloatControlBits = 0xFFC0u;
-inline constexpr unsigned kFlushSubnormalBits = 0x8040u;  // FTZ (bit 15) and DAZ (bit 6)
+// MXCSR's bits that decide results: rounding (bits 13-14), FTZ (bit 15) and DAZ (bit 6).
+// Its exception masks (bits 7-12) decide only whether an invalid, dividing or overflowing
+// operation traps (SIGFPE) instead of giving NaN or inf; its low six bits are sticky
+// status flags.
+inline constexpr unsigned kResultBits = 0xE040u;
+inline constexpr unsigned kExceptionMasks = 0x1F80u;
+inline constexpr unsigned kFlushSubnormalBits = 0x8040u;  // FTZ and DAZ
 
-inline unsigned float_mode() { return _mm_getcsr() & kFloatControlBits; }
-
-// Sets the control bits to `mode`, leaving the status flags; writes only on a change
-// (a write of MXCSR costs more than a read).
-inline void set_float_mode(unsigned mode) {
-  const unsigned now = _mm_getcsr();
-  if ((now & kFloatControlBits) != mode) _mm_setcsr((now & ~kFloatControlBits) | mode);
-}
+// The bits of the calling thread's mode that decide results.
+inline unsigned float_mode() { return _mm_getcsr() & kResultBits; }
 #else
 // Elsewhere the mode is the platform's default and is never changed: subnormals are
 // kept (slower where they occur, and equal to the reference).
 inline constexpr unsigned kFlushSubnormalBits = 0u;
 inline unsigned float_mode() { return 0u; }
-inline void set_float_mode(unsigned) {}
 #endif
 
-// Computes in `mode` until the end of the scope, then puts back the thread's own mode,
-// also when an exception leaves the scope.
+// Computes with the result bits `mode` and every floating-point exception masked until
+// the end of the scope, then puts back the thread's whole register as it was (status
+// flags included), also when an exception leaves the scope. Masked, because densa
+// detects NaN and inf itself (divergence, refused inputs): a thread whose owner enabled
+// traps (feenableexcept) would otherwise die of SIGFPE, the interpreter with it, at the
+// first overflow, and on a pool worker no handler could turn that into an error.
 class ScopedFloatMode {
  public:
-  explicit ScopedFloatMode(unsigned mode) : saved_(float_mode()) { set_float_mode(mode); }
+  explicit ScopedFloatMode(unsigned mode) {
+#if DENSA_HAS_FLOAT_MODE
+    saved_ = _mm_getcsr();
+    const unsigned want = (saved_ & ~kResultBits) | mode | kExceptionMasks;
+    if (want != saved_) _mm_setcsr(want);  // a write costs more than a read
+#else
+    (void)mode;
+#endif
+  }
   ScopedFloatMode(const ScopedFloatMode&) = delete;
   ScopedFloatMode& operator=(const ScopedFloatMode&) = delete;
-  ~ScopedFloatMode() { set_float_mode(saved_); }
+  ~ScopedFloatMode() {
+#if DENSA_HAS_FLOAT_MODE
+    if (_mm_getcsr() != saved_) _mm_setcsr(saved_);
+#endif
+  }
 
  private:
-  unsigned saved_;
+  unsigned saved_ = 0;
 };
 
 // Off only to measure what the flush saves (benchmarks/bench_subnormals.py) and in
@@ -75,10 +88,11 @@ inline std::atomic<bool>& flush_subnormals_enabled() {
   return enabled;
 }
 
-// The caller's mode with subnormals flushed to zero (FTZ and DAZ), for one training call.
-class ScopedFlushSubnormals : public ScopedFloatMode {
+// One training call's mode: the caller's rounding, subnormals flushed to zero (FTZ and
+// DAZ), exceptions masked (ScopedFloatMode says why).
+class ScopedTrainingMode : public ScopedFloatMode {
  public:
-  ScopedFlushSubnormals()
+  ScopedTrainingMode()
       : ScopedFloatMode(flush_subnormals_enabled().load(std::memory_order_relaxed)
                             ? float_mode() | kFlushSubnormalBits
                             : float_mode()) {}

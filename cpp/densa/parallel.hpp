@@ -17,8 +17,9 @@
 // Workers start lazily, on the first product that is split. One caller uses the pool at
 // a time: a second caller (another Python thread with the GIL released, or a nested
 // call) runs its tasks inline, which gives the same results, only later.
-// Workers compute in the floating-point mode of the thread that handed them the work
-// (float_mode.hpp), so that a slab's bits do not depend on which thread computed it.
+// Workers compute with the rounding and flush-to-zero bits of the thread that handed
+// them the work, exceptions masked (float_mode.hpp), so that a slab's bits do not
+// depend on which thread computed it.
 // A worker keeps off the CPU of the thread that last handed it work (its affinity mask
 // without that CPU; cpu_placement.hpp says why), so that waking it never puts it there.
 #pragma once

@@ -138,7 +138,7 @@ class Trainer {
                 const std::int64_t* order, Index n_order, Index batch_size, Index first_batch,
                 Index n_batches) {
     const RunGuard guard(busy_, "Trainer.run");
-    const ScopedFlushSubnormals flush;  // see float_mode.hpp; the caller's mode comes back
+    const ScopedTrainingMode mode;  // subnormals flushed, traps off (float_mode.hpp)
     reserve_momentum_scratch();
     try {
       return run_batches(X, targets, order, n_order, batch_size, first_batch, n_batches);
@@ -157,7 +157,7 @@ class Trainer {
                           const std::int64_t* orders, Index n_epochs, Index n_order,
                           Index batch_size) {
     const RunGuard guard(busy_, "Trainer.run_epochs");
-    const ScopedFlushSubnormals flush;
+    const ScopedTrainingMode mode;
     reserve_momentum_scratch();
     DENSA_REQUIRE(n_epochs >= 0 && n_order > 0, "trainer: need n_epochs >= 0 and samples");
     check_batch_size(batch_size);

@@ -1,4 +1,6 @@
-"""The native trainer computes with subnormal numbers flushed to zero (cpp/densa/float_mode.hpp).
+"""The floating-point mode native training computes in (cpp/densa/float_mode.hpp).
+
+Subnormal numbers are flushed to zero, and floating-point traps are off.
 
 A weight whose gradient is exactly zero (here: inputs whose first columns are all 0, as
 the border pixels of scikit-learn's digits are) keeps an optimizer state that only
@@ -14,12 +16,18 @@ hidden-layer split, the first-layer split and its momentum kernel):
   are the reference's bit for bit (a subnormal step is below their last bit);
 - that the bits do not depend on the thread count: the pool's workers compute in the
   caller's mode (without that, the two splits' second thread kept its subnormals);
-- that the caller's own mode comes back afterwards, also after a refused call.
+- that the caller's own mode comes back afterwards, also after a refused call;
+- that a process which enabled floating-point traps (feenableexcept) gets a
+  TrainingDivergedError from a diverging fit, not a SIGFPE that kills it, on one thread
+  and on two, with its traps back afterwards.
 """
 
 from __future__ import annotations
 
 import contextlib
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -255,3 +263,50 @@ def test_with_the_flush_off_the_trainer_keeps_subnormals_as_the_reference(shape,
         assert np.count_nonzero(want[name]) > 0, name
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
     assert subnormals_survive(dtype)
+
+
+TRAP_CHILD = r"""
+import ctypes, sys
+import numpy as np
+import densa
+
+libm = ctypes.CDLL("libm.so.6")
+TRAPS = 0x01 | 0x04 | 0x08  # FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW on x86-64
+sizes, threads = eval(sys.argv[1]), int(sys.argv[2])
+densa.set_num_threads(threads)
+rng = np.random.default_rng(0)
+X = rng.standard_normal((256, sizes[0])).astype(np.float32)
+y = rng.standard_normal((256, sizes[-1])).astype(np.float32)
+acts = ["tanh"] * (len(sizes) - 2) + ["identity"]
+layers = [densa.Dense(a, b, f) for a, b, f in zip(sizes[:-1], sizes[1:], acts)]
+net = densa.Network(layers, loss="mse", dtype="float32", seed=0)
+libm.feenableexcept(TRAPS)
+try:
+    net.fit(X, y, epochs=3, batch_size=32, optimizer=densa.SGD(1e30), progress=False)
+    result = "trained"
+except densa.TrainingDivergedError:
+    result = "diverged"
+traps_after = libm.fegetexcept()
+libm.fedisableexcept(TRAPS)
+print(result, traps_after == TRAPS)
+"""
+
+
+@pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and platform.machine() == "x86_64"),
+    reason="feenableexcept from glibc's libm, with x86-64's flag values",
+)
+@pytest.mark.parametrize(
+    ("sizes", "threads"),
+    [((20, 64, 1), 1), ((64, 64, 10), 2), ((784, 256, 128, 10), 2)],
+    ids=["small-1-thread", "hidden-split", "first-layer-split"],
+)
+def test_a_diverging_fit_with_traps_enabled_raises_instead_of_killing_the_process(sizes, threads):
+    out = subprocess.run(
+        [sys.executable, "-c", TRAP_CHILD, repr(sizes), str(threads)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-2000:]}"
+    assert out.stdout.split()[-2:] == ["diverged", "True"]
