@@ -76,16 +76,4 @@ class AvoidCpu {
   bool active_ = false;
 };
 
-// Moves the calling thread off `cpu` if it is on it and may run elsewhere: its mask
-// without that CPU until it has moved, then its own mask back (the scheduler then leaves
-// it where it is while both CPUs are busy). Returns whether it moved. One read of the
-// CPU number when it is not on `cpu`.
-inline bool leave_cpu(int cpu) {
-  if (cpu < 0 || current_cpu() != cpu) return false;
-  const AvoidCpu apart(cpu);
-  if (!apart.active()) return false;  // no other CPU to move to
-  for (int i = 0; i < 1000 && current_cpu() == cpu; ++i) std::this_thread::yield();
-  return current_cpu() != cpu;
-}
-
 }  // namespace densa

@@ -129,16 +129,16 @@ class HiddenSplit : public TwoTeams<HiddenSplit<T>, T> {
     }
   }
 
-  // Wakes the pool's worker now (without waiting for it) and moves it off the caller's
-  // CPU, so that the first run, which fit starts a fraction of a millisecond later, finds
-  // it awake on the other CPU. Otherwise that run waits for both: ~0.1-0.2 ms on the
-  // development machine after an idle pause (a digits fit's first batch took 0.27 ms
-  // against 5 us), 1.4% of the benchmark's digits fit (docs/performance.md). The worker
-  // then polls for the run for up to kSpinMicroseconds (parallel.hpp).
+  // Wakes the pool's worker now (without waiting for it; the pool keeps it off the
+  // caller's CPU, parallel.hpp), so that the first run, which fit starts a fraction of a
+  // millisecond later, finds it awake on the other CPU. Otherwise that run waits for
+  // both: ~0.1-0.2 ms on the development machine after an idle pause (a digits fit's
+  // first batch took 0.27 ms against 5 us), 1.4% of the benchmark's digits fit
+  // (docs/performance.md). The worker then polls for the run for up to
+  // kSpinMicroseconds (parallel.hpp).
   static void wake_partner() {
     if (allowed_cpus() < 2) return;  // run() then takes turns on one thread, without the pool
-    const int caller_cpu = current_cpu();
-    thread_pool().post([caller_cpu](std::int64_t) { leave_cpu(caller_cpu); });
+    thread_pool().post([](std::int64_t) {});  // the wake-up is the point
   }
 
   // Epochs e = 0 .. n_epochs-1, each visiting batches [first_batch, end_batch) of the
