@@ -66,10 +66,12 @@ def test_show_config_says_which_forward_product_runs():
     buf = io.StringIO()
     densa.show_config(file=buf)
     text = buf.getvalue()
-    expected = "densa's own (AVX2 + FMA)" if _core.picked != "baseline" else "no AVX2 + FMA"
+    simd = {"baseline": None, "x86-64-v3": "AVX2 + FMA", "x86-64-v4": "AVX-512"}[_core.picked]
+    expected = f"densa's own ({simd})" if simd else "no AVX2 + FMA"
     assert "forward: " in text
     assert expected in text
-    assert densa._config.config()["forward_kernel"] is (_core.picked != "baseline")
+    assert densa._config.config()["forward_kernel"] is (simd is not None)
+    assert densa._config.config()["forward_kernel_simd"] == simd
 
 
 def test_show_config_says_where_momentum_steps_run():

@@ -2,12 +2,16 @@
 
 It replaces OpenBLAS for z = W x when x has 8 to 64 samples. Every element of z is then
 one fused multiply-add chain over the inputs in ascending order, wherever it falls in
-the kernel's 16 x 6 blocks; these tests hold it to the reference's values and to that
-position independence, at the edges of its blocks and panels (rows not a multiple of
-16, columns not a multiple of 6, inputs not a multiple of 8).
+the kernel's blocks (16 x 6 with AVX2; 32 x 8 for whole pairs of 16-row panels with
+AVX-512, in the x86-64-v4 module); these tests hold it to the reference's values, to
+that position independence at the edges of its blocks and panels (rows not a multiple
+of 16 or 32, columns not a multiple of 6 or 8, inputs not a multiple of 8), and the
+AVX-512 blocks to the AVX2 blocks' bits.
 """
 
 from __future__ import annotations
+
+import importlib
 
 import numpy as np
 import pytest
@@ -15,8 +19,11 @@ import pytest
 from densa import _core, native, reference
 from helpers import assert_matches
 
-ROWS = [16, 32, 48, 64, 100, 128]  # outputs: full panels, and 100 = 6 panels + 4 rows
-COLS = [8, 9, 11, 12, 13, 17, 32, 63, 64]  # samples: whole 6-column blocks and every tail
+# outputs: full panels, pairs of them and one left over (48 = a pair + 16), and
+# 100 = 3 pairs + 4 rows
+ROWS = [16, 32, 48, 64, 100, 128]
+# samples: whole 6- and 8-column blocks, and every tail of both
+COLS = [8, 9, 10, 11, 12, 13, 14, 15, 17, 32, 63, 64]
 INPUTS = [1, 3, 8, 9, 64, 300]  # inputs: below, at and past the 8-wide transposes
 
 
@@ -94,3 +101,30 @@ def test_switched_off_the_blas_computes_the_same_values():
     finally:
         _core._set_gemm_tn(True)
     assert_matches(on, off, "z", reduction=65)
+
+
+def _module(level):
+    if level not in _core.built_levels() or level not in _core.supported_levels():
+        pytest.skip(f"the {level} module is not built, or this CPU cannot run it")
+    return importlib.import_module(f"densa.{_core.MODULES[level]}")
+
+
+def test_the_avx512_blocks_compute_the_avx2_blocks_bits():
+    """The x86-64-v4 module's 32 x 8 AVX-512 blocks and the x86-64-v3 module's 16 x 6
+    AVX2 blocks run the same chain of fused multiply-adds per element: the same bits,
+    over pairs of panels, a last single or partial panel, every column tail of both block
+    widths, and inputs below and past the 8-wide transposes."""
+    v3, v4 = _module("x86-64-v3"), _module("x86-64-v4")
+    compared = 0
+    for m_out in (32, 48, 64, 96, 100, 128, 160):
+        for n in (8, 9, 13, 14, 15, 16, 23, 24, 31, 32, 47, 64):
+            for m_in in (1, 7, 8, 9, 64, 300, 784):
+                if not v4._gemm_tn_applies(m_out, n, m_in):
+                    continue
+                assert v3._gemm_tn_applies(m_out, n, m_in)  # one rule of the shape in both
+                W, b, x = _layer(m_out, n, m_in, seed=4)
+                z3 = v3.dense_forward(W, b, x, "identity")[0]
+                z4 = v4.dense_forward(W, b, x, "identity")[0]
+                np.testing.assert_array_equal(z4, z3, err_msg=f"{m_out}x{n}x{m_in}")
+                compared += 1
+    assert compared > 150  # the rule above must not have skipped the shapes

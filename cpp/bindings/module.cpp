@@ -934,6 +934,10 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
   m.attr("isa") = DENSA_ISA;
   m.attr("uses_blas") = densa::blas_enabled();
   m.attr("flushes_subnormals") = densa::kFlushesSubnormals;
+  // The vectors of densa's own forward kernel (gemm_tn.hpp): what show_config names.
+  m.attr("forward_kernel_simd") = DENSA_GEMM_TN_AVX512 ? "AVX-512"
+                                  : DENSA_HAVE_GEMM_TN ? "AVX2 + FMA"
+                                                       : "";
   m.def("cpu_features", &cpu_features,
         "Instruction-set levels the CPU and OS support: {'x86-64-v3': bool, 'x86-64-v4': bool}.");
   m.def("blas", &densa::blas_description, "The library computing the GEMMs, and its kernel.");

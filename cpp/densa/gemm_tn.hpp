@@ -15,11 +15,25 @@
 // broadcasts of B per k. Every element of C is one fused multiply-add chain over k in
 // ascending order, whatever block or panel it falls in, so the result does not depend
 // on how gemm.hpp cuts C into slabs, and so not on the thread count.
+//
+// With AVX-512 (the x86-64-v4 module), whole pairs of panels go through 32 x 8 blocks
+// instead: 16 accumulators of 16 floats, fed by two panel loads and eight broadcasts per
+// k. AVX2's block is bound by its two FMA ports at 8 floats each; the wider one does
+// twice the work per instruction, and with 16 FMAs to 10 loads per k it is still bound
+// by the FMA ports, not the loads (a 16 x 12 block of one panel, 12 FMAs to 13 loads,
+// gained only 1.1-1.25x). Measured single-threaded against the AVX2 blocks in one
+// harness (medians): 32x32x64 (a digits team's hidden units) 1.47 -> 0.98 us, 64x32x64
+// (K2) 2.94 -> 1.92 us, 128x64x784 (a slab of W3's first layer) 136 -> 103 us,
+// 128x64x256 41 -> 30 us. The chain per element is the same, so the x86-64-v3 and v4
+// modules compute the same bits (tests/test_gemm_tn_kernel.py compares them). A last
+// single panel (M not a multiple of 32) keeps the AVX2 block.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "types.hpp"
@@ -29,6 +43,11 @@
 #define DENSA_HAVE_GEMM_TN 1
 #else
 #define DENSA_HAVE_GEMM_TN 0
+#endif
+#if DENSA_HAVE_GEMM_TN && defined(__AVX512F__)
+#define DENSA_GEMM_TN_AVX512 1
+#else
+#define DENSA_GEMM_TN_AVX512 0
 #endif
 
 namespace densa {
@@ -59,6 +78,18 @@ inline bool use_gemm_tn(Index M, Index N, Index K) {
 
 #if DENSA_HAVE_GEMM_TN
 namespace detail {
+
+// Calls block(std::integral_constant<int, cols>{}) for a last block of 1 <= cols < Max
+// columns: the block kernels take their width as a template argument, so that their
+// accumulators stay in registers.
+template <int Max, class F, int... J>
+void narrow_block(Index cols, F&& block, std::integer_sequence<int, J...>) {
+  ((cols == J + 1 ? (block(std::integral_constant<int, J + 1>{}), 0) : 0), ...);
+}
+template <int Max, class F>
+void narrow_block(Index cols, F&& block) {
+  narrow_block<Max>(cols, std::forward<F>(block), std::make_integer_sequence<int, Max - 1>{});
+}
 
 inline void transpose8x8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5,
                          __m256& r6, __m256& r7) {
@@ -162,18 +193,92 @@ void gemm_tn_block(Index K, const float* P, const float* B, Index ldb, float* C,
   }
 }
 
+#if DENSA_GEMM_TN_AVX512
+inline constexpr Index kTn512BlockCols = 8;  // columns of C per 32-row block: eight broadcasts
+
+// c0 += a0 b, c1 += a1 b for column J of a 32-row block (when it has that column).
+template <int J, int NB>
+__attribute__((always_inline)) inline void tn512_column(const float* b, __m512 a0, __m512 a1,
+                                                        __m512& c0, __m512& c1) {
+  if constexpr (J < NB) {
+    const __m512 bj = _mm512_set1_ps(*b);
+    c0 = _mm512_fmadd_ps(a0, bj, c0);
+    c1 = _mm512_fmadd_ps(a1, bj, c1);
+  }
+}
+
+// C[0..32, 0..NB] from two full panels: rows 0..16 from P0, 16..32 from P1. Named
+// accumulators, as in gemm_tn_block.
+template <int NB>
+void gemm_tn_block512(Index K, const float* P0, const float* P1, const float* B, Index ldb,
+                      float* C, Index ldc) {
+  constexpr Index R = kTnPanelRows;
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 c00 = zero, c01 = zero, c02 = zero, c03 = zero, c04 = zero, c05 = zero, c06 = zero,
+         c07 = zero;
+  __m512 c10 = zero, c11 = zero, c12 = zero, c13 = zero, c14 = zero, c15 = zero, c16 = zero,
+         c17 = zero;
+  const auto col = [&](int j) { return B + (j < NB ? j : 0) * ldb; };
+  const float *b0 = col(0), *b1 = col(1), *b2 = col(2), *b3 = col(3), *b4 = col(4), *b5 = col(5),
+              *b6 = col(6), *b7 = col(7);
+  for (Index k = 0; k < K; ++k) {
+    const __m512 a0 = _mm512_loadu_ps(P0 + k * R);
+    const __m512 a1 = _mm512_loadu_ps(P1 + k * R);
+    tn512_column<0, NB>(b0 + k, a0, a1, c00, c10);
+    tn512_column<1, NB>(b1 + k, a0, a1, c01, c11);
+    tn512_column<2, NB>(b2 + k, a0, a1, c02, c12);
+    tn512_column<3, NB>(b3 + k, a0, a1, c03, c13);
+    tn512_column<4, NB>(b4 + k, a0, a1, c04, c14);
+    tn512_column<5, NB>(b5 + k, a0, a1, c05, c15);
+    tn512_column<6, NB>(b6 + k, a0, a1, c06, c16);
+    tn512_column<7, NB>(b7 + k, a0, a1, c07, c17);
+  }
+  const __m512 lo[8] = {c00, c01, c02, c03, c04, c05, c06, c07};
+  const __m512 hi[8] = {c10, c11, c12, c13, c14, c15, c16, c17};
+  for (int j = 0; j < NB; ++j) {
+    _mm512_storeu_ps(C + j * ldc, lo[j]);
+    _mm512_storeu_ps(C + j * ldc + R, hi[j]);
+  }
+}
+
+// C (32 x N) from two packed full panels, in 32 x 8 blocks and one narrower last block.
+inline void gemm_tn_pair(Index N, Index K, const float* P0, const float* P1, const float* B,
+                         Index ldb, float* C, Index ldc) {
+  constexpr Index NB = kTn512BlockCols;
+  Index n = 0;
+  for (; n + NB <= N; n += NB) {
+    gemm_tn_block512<NB>(K, P0, P1, B + n * ldb, ldb, C + n * ldc, ldc);
+  }
+  const float* Bn = B + n * ldb;
+  float* Cn = C + n * ldc;
+  narrow_block<NB>(
+      N - n, [&](auto nb) { gemm_tn_block512<decltype(nb)::value>(K, P0, P1, Bn, ldb, Cn, ldc); });
+}
+#endif
+
 }  // namespace detail
 
 // C (M x N, column-major, ldc) = Aᵀ B, where A is K x M (lda) and B is K x N (ldb), both
 // column-major; C is overwritten. The panel buffer is per thread and kept between calls
-// (16 K floats), so a training run allocates it once.
+// (16 K floats, 32 K with AVX-512), so a training run allocates it once.
 inline void gemm_tn(Index M, Index N, Index K, const float* A, Index lda, const float* B, Index ldb,
                     float* C, Index ldc) {
   constexpr Index R = kTnPanelRows, NB = kTnBlockCols;
+  constexpr Index panels = DENSA_GEMM_TN_AVX512 ? 2 : 1;
   thread_local std::vector<float> panel;
-  if (static_cast<Index>(panel.size()) < K * R) panel.resize(static_cast<size_t>(K * R));
+  if (static_cast<Index>(panel.size()) < panels * K * R)
+    panel.resize(static_cast<size_t>(panels * K * R));
   float* P = panel.data();
-  for (Index m0 = 0; m0 < M; m0 += R) {
+  Index m0 = 0;
+#if DENSA_GEMM_TN_AVX512
+  for (; m0 + 2 * R <= M; m0 += 2 * R) {  // whole pairs of panels
+    float* P1 = P + K * R;
+    detail::pack_tn_panel(K, A + m0 * lda, lda, R, P);
+    detail::pack_tn_panel(K, A + (m0 + R) * lda, lda, R, P1);
+    detail::gemm_tn_pair(N, K, P, P1, B, ldb, C + m0, ldc);
+  }
+#endif
+  for (; m0 < M; m0 += R) {
     const Index rows = std::min(R, M - m0);
     detail::pack_tn_panel(K, A + m0 * lda, lda, rows, P);
     float* Cm = C + m0;
@@ -183,25 +288,9 @@ inline void gemm_tn(Index M, Index N, Index K, const float* A, Index lda, const 
     }
     const float* Bn = B + n * ldb;
     float* Cn = Cm + n * ldc;
-    switch (N - n) {
-      case 5:
-        detail::gemm_tn_block<5>(K, P, Bn, ldb, Cn, ldc, rows);
-        break;
-      case 4:
-        detail::gemm_tn_block<4>(K, P, Bn, ldb, Cn, ldc, rows);
-        break;
-      case 3:
-        detail::gemm_tn_block<3>(K, P, Bn, ldb, Cn, ldc, rows);
-        break;
-      case 2:
-        detail::gemm_tn_block<2>(K, P, Bn, ldb, Cn, ldc, rows);
-        break;
-      case 1:
-        detail::gemm_tn_block<1>(K, P, Bn, ldb, Cn, ldc, rows);
-        break;
-      default:
-        break;
-    }
+    detail::narrow_block<NB>(N - n, [&](auto nb) {
+      detail::gemm_tn_block<decltype(nb)::value>(K, P, Bn, ldb, Cn, ldc, rows);
+    });
   }
 }
 #endif

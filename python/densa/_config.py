@@ -74,6 +74,8 @@ def config() -> dict[str, Any]:
         "blas": core.blas() if core.uses_blas else None,
         # densa's own forward kernel (cpp/densa/gemm_tn.hpp): in modules built with AVX2 + FMA.
         "forward_kernel": bool(core._gemm_tn_applies(64, 32, 64)),
+        # Its vectors: AVX-512 in the x86-64-v4 module (the same bits as AVX2's).
+        "forward_kernel_simd": core.forward_kernel_simd or None,
         # densa's own momentum-SGD step (cpp/densa/momentum_update.hpp): same modules.
         "momentum_kernel": bool(core._momentum_kernel_applies(256, 784, 64)),
         # Training flushes subnormal numbers to zero (cpp/densa/float_mode.hpp): on x86-64.
@@ -99,7 +101,8 @@ def show_config(file: TextIO | None = None) -> None:
     print(f"  eigen:   {c['eigen']} ({c['eigen_simd']})", file=out)
     print(f"  blas:    {c['blas'] or 'none (Eigen computes the products)'}", file=out)
     kernel = (
-        "densa's own (AVX2 + FMA) for float32 minibatches of 8 to 64 samples, else the above"
+        f"densa's own ({c['forward_kernel_simd']}) for float32 minibatches of 8 to 64 "
+        "samples, else the above"
         if c["forward_kernel"]
         else "as the other products (this module has no AVX2 + FMA kernel)"
     )
