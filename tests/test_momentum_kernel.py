@@ -10,6 +10,8 @@ networks that mix kernel and BLAS layers (the BLAS layers keep μ v between batc
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -283,3 +285,64 @@ def test_never_in_the_hidden_split():
     assert t.trainer.splits_hidden_layer
     assert _core._momentum_kernel_applies(70, 1000, batch)
     assert t.trainer.momentum_kernel_layers == [False, False]
+
+
+def _module(level):
+    if level not in _core.built_levels() or level not in _core.supported_levels():
+        pytest.skip(f"the {level} module is not built, or this CPU cannot run it")
+    return importlib.import_module(f"densa.{_core.MODULES[level]}")
+
+
+# (n_out, n_in, K): inputs at and around both block widths (16 and 32 columns) and their
+# masked tails; 640 inputs, whose rows are copied into slivers (x_direct); rows that
+# leave 6-row blocks and the 4 + 3 / 4 + 4 ends; one sample, and chunks of rows
+# (mom_chunk_rows) at 128.
+KERNEL_STEPS = [
+    (n_out, n_in, K)
+    for n_out, n_in in (
+        *[(13, 9), (8, 16), (7, 17), (55, 31), (6, 32), (30, 33), (101, 100)],
+        *[(70, 784), (20, 640), (130, 48)],
+    )
+    for K in (1, 5, 64, 128)
+]
+
+
+def test_the_kernel_hook_computes_a_momentum_step():
+    """The hook the next test compares the modules through runs the kernel: a step close
+    to NumPy's in float64 (in the module picked; refused where there is no kernel)."""
+    mod = _core
+    rng = np.random.default_rng(7)
+    W, V = rng.standard_normal((2, 55, 100), dtype=np.float32)
+    x, dz = (
+        rng.standard_normal((40, 100), dtype=np.float32),
+        rng.standard_normal((40, 55), dtype=np.float32),
+    )
+    V_want = 0.9 * V.astype(np.float64) + dz.T.astype(np.float64) @ x
+    W_want = W - 0.05 * V_want
+    if not _core._momentum_kernel_applies(256, 784, 64):
+        with pytest.raises(ValueError, match="no momentum kernel"):
+            mod._momentum_kernel_step(W, V, x, dz, 0.05, 0.9)
+        return
+    mod._momentum_kernel_step(W, V, x, dz, 0.05, 0.9)
+    assert_matches(V, V_want.astype(np.float32), "V", reduction=41)
+    assert_matches(W, W_want.astype(np.float32), "W", reduction=41)
+
+
+def test_the_avx512_blocks_compute_the_avx2_blocks_bits():
+    """The x86-64-v4 module's 32-column AVX-512 blocks and the x86-64-v3 module's
+    16-column AVX2 blocks run the same operations per element: the same W and v, bit for
+    bit, over every tail of both block widths (whole fits cannot show it: other parts of
+    a fit round differently with wider vectors)."""
+    v3, v4 = _module("x86-64-v3"), _module("x86-64-v4")
+    for n_out, n_in, K in KERNEL_STEPS:
+        rng = np.random.default_rng([n_out, n_in, K])
+        W, V = rng.standard_normal((2, n_out, n_in), dtype=np.float32)
+        x = rng.standard_normal((K, n_in), dtype=np.float32)
+        dz = rng.standard_normal((K, n_out), dtype=np.float32)
+        W3, V3, W4, V4 = W.copy(), V.copy(), W.copy(), V.copy()
+        v3._momentum_kernel_step(W3, V3, x, dz, 0.05, 0.9)
+        v4._momentum_kernel_step(W4, V4, x, dz, 0.05, 0.9)
+        shape = f"{n_out}x{n_in} at {K} samples"
+        np.testing.assert_array_equal(V4, V3, err_msg=shape)
+        np.testing.assert_array_equal(W4, W3, err_msg=shape)
+        assert not np.array_equal(W3, W)  # the step was taken

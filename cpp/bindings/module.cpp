@@ -921,6 +921,35 @@ static std::string simd_in_use() {
   return s.empty() ? "none" : s;
 }
 
+// _momentum_kernel_step: the kernel of momentum_update.hpp on its own, so that tests can
+// compare the modules' kernels (AVX2 and AVX-512) bit for bit, which whole fits cannot:
+// other parts of a fit round differently with wider vectors.
+void momentum_kernel_step(py::array& W_arr, py::array& V_arr, const py::array& x_arr,
+                          const py::array& dz_arr, double lr, double mu) {
+#if DENSA_HAVE_MOMENTUM_KERNEL
+  require_ndim<float>(W_arr, 2, "W");
+  require_ndim<float>(V_arr, 2, "V");
+  const auto x = as_batch<float>(x_arr, "x");
+  const auto dz = as_batch<float>(dz_arr, "dz");
+  const Index n_out = static_cast<Index>(W_arr.shape(0));
+  const Index n_in = static_cast<Index>(W_arr.shape(1));
+  DENSA_REQUIRE(V_arr.shape(0) == W_arr.shape(0) && V_arr.shape(1) == W_arr.shape(1),
+                "V must have W's shape");
+  DENSA_REQUIRE(x.rows() == n_in && dz.rows() == n_out && x.cols() == dz.cols() && x.cols() > 0,
+                "x must be (K, n_in) and dz (K, n_out), K > 0");
+  DENSA_REQUIRE(W_arr.writeable() && V_arr.writeable(), "W and V are updated in place");
+  float* W = static_cast<float*>(W_arr.mutable_data());
+  float* V = static_cast<float*>(V_arr.mutable_data());
+  densa::MomentumScratch scratch(x.cols());
+  py::gil_scoped_release release;
+  densa::momentum_update(n_out, n_in, x.cols(), x.data(), n_in, dz.data(), n_out, W, V,
+                         static_cast<float>(lr), static_cast<float>(mu), scratch);
+#else
+  (void)W_arr, (void)V_arr, (void)x_arr, (void)dz_arr, (void)lr, (void)mu;
+  throw py::value_error("this module has no momentum kernel");
+#endif
+}
+
 PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
   m.doc() = "densa's native kernels (private; use densa.native or densa.Network)";
   m.def("dense_forward", &dense_forward_any, py::arg("W"), py::arg("b"), py::arg("x"),
@@ -979,6 +1008,11 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
       py::arg("n_out"), py::arg("n_in"), py::arg("max_batch"),
       "Whether a float32 momentum-SGD trainer steps an n_out x n_in layer's weights on "
       "densa's own kernel (momentum_update.hpp) rather than the BLAS and a separate pass.");
+  m.def("_momentum_kernel_step", &momentum_kernel_step, py::arg("W"), py::arg("V"), py::arg("x"),
+        py::arg("dz"), py::arg("lr"), py::arg("mu"),
+        "Test hook: one momentum step of densa's own kernel, in place: V = mu V + dz.T @ x, "
+        "W -= lr V (W, V: (n_out, n_in); x: (K, n_in); dz: (K, n_out); float32). "
+        "ValueError in a module without the kernel.");
   m.def(
       "_set_momentum_kernel", [](bool enabled) { densa::momentum_kernel_enabled().store(enabled); },
       py::arg("enabled"),

@@ -23,6 +23,10 @@
 // rounds them. So the result depends on the shape alone, never on how the rows are cut
 // between threads. (On the shapes measured it was also bit for bit what OpenBLAS and the
 // separate pass computed; nothing relies on that.)
+//
+// With AVX-512 (the x86-64-v4 module) the blocks are 32 columns wide, two 16-float
+// vectors (Avx512 below), and the sliver K x 32: the same chain per element, so the same
+// bits as the AVX2 blocks.
 #pragma once
 
 #include <algorithm>
@@ -70,8 +74,7 @@ inline bool use_momentum_kernel(Index n_out, Index n_in, Index max_batch) {
 #if DENSA_HAVE_MOMENTUM_KERNEL
 namespace detail {
 
-inline constexpr Index kMomTileRows = 6;   // W's rows per block: six broadcasts of dz
-inline constexpr Index kMomTileCols = 16;  // W's columns per block: two 8-float vectors
+inline constexpr Index kMomTileRows = 6;  // W's rows per block: six broadcasts of dz
 // W's rows per pass over x: 3072 / K rows (rounded down to whole blocks, 6 to 192), so
 // that their dz panels take at most 12 KB (48 rows at 64 samples, 24 at 128; fewer
 // bytes below 16 samples, where 192 rows caps them), half the first-level cache with
@@ -86,114 +89,191 @@ inline Index mom_chunk_rows(Index K) {
   return std::clamp<Index>(rows, kMomTileRows, 192);
 }
 
+// The vectors a block works in: a block of W is kMomTileRows rows by two vectors of
+// columns. Avx2: 8 floats each (16 columns, masks as integer vectors). Avx512 (the
+// x86-64-v4 module): 16 floats each (32 columns, mask registers): twice the columns per
+// multiply-add, with the same two loads and six broadcasts per sample, so the block is
+// still bound by the multiply-adds, not the loads. Both run the same operations per
+// element (the multiply-add chain over the samples, then v and W rounded as below), so
+// the two modules compute the same bits (tests/test_momentum_kernel.py compares them).
+struct Avx2 {
+  using Vec = __m256;
+  using Mask = __m256i;
+  static constexpr Index kWidth = 8;
+  static Vec zero() { return _mm256_setzero_ps(); }
+  static Vec set1(float a) { return _mm256_set1_ps(a); }
+  static Vec broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static Vec load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, Vec a) { _mm256_storeu_ps(p, a); }
+  // Lanes [0, n) of a vector (n may be <= 0 or >= kWidth).
+  static Mask first(Index n) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::clamp<Index>(n, 0, 8))),
+                              lane);
+  }
+  static Vec load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  static void store(float* p, Mask m, Vec a) { _mm256_maskstore_ps(p, m, a); }
+  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+  static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+  static Vec sub(Vec a, Vec b) { return _mm256_sub_ps(a, b); }
+  static Vec mul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
+};
+
+#if defined(__AVX512F__)
+#define DENSA_MOMENTUM_AVX512 1
+struct Avx512 {
+  using Vec = __m512;
+  using Mask = __mmask16;
+  static constexpr Index kWidth = 16;
+  static Vec zero() { return _mm512_setzero_ps(); }
+  static Vec set1(float a) { return _mm512_set1_ps(a); }
+  static Vec broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  static Vec load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, Vec a) { _mm512_storeu_ps(p, a); }
+  static Mask first(Index n) {
+    const Index k = std::clamp<Index>(n, 0, 16);
+    return static_cast<Mask>(k == 16 ? 0xFFFFu : (1u << k) - 1u);
+  }
+  static Vec load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, Mask m, Vec a) { _mm512_mask_storeu_ps(p, m, a); }
+  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+  static Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+  static Vec sub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
+  static Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+};
+using MomSimd = Avx512;
+#else
+#define DENSA_MOMENTUM_AVX512 0
+using MomSimd = Avx2;
+#endif
+
+// W's columns per block in this module: two vectors.
+inline constexpr Index kMomSimdCols = 2 * MomSimd::kWidth;
+
 // c0 += a0 dz[C], c1 += a1 dz[C] for row C of a block (when the block has that row).
-template <int C, int NB>
-__attribute__((always_inline)) inline void mom_row(const float* dz, __m256 a0, __m256 a1,
-                                                   __m256& c0, __m256& c1) {
+template <class V, int C, int NB>
+__attribute__((always_inline)) inline void mom_row(const float* dz, typename V::Vec a0,
+                                                   typename V::Vec a1, typename V::Vec& c0,
+                                                   typename V::Vec& c1) {
   if constexpr (C < NB) {
-    const __m256 b = _mm256_broadcast_ss(dz + C);
-    c0 = _mm256_fmadd_ps(a0, b, c0);
-    c1 = _mm256_fmadd_ps(a1, b, c1);
+    const typename V::Vec b = V::broadcast(dz + C);
+    c0 = V::fmadd(a0, b, c0);
+    c1 = V::fmadd(a1, b, c1);
   }
 }
 
-// Eight floats at p, only the lanes of m when MASK (the last columns of a row: nothing
-// past its end is read or written).
-template <bool MASK>
-__attribute__((always_inline)) inline __m256 load8(const float* p, __m256i m) {
+// A vector at p, only the lanes of m when MASK (the last columns of a row: nothing past
+// its end is read or written).
+template <class V, bool MASK>
+__attribute__((always_inline)) inline typename V::Vec load_lanes(const float* p,
+                                                                 typename V::Mask m) {
   if constexpr (MASK) {
-    return _mm256_maskload_ps(p, m);
+    return V::load(p, m);
   } else {
     (void)m;
-    return _mm256_loadu_ps(p);
+    return V::load(p);
   }
 }
 
-template <bool MASK>
-__attribute__((always_inline)) inline void store8(float* p, __m256i m, __m256 a) {
+template <class V, bool MASK>
+__attribute__((always_inline)) inline void store_lanes(float* p, typename V::Mask m,
+                                                       typename V::Vec a) {
   if constexpr (MASK) {
-    _mm256_maskstore_ps(p, m, a);
+    V::store(p, m, a);
   } else {
     (void)m;
-    _mm256_storeu_ps(p, a);
+    V::store(p, a);
   }
 }
 
-// Row C of a block: v = μ v + dW, W = W − lr v on 16 columns (masked lanes when MASK).
-template <int C, int NB, bool MASK>
-__attribute__((always_inline)) inline void mom_store(float* W, float* V, Index ldw, __m256i m0,
-                                                     __m256i m1, __m256 lr, __m256 mu, __m256 g0,
-                                                     __m256 g1) {
+// The two vectors' masks and the learning rate and momentum, broadcast, for one tile.
+template <class V>
+struct MomLanes {
+  typename V::Mask m0, m1;
+  typename V::Vec lr, mu;
+};
+
+// Row C of a block: v = μ v + dW, W = W − lr v on two vectors of columns (masked lanes
+// when MASK).
+template <class V, int C, int NB, bool MASK>
+__attribute__((always_inline)) inline void mom_store(float* W, float* Vel, Index ldw,
+                                                     const MomLanes<V>& l, typename V::Vec g0,
+                                                     typename V::Vec g1) {
   if constexpr (C < NB) {
+    constexpr Index h = V::kWidth;
     float* w = W + C * ldw;
-    float* v = V + C * ldw;
+    float* v = Vel + C * ldw;
     // Two roundings each, no fused multiply-add: sgd_apply_velocity's bits.
-    const __m256 v0 = _mm256_add_ps(_mm256_mul_ps(mu, load8<MASK>(v, m0)), g0);
-    const __m256 v1 = _mm256_add_ps(_mm256_mul_ps(mu, load8<MASK>(v + 8, m1)), g1);
-    store8<MASK>(v, m0, v0);
-    store8<MASK>(v + 8, m1, v1);
-    store8<MASK>(w, m0, _mm256_sub_ps(load8<MASK>(w, m0), _mm256_mul_ps(lr, v0)));
-    store8<MASK>(w + 8, m1, _mm256_sub_ps(load8<MASK>(w + 8, m1), _mm256_mul_ps(lr, v1)));
+    const auto v0 = V::add(V::mul(l.mu, load_lanes<V, MASK>(v, l.m0)), g0);
+    const auto v1 = V::add(V::mul(l.mu, load_lanes<V, MASK>(v + h, l.m1)), g1);
+    store_lanes<V, MASK>(v, l.m0, v0);
+    store_lanes<V, MASK>(v + h, l.m1, v1);
+    store_lanes<V, MASK>(w, l.m0, V::sub(load_lanes<V, MASK>(w, l.m0), V::mul(l.lr, v0)));
+    store_lanes<V, MASK>(w + h, l.m1, V::sub(load_lanes<V, MASK>(w + h, l.m1), V::mul(l.lr, v1)));
   }
 }
 
-// One block: NB rows of W and v (row stride ldw) by 16 columns, from a K x 16 block of x
-// (S: 16 floats per sample, lds floats apart) and a K x 6 panel of dz (P, 6 floats per
-// sample). The accumulators are named variables, not an array (gemm_tn.hpp says why).
-template <int NB, bool MASK>
-void mom_block(Index K, const float* S, Index lds, const float* P, float* W, float* V, Index ldw,
-               __m256i m0, __m256i m1, __m256 lr, __m256 mu) {
+// One block: NB rows of W and v (row stride ldw) by two vectors of columns, from a K x
+// kMomSimdCols block of x (S: lds floats apart per sample) and a K x 6 panel of dz (P, 6
+// floats per sample). The accumulators are named variables, not an array (gemm_tn.hpp
+// says why).
+template <class V, int NB, bool MASK>
+void mom_block(Index K, const float* S, Index lds, const float* P, float* W, float* Vel, Index ldw,
+               const MomLanes<V>& l) {
+  constexpr Index h = V::kWidth;
   // The block's rows of W and v are read only at the end, after K samples: ask for them
   // now (from the second-level cache: a slab's W and v are 0.8 MB on W3's first layer).
   for (int c = 0; c < NB; ++c) {
-    _mm_prefetch(reinterpret_cast<const char*>(W + c * ldw), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(V + c * ldw), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(W + c * ldw + 15), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(V + c * ldw + 15), _MM_HINT_T0);
+    for (Index i = 0; i < 2 * h; i += 16) {
+      _mm_prefetch(reinterpret_cast<const char*>(W + c * ldw + i), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(Vel + c * ldw + i), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(W + c * ldw + i + 15), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(Vel + c * ldw + i + 15), _MM_HINT_T0);
+    }
   }
-  const __m256 zero = _mm256_setzero_ps();
-  __m256 c00 = zero, c01 = zero, c02 = zero, c03 = zero, c04 = zero, c05 = zero;
-  __m256 c10 = zero, c11 = zero, c12 = zero, c13 = zero, c14 = zero, c15 = zero;
+  const auto zero = V::zero();
+  auto c00 = zero, c01 = zero, c02 = zero, c03 = zero, c04 = zero, c05 = zero;
+  auto c10 = zero, c11 = zero, c12 = zero, c13 = zero, c14 = zero, c15 = zero;
   for (Index k = 0; k < K; ++k) {
-    const __m256 a0 = _mm256_loadu_ps(S + k * lds);
-    const __m256 a1 = _mm256_loadu_ps(S + k * lds + 8);
+    const auto a0 = V::load(S + k * lds);
+    const auto a1 = V::load(S + k * lds + h);
     const float* dz = P + k * kMomTileRows;
-    mom_row<0, NB>(dz, a0, a1, c00, c10);
-    mom_row<1, NB>(dz, a0, a1, c01, c11);
-    mom_row<2, NB>(dz, a0, a1, c02, c12);
-    mom_row<3, NB>(dz, a0, a1, c03, c13);
-    mom_row<4, NB>(dz, a0, a1, c04, c14);
-    mom_row<5, NB>(dz, a0, a1, c05, c15);
+    mom_row<V, 0, NB>(dz, a0, a1, c00, c10);
+    mom_row<V, 1, NB>(dz, a0, a1, c01, c11);
+    mom_row<V, 2, NB>(dz, a0, a1, c02, c12);
+    mom_row<V, 3, NB>(dz, a0, a1, c03, c13);
+    mom_row<V, 4, NB>(dz, a0, a1, c04, c14);
+    mom_row<V, 5, NB>(dz, a0, a1, c05, c15);
   }
-  mom_store<0, NB, MASK>(W, V, ldw, m0, m1, lr, mu, c00, c10);
-  mom_store<1, NB, MASK>(W, V, ldw, m0, m1, lr, mu, c01, c11);
-  mom_store<2, NB, MASK>(W, V, ldw, m0, m1, lr, mu, c02, c12);
-  mom_store<3, NB, MASK>(W, V, ldw, m0, m1, lr, mu, c03, c13);
-  mom_store<4, NB, MASK>(W, V, ldw, m0, m1, lr, mu, c04, c14);
-  mom_store<5, NB, MASK>(W, V, ldw, m0, m1, lr, mu, c05, c15);
+  mom_store<V, 0, NB, MASK>(W, Vel, ldw, l, c00, c10);
+  mom_store<V, 1, NB, MASK>(W, Vel, ldw, l, c01, c11);
+  mom_store<V, 2, NB, MASK>(W, Vel, ldw, l, c02, c12);
+  mom_store<V, 3, NB, MASK>(W, Vel, ldw, l, c03, c13);
+  mom_store<V, 4, NB, MASK>(W, Vel, ldw, l, c04, c14);
+  mom_store<V, 5, NB, MASK>(W, Vel, ldw, l, c05, c15);
 }
 
-template <bool MASK>
+template <class V, bool MASK>
 void mom_block_rows(Index nb, Index K, const float* S, Index lds, const float* P, float* W,
-                    float* V, Index ldw, __m256i m0, __m256i m1, __m256 lr, __m256 mu) {
+                    float* Vel, Index ldw, const MomLanes<V>& l) {
   switch (nb) {
     case 6:
-      mom_block<6, MASK>(K, S, lds, P, W, V, ldw, m0, m1, lr, mu);
+      mom_block<V, 6, MASK>(K, S, lds, P, W, Vel, ldw, l);
       break;
     case 5:
-      mom_block<5, MASK>(K, S, lds, P, W, V, ldw, m0, m1, lr, mu);
+      mom_block<V, 5, MASK>(K, S, lds, P, W, Vel, ldw, l);
       break;
     case 4:
-      mom_block<4, MASK>(K, S, lds, P, W, V, ldw, m0, m1, lr, mu);
+      mom_block<V, 4, MASK>(K, S, lds, P, W, Vel, ldw, l);
       break;
     case 3:
-      mom_block<3, MASK>(K, S, lds, P, W, V, ldw, m0, m1, lr, mu);
+      mom_block<V, 3, MASK>(K, S, lds, P, W, Vel, ldw, l);
       break;
     case 2:
-      mom_block<2, MASK>(K, S, lds, P, W, V, ldw, m0, m1, lr, mu);
+      mom_block<V, 2, MASK>(K, S, lds, P, W, Vel, ldw, l);
       break;
     case 1:
-      mom_block<1, MASK>(K, S, lds, P, W, V, ldw, m0, m1, lr, mu);
+      mom_block<V, 1, MASK>(K, S, lds, P, W, Vel, ldw, l);
       break;
     default:
       break;
@@ -207,7 +287,7 @@ inline Index mom_block_rows_at(Index left) {
   return left == 7 || left == 8 ? 4 : std::min(kMomTileRows, left);
 }
 
-// Whether the kernel reads x's 16 inputs per sample where they are, ldx floats apart,
+// Whether the kernel reads x's inputs per sample where they are, ldx floats apart,
 // instead of copying them into a contiguous sliver first: each chunk of rows made that
 // copy of all of x (200 KB on W3's first layer). The loads then hit the same first-level
 // cache lines a sliver's would, after the block's first sample. W3, C++ harness, 150
@@ -219,11 +299,12 @@ inline bool x_direct(Index ldx) { return ldx % 128 != 0; }
 // Rows [lo, hi) of W (n_out x n_in, row-major) and v, one chunk (mom_chunk_rows): v = μ v +
 // dz[lo:hi] xᵀ, W −= lr v. x is n_in x K column-major (ldx), dz n_out x K column-major
 // (ldz). panels holds room for (hi - lo) / 6 + 1 panels of K x 6 floats, sliver for
-// K x 16 floats.
-inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const float* x,
-                                  Index ldx, const float* dz, Index ldz, float* W, float* V,
-                                  __m256 lr, __m256 mu, float* panels, float* sliver) {
-  constexpr Index R = kMomTileRows, S16 = kMomTileCols;
+// K x kMomSimdCols floats.
+template <class V>
+void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const float* x, Index ldx,
+                           const float* dz, Index ldz, float* W, float* Vel, float lr, float mu,
+                           float* panels, float* sliver) {
+  constexpr Index R = kMomTileRows, h = V::kWidth, cols = 2 * h;
   // dz's rows, block by block: P[k * 6 + c] = dz[row + c, k] (zero past the block's rows).
   Index n_blocks = 0;
   for (Index row = lo; row < hi; ++n_blocks) {
@@ -235,24 +316,20 @@ inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const
   }
   float* S = sliver;
   const bool read_x = x_direct(ldx);  // x's full tiles read in place (x_direct says when)
-  for (Index j0 = 0; j0 < n_in; j0 += S16) {
-    const Index width = std::min(S16, n_in - j0);
-    alignas(32) int lanes[S16];
-    for (Index l = 0; l < S16; ++l) lanes[l] = l < width ? -1 : 0;
-    const __m256i m0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
-    const __m256i m1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 8));
-    // x's inputs j0 .. j0 + 16 for every sample: where they are, or copied contiguous
+  for (Index j0 = 0; j0 < n_in; j0 += cols) {
+    const Index width = std::min(cols, n_in - j0);
+    const MomLanes<V> l{V::first(width), V::first(width - h), V::set1(lr), V::set1(mu)};
+    // x's inputs j0 .. j0 + cols for every sample: where they are, or copied contiguous
     // (zero in masked lanes).
-    const bool full = width == S16;
+    const bool full = width == cols;
     const bool direct = full && read_x;
     const float* Sx = direct ? x + j0 : S;
-    const Index lds = direct ? ldx : S16;
+    const Index lds = direct ? ldx : cols;
     if (!direct) {
       for (Index k = 0; k < K; ++k) {
         const float* xk = x + k * ldx + j0;
-        _mm256_storeu_ps(S + k * S16, full ? load8<false>(xk, m0) : load8<true>(xk, m0));
-        _mm256_storeu_ps(S + k * S16 + 8,
-                         full ? load8<false>(xk + 8, m1) : load8<true>(xk + 8, m1));
+        V::store(S + k * cols, full ? V::load(xk) : V::load(xk, l.m0));
+        V::store(S + k * cols + h, full ? V::load(xk + h) : V::load(xk + h, l.m1));
       }
     }
     Index row = lo;
@@ -260,11 +337,11 @@ inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const
       const Index nb = mom_block_rows_at(hi - row);
       const float* P = panels + bi * R * K;
       float* w = W + row * n_in + j0;
-      float* v = V + row * n_in + j0;
+      float* v = Vel + row * n_in + j0;
       if (full) {
-        mom_block_rows<false>(nb, K, Sx, lds, P, w, v, n_in, m0, m1, lr, mu);
+        mom_block_rows<V, false>(nb, K, Sx, lds, P, w, v, n_in, l);
       } else {
-        mom_block_rows<true>(nb, K, Sx, lds, P, w, v, n_in, m0, m1, lr, mu);
+        mom_block_rows<V, true>(nb, K, Sx, lds, P, w, v, n_in, l);
       }
       row += nb;
     }
@@ -275,11 +352,10 @@ inline void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const
 inline void momentum_update_rows(Index n_in, Index lo, Index hi, Index K, const float* x, Index ldx,
                                  const float* dz, Index ldz, float* W, float* V, float lr, float mu,
                                  float* panels, float* sliver) {
-  const __m256 lr8 = _mm256_set1_ps(lr), mu8 = _mm256_set1_ps(mu);
   const Index chunk = mom_chunk_rows(K);
   for (Index c = lo; c < hi; c += chunk) {
-    momentum_update_chunk(n_in, c, std::min(hi, c + chunk), K, x, ldx, dz, ldz, W, V, lr8, mu8,
-                          panels, sliver);
+    momentum_update_chunk<MomSimd>(n_in, c, std::min(hi, c + chunk), K, x, ldx, dz, ldz, W, V, lr,
+                                   mu, panels, sliver);
   }
 }
 
@@ -302,7 +378,7 @@ class MomentumScratch {
     }
     for (size_t i = 0; i < panels_.size(); ++i) {  // every slab's, for the new max_batch
       panels_[i].resize(panel_floats(max_batch_));
-      slivers_[i].resize(static_cast<size_t>(detail::kMomTileCols * max_batch_));
+      slivers_[i].resize(static_cast<size_t>(detail::kMomSimdCols * max_batch_));
     }
   }
 

@@ -69,6 +69,10 @@ def _momentum_kernel_applies(n_out: typing.SupportsInt | typing.SupportsIndex, n
     """
     Whether a float32 momentum-SGD trainer steps an n_out x n_in layer's weights on densa's own kernel (momentum_update.hpp) rather than the BLAS and a separate pass.
     """
+def _momentum_kernel_step(W: numpy.ndarray, V: numpy.ndarray, x: numpy.ndarray, dz: numpy.ndarray, lr: typing.SupportsFloat | typing.SupportsIndex, mu: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    Test hook: one momentum step of densa's own kernel, in place: V = mu V + dz.T @ x, W -= lr V (W, V: (n_out, n_in); x: (K, n_in); dz: (K, n_out); float32). ValueError in a module without the kernel.
+    """
 def _relu_backward(W: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], D: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> typing.Any:
     """
     Test hook: the hidden split's fused relu backward step on one team's slice.
