@@ -73,6 +73,39 @@ def _median_times(fns: dict, repeats: int, warmup: int = 1, pause: float = 0.2) 
 SAMPLES: list = []  # every _median_times call's per-round seconds, for --samples
 
 
+def machine_state(pause: float = 0.2, rounds: int = 7) -> tuple[float, float]:
+    """Median seconds to read one float from each of 4096 pages (16 MiB) right after
+    reading them all (warm) and after an idle ``pause`` (cold), as every timed call here
+    starts after such a pause. On this shared virtual machine the cold read took 0.4-5 ms
+    within one morning while the warm one stayed at ~0.03 ms: what a pause costs then
+    (caches and translations evicted by other guests) falls on every implementation,
+    most heavily on the shortest calls (W4's epoch, W5's fit). Printed with each run, so
+    that runs in different hours can be told apart."""
+    data = np.ones((16 << 20) // 8)
+    per_page = 4096 // data.itemsize
+
+    def touch() -> float:
+        t0 = time.perf_counter()
+        data[::per_page].sum()
+        return time.perf_counter() - t0
+
+    touch()
+    warm = statistics.median(touch() for _ in range(rounds))
+    cold = []
+    for _ in range(rounds):
+        time.sleep(pause)
+        cold.append(touch())
+    return warm, statistics.median(cold)
+
+
+def machine_state_line() -> str:
+    warm, cold = machine_state()
+    return (
+        f"machine state: 4096 pages read in {cold * 1e3:.2f} ms after a 0.2 s pause "
+        f"({warm * 1e3:.3f} ms warm)"
+    )
+
+
 def _try_import(name):
     try:
         return __import__(name)
@@ -625,7 +658,9 @@ def main(argv=None):
     runs = []
     for i in range(args.runs):
         print(f"\n== run {i + 1} of {args.runs}" if args.runs > 1 else "")
+        print(machine_state_line())
         values = run_suite(args, want, torch, sk, r)
+        print(machine_state_line())
         print("TARGETS")
         print("\n".join(target_lines(values)))
         runs.append(values)
