@@ -32,6 +32,7 @@
 #include "densa/orders.hpp"
 #include "densa/parallel.hpp"
 #include "densa/relu_backward.hpp"
+#include "densa/targets.hpp"
 #include "densa/trainer.hpp"
 
 namespace py = pybind11;
@@ -64,9 +65,8 @@ using Array = py::array_t<T, py::array::c_style>;
 // nanoseconds; pybind11's array_t conversion (dtype equivalence, PyArray_FromAny) took
 // ~190 ns per argument, a tenth of a small layer's forward + backward from Python.
 template <class T>
-bool is_dtype(const py::array& a) {
+bool is_dtype(const py::dtype& dt) {
   static const int num = py::dtype::of<T>().num();
-  const py::dtype dt = a.dtype();
   const char order = dt.byteorder();
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
   const char native = '>';
@@ -74,6 +74,11 @@ bool is_dtype(const py::array& a) {
   const char native = '<';
 #endif
   return dt.num() == num && (order == '=' || order == '|' || order == native);
+}
+
+template <class T>
+bool is_dtype(const py::array& a) {
+  return is_dtype<T>(a.dtype());
 }
 
 template <class T>
@@ -787,6 +792,27 @@ bool all_finite_array(const py::array& a) {
                 : densa::all_finite(static_cast<const double*>(a.data()), size);
 }
 
+// Labels (int64, 1-D) as (N, n_classes) one-hot rows of float32 or float64; None when a
+// label lies outside [0, n_classes), for the caller to report (losses.encode_targets).
+py::object one_hot(const py::array& labels, Index n_classes, const py::dtype& dtype) {
+  if (!py::isinstance<py::array_t<std::int64_t>>(labels) || labels.ndim() != 1 ||
+      !(labels.flags() & py::array::c_style)) {
+    throw py::type_error("one_hot: labels must be a C-contiguous 1-D int64 array");
+  }
+  DENSA_REQUIRE(n_classes > 0, "one_hot: n_classes must be positive");
+  const auto n = static_cast<Index>(labels.shape(0));
+  const auto* p = static_cast<const std::int64_t*>(labels.data());
+  const auto fill = [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    Array<T> rows = new_batch<T>(n, n_classes);
+    if (!densa::one_hot_rows<T>(p, n, n_classes, rows.mutable_data())) return py::none();
+    return std::move(rows);
+  };
+  if (is_dtype<float>(dtype)) return fill(float{});
+  if (is_dtype<double>(dtype)) return fill(double{});
+  throw py::type_error("one_hot: dtype must be float32 or float64");
+}
+
 bool same_dtype(const py::array& a, const py::array& b) {
   return py::detail::npy_api::get().PyArray_EquivTypes_(a.dtype().ptr(), b.dtype().ptr());
 }
@@ -976,8 +1002,11 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
   m.def("get_num_threads", &densa::get_num_threads);
   m.def("all_finite", &all_finite_array, py::arg("a").noconvert(),
         "Whether a float32 or float64 C-contiguous array holds no NaN or inf.");
-  m.def("copy_if_finite", &copy_if_finite, py::arg("live"), py::arg("spare"),
-        py::arg("n_params"), py::arg("n_checked"), py::arg("copy"),
+  m.def("one_hot", &one_hot, py::arg("labels").noconvert(), py::arg("n_classes"), py::arg("dtype"),
+        "Labels (int64, 1-D) as (N, n_classes) one-hot rows of float32 or float64; None when a "
+        "label lies outside [0, n_classes).");
+  m.def("copy_if_finite", &copy_if_finite, py::arg("live"), py::arg("spare"), py::arg("n_params"),
+        py::arg("n_checked"), py::arg("copy"),
         "fit's finite copy in one call: 2 all finite (copied if copy), 1 only the parameters, "
         "0 not the parameters.");
   m.def("sample_orders", &sample_orders, py::arg("seeds"), py::arg("n"),

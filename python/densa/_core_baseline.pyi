@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'all_finite', 'blas', 'copy_if_finite', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'flushes_subnormals', 'forward_kernel_simd', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'uses_blas']
+__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'all_finite', 'blas', 'copy_if_finite', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'flushes_subnormals', 'forward_kernel_simd', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'one_hot', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'uses_blas']
 class Trainer_float32:
     def __init__(self, Ws: list[numpy.typing.NDArray[numpy.float32]], bs: list[numpy.typing.NDArray[numpy.float32]], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.typing.NDArray[numpy.float32]]], state_b: list[list[numpy.typing.NDArray[numpy.float32]]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -156,6 +156,10 @@ def mapped_address(x: numpy.typing.NDArray[numpy.float32]) -> int:
 def mapped_address(x: numpy.typing.NDArray[numpy.float64]) -> int:
     """
     Address of the first element of the Eigen view the kernels use for x (tests check it equals x's own data pointer: no copy).
+    """
+def one_hot(labels: numpy.ndarray, n_classes: typing.SupportsInt | typing.SupportsIndex, dtype: numpy.dtype[typing.Any]) -> typing.Any:
+    """
+    Labels (int64, 1-D) as (N, n_classes) one-hot rows of float32 or float64; None when a label lies outside [0, n_classes).
     """
 def sample_orders(seeds: numpy.ndarray, n: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
     """

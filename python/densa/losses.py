@@ -5,6 +5,9 @@ computed by the backends (``densa.reference.loss`` and ``cpp/densa/loss.hpp``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
@@ -27,7 +30,13 @@ def from_labels(loss: str, y: np.ndarray) -> bool:
 
 
 def encode_targets(
-    loss: str, y: ArrayLike, n_out: int, n_samples: int, dtype: DTypeLike, name: str = "y"
+    loss: str,
+    y: ArrayLike,
+    n_out: int,
+    n_samples: int,
+    dtype: DTypeLike,
+    name: str = "y",
+    one_hot: Callable[[np.ndarray, int, np.dtype[Any]], np.ndarray | None] | None = None,
 ) -> np.ndarray:
     """Targets as the (N, n_out) float array the kernels take.
 
@@ -39,6 +48,11 @@ def encode_targets(
     Real targets are not checked for NaN or inf here: the network does that, unless
     it was built with ``check_finite=False`` (values beyond float32's range become inf
     in a float32 network). Class labels are always checked: NaN is no class.
+
+    ``one_hot(labels, n_out, dtype)``: the native backend's encoding of integer labels
+    (``densa.native._one_hot``), the same rows in one pass, or None when a label is out
+    of range (then the labels are checked and reported here). Without it, NumPy builds
+    them.
     """
     arr = np.asarray(y)
     if arr.dtype.kind not in "biuf":
@@ -48,6 +62,12 @@ def encode_targets(
     if arr.shape[0] != n_samples:
         raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_samples} samples")
     if from_labels(loss, arr):
+        if one_hot is not None and arr.dtype.kind in "iu":
+            # int64 as they are; other integer types converted (a huge uint64 wraps
+            # negative, and is then refused below with its own value).
+            rows = one_hot(np.ascontiguousarray(arr, dtype=np.int64), n_out, np.dtype(dtype))
+            if rows is not None:
+                return rows
         if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):  # NaN too
             raise ValueError(f"{name}: class labels must be whole numbers, got {arr[:5]}...")
         # The range is checked before the cast: 1e20 or a huge uint64 would wrap.

@@ -34,6 +34,8 @@ _adam_unchecked: Callable[..., None] = core.adam_step
 _copy_if_finite: Callable[..., int] = core.copy_if_finite
 # The check of a network's inputs for NaN and inf (Network._all_finite), in one pass.
 _all_finite: Callable[[np.ndarray], bool] = core.all_finite
+# Class labels as one-hot rows (losses.encode_targets), in one pass.
+_one_hot: Callable[[np.ndarray, int, np.dtype[Any]], np.ndarray | None] = core.one_hot
 
 
 def dense_forward(

@@ -336,7 +336,15 @@ class Network:
     ) -> tuple[np.ndarray, np.ndarray]:
         Xa = self._prepare_X(X, xname)
         ya = np.asarray(y)
-        T = losses.encode_targets(self.loss, ya, self.n_out, Xa.shape[0], self._dtype, yname)
+        T = losses.encode_targets(
+            self.loss,
+            ya,
+            self.n_out,
+            Xa.shape[0],
+            self._dtype,
+            yname,
+            getattr(self._backend, "_one_hot", None),
+        )
         # One-hot rows from class labels need no check: encode_targets checked the labels.
         labels = losses.from_labels(self.loss, ya)
         if self.check_finite and not labels and not self._all_finite(T):
