@@ -81,7 +81,7 @@ mapfile -t tests < <(cd "$repo" && ls tests/test_activations.py tests/test_dense
   tests/test_loss_optimizer_kernels.py tests/test_optimizer_step_inputs.py tests/test_trainer_kernels.py \
   tests/test_trainer_guards.py tests/test_network_*.py tests/test_orders.py tests/test_pool_wake.py tests/test_relu_backward.py \
   tests/test_robustness_inputs.py tests/test_robustness_divergence.py tests/test_finite_checks.py tests/test_pacing.py tests/test_momentum_kernel.py \
-  tests/test_robustness_threads.py tests/test_fuzz_public_api.py 2>/dev/null)
+  tests/test_robustness_threads.py tests/test_fuzz_public_api.py tests/test_one_hot_targets.py 2>/dev/null)
 if [[ ${#tests[@]} -eq 0 ]]; then
   echo "sanitizers: no test file found" >&2
   exit 1
