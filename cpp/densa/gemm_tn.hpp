@@ -79,16 +79,22 @@ inline bool use_gemm_tn(Index M, Index N, Index K) {
 #if DENSA_HAVE_GEMM_TN
 namespace detail {
 
-// Calls block(std::integral_constant<int, cols>{}) for a last block of 1 <= cols < Max
-// columns: the block kernels take their width as a template argument, so that their
-// accumulators stay in registers.
-template <int Max, class F, int... J>
-void narrow_block(Index cols, F&& block, std::integer_sequence<int, J...>) {
+// The blocks of C's N columns, NB at a time, each as block(width, B + n·ldb, C + n·ldc)
+// with its width as a std::integral_constant: whole blocks, then a last narrower one.
+// The block kernels take their width as a template argument, so that their accumulators
+// stay in registers.
+template <int NB, class F, int... J>
+void narrow_block(Index cols, const F& block, std::integer_sequence<int, J...>) {
   ((cols == J + 1 ? (block(std::integral_constant<int, J + 1>{}), 0) : 0), ...);
 }
-template <int Max, class F>
-void narrow_block(Index cols, F&& block) {
-  narrow_block<Max>(cols, std::forward<F>(block), std::make_integer_sequence<int, Max - 1>{});
+template <int NB, class F>
+void for_column_blocks(Index N, const float* B, Index ldb, float* C, Index ldc, const F& block) {
+  Index n = 0;
+  for (; n + NB <= N; n += NB) block(std::integral_constant<int, NB>{}, B + n * ldb, C + n * ldc);
+  const float* Bn = B + n * ldb;
+  float* Cn = C + n * ldc;
+  narrow_block<NB>(
+      N - n, [&](auto width) { block(width, Bn, Cn); }, std::make_integer_sequence<int, NB - 1>{});
 }
 
 inline void transpose8x8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5,
@@ -244,15 +250,9 @@ void gemm_tn_block512(Index K, const float* P0, const float* P1, const float* B,
 // C (32 x N) from two packed full panels, in 32 x 8 blocks and one narrower last block.
 inline void gemm_tn_pair(Index N, Index K, const float* P0, const float* P1, const float* B,
                          Index ldb, float* C, Index ldc) {
-  constexpr Index NB = kTn512BlockCols;
-  Index n = 0;
-  for (; n + NB <= N; n += NB) {
-    gemm_tn_block512<NB>(K, P0, P1, B + n * ldb, ldb, C + n * ldc, ldc);
-  }
-  const float* Bn = B + n * ldb;
-  float* Cn = C + n * ldc;
-  narrow_block<NB>(
-      N - n, [&](auto nb) { gemm_tn_block512<decltype(nb)::value>(K, P0, P1, Bn, ldb, Cn, ldc); });
+  for_column_blocks<kTn512BlockCols>(N, B, ldb, C, ldc, [&](auto nb, const float* Bn, float* Cn) {
+    gemm_tn_block512<decltype(nb)::value>(K, P0, P1, Bn, ldb, Cn, ldc);
+  });
 }
 #endif
 
@@ -281,14 +281,7 @@ inline void gemm_tn(Index M, Index N, Index K, const float* A, Index lda, const 
   for (; m0 < M; m0 += R) {
     const Index rows = std::min(R, M - m0);
     detail::pack_tn_panel(K, A + m0 * lda, lda, rows, P);
-    float* Cm = C + m0;
-    Index n = 0;
-    for (; n + NB <= N; n += NB) {
-      detail::gemm_tn_block<6>(K, P, B + n * ldb, ldb, Cm + n * ldc, ldc, rows);
-    }
-    const float* Bn = B + n * ldb;
-    float* Cn = Cm + n * ldc;
-    detail::narrow_block<NB>(N - n, [&](auto nb) {
+    detail::for_column_blocks<NB>(N, B, ldb, C + m0, ldc, [&](auto nb, const float* Bn, float* Cn) {
       detail::gemm_tn_block<decltype(nb)::value>(K, P, Bn, ldb, Cn, ldc, rows);
     });
   }

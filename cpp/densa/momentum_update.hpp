@@ -316,9 +316,10 @@ void momentum_update_chunk(Index n_in, Index lo, Index hi, Index K, const float*
   }
   float* S = sliver;
   const bool read_x = x_direct(ldx);  // x's full tiles read in place (x_direct says when)
+  const auto lr_v = V::set1(lr), mu_v = V::set1(mu);
   for (Index j0 = 0; j0 < n_in; j0 += cols) {
     const Index width = std::min(cols, n_in - j0);
-    const MomLanes<V> l{V::first(width), V::first(width - h), V::set1(lr), V::set1(mu)};
+    const MomLanes<V> l{V::first(width), V::first(width - h), lr_v, mu_v};
     // x's inputs j0 .. j0 + cols for every sample: where they are, or copied contiguous
     // (zero in masked lanes).
     const bool full = width == cols;
