@@ -346,3 +346,21 @@ def test_the_avx512_blocks_compute_the_avx2_blocks_bits():
         np.testing.assert_array_equal(V4, V3, err_msg=shape)
         np.testing.assert_array_equal(W4, W3, err_msg=shape)
         assert not np.array_equal(W3, W)  # the step was taken
+
+
+def test_the_kernel_hook_refuses_bad_arrays():
+    if not _core._momentum_kernel_applies(256, 784, 64):
+        pytest.skip(f"this module ({_core.isa}) has no momentum kernel")
+    W, V = np.zeros((2, 6, 9), dtype=np.float32)
+    x, dz = np.zeros((4, 9), np.float32), np.zeros((4, 6), np.float32)
+    with pytest.raises(TypeError, match="float32"):
+        _core._momentum_kernel_step(W.astype(np.float64), V, x, dz, 0.1, 0.9)
+    with pytest.raises(ValueError, match="V must have W's shape"):
+        _core._momentum_kernel_step(W, V[:, :8].copy(), x, dz, 0.1, 0.9)
+    with pytest.raises(ValueError, match=r"x must be \(K, n_in\)"):
+        _core._momentum_kernel_step(W, V, x[:, :8].copy(), dz, 0.1, 0.9)
+    with pytest.raises(ValueError, match=r"K > 0"):
+        _core._momentum_kernel_step(W, V, x[:0], dz[:0], 0.1, 0.9)
+    W.flags.writeable = False
+    with pytest.raises(ValueError, match="in place"):
+        _core._momentum_kernel_step(W, V, x, dz, 0.1, 0.9)
