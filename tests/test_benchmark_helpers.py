@@ -139,6 +139,26 @@ def test_w5_reset_check_passes_a_full_reset_and_catches_a_partial_one():
     with pytest.raises(RuntimeError, match="does not start from initialisation 0"):
         bench.check_timed_resets(lambda: timed_fit(True), build, train, timed, None)
 
+    # The suite's timed call puts one generator back to its first state instead of
+    # building a new one; one that is not put back draws other orders the second time.
+    rng = np.random.default_rng(1000)
+    first_state = rng.bit_generator.state
+
+    def timed_fit_reusing_rng(reset_rng):
+        for layer, (W, b) in zip(timed.layers, init):
+            layer.W[...] = W
+            layer.b[...] = b
+        if reset_rng:
+            rng.bit_generator.state = first_state
+        timed.rng = rng
+        timed.fit(
+            X, y, epochs=3, batch_size=16, optimizer=densa.SGD(0.1, momentum=0.9), progress=False
+        )
+
+    bench.check_timed_resets(lambda: timed_fit_reusing_rng(True), build, train, timed, None)
+    with pytest.raises(RuntimeError, match="does not start from initialisation 0"):
+        bench.check_timed_resets(lambda: timed_fit_reusing_rng(False), build, train, timed, None)
+
 
 def test_lower_quartiles_compare_each_sides_fast_rounds():
     # densa's rounds: three fast (1.0-1.2), two slow; PyTorch's: the reverse pattern.

@@ -422,6 +422,31 @@ def test_zero_epochs_changes_nothing():
 
 # ----- divergence -------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_floating_point_errors_turned_on_still_give_training_diverged_and_inf_outputs(backend):
+    # A user who made NumPy raise on overflow (np.errstate(all="raise")) still gets fit's
+    # own error, and predict's inf: the reference kernels compute with NumPy's warnings
+    # off (reference/_quiet.py; network._backend_quiet adds the same around them), the
+    # native backend computes nothing in NumPy there.
+    X, y = make_data("real", 64, 4, 3)
+    net = make_net("mse", dtype="float32", backend=backend)
+    with np.errstate(all="raise"):
+        with pytest.raises(densa.TrainingDivergedError):
+            net.fit(
+                100 * X,
+                y,
+                epochs=5,
+                batch_size=8,
+                optimizer=densa.SGD(lr=1e3),
+                shuffle=False,
+                progress=False,
+            )
+        for layer in net.layers:
+            layer.W[...] = 1e30  # finite, but every output overflows float32
+        out = net.predict_raw(X)
+    assert np.isinf(out).any()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_absurd_learning_rate_raises_training_diverged(backend):
     X, y = make_data("real", 64, 4, 3)
     X = 100 * X

@@ -19,12 +19,21 @@ from numpy.typing import ArrayLike, DTypeLike
 ALIGNMENT = 64
 
 
+def address(arr: np.ndarray) -> int:
+    """The address of ``arr``'s first element. Read from the array interface rather than
+    ``arr.ctypes.data``, which builds a ctypes helper object: fit allocates its optimizer
+    state here, and right after an idle pause four such allocations took 7.0 ms with
+    ctypes against 3.2 ms without (the ctypes module's code is cold by then)."""
+    data: int = arr.__array_interface__["data"][0]
+    return data
+
+
 def _aligned(shape: int | Sequence[int], dtype: DTypeLike, alloc: Any) -> np.ndarray:
     dtype = np.dtype(dtype)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     nbytes = math.prod(shape) * dtype.itemsize
     raw = alloc(nbytes + ALIGNMENT, dtype=np.uint8)
-    offset = (-raw.ctypes.data) % ALIGNMENT
+    offset = (-address(raw)) % ALIGNMENT
     arr: np.ndarray = raw[offset : offset + nbytes].view(dtype).reshape(shape)
     return arr
 
@@ -50,7 +59,7 @@ def aligned_copy(values: ArrayLike, dtype: DTypeLike) -> np.ndarray:
 
 
 def is_aligned(arr: np.ndarray) -> bool:
-    return arr.flags.c_contiguous and arr.ctypes.data % ALIGNMENT == 0
+    return arr.flags.c_contiguous and address(arr) % ALIGNMENT == 0
 
 
 def aligned(arr: np.ndarray, dtype: DTypeLike) -> np.ndarray:

@@ -8,6 +8,7 @@ C-contiguous array of the right dtype is always read in place.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,10 @@ _adam_unchecked: Callable[..., None] = core.adam_step
 _copy_if_finite: Callable[..., int] = core.copy_if_finite
 # The check of a network's inputs for NaN and inf (Network._all_finite), in one pass.
 _all_finite: Callable[[np.ndarray], bool] = core.all_finite
+# What the network wraps this backend's trainer calls and forward passes in
+# (network._backend_quiet): the extension raises no NumPy warnings, so nothing to
+# silence; a no-op that can be entered again and again, from any thread.
+_no_numpy_warnings = contextlib.nullcontext()
 # Class labels as one-hot rows (losses.encode_targets), in one pass.
 _one_hot: Callable[[np.ndarray, int, np.dtype[Any]], np.ndarray | None] = core.one_hot
 

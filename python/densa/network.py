@@ -7,6 +7,7 @@ optimizer's state). Both backends compute on those same arrays in place, so swit
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -34,6 +35,21 @@ PathLike = Union[str, "os.PathLike[str]"]
 # range (one next_uint64 each); MT19937's raw output is 32 bits.
 _RAW_IS_UINT64 = (np.random.PCG64, np.random.PCG64DXSM, np.random.Philox, np.random.SFC64)
 _PREDICT_CHUNK = 8192  # rows per forward pass in predict: bounds the memory of z and y
+
+
+def _backend_quiet(backend: Any) -> contextlib.AbstractContextManager[Any]:
+    """What wraps the backend's own computations (fit's trainer calls, the forward passes
+    of predict): NumPy's floating-point warnings off, as the reference backend's overflows
+    show in its results and fit reports them as TrainingDivergedError. The native backend
+    computes nothing there in NumPy and offers a reusable no-op instead
+    (``densa.native._no_numpy_warnings``): np.errstate's context variables cost a digits
+    fit ~1 ms right after an idle pause."""
+    quiet: contextlib.AbstractContextManager[Any] | None = getattr(
+        backend, "_no_numpy_warnings", None
+    )
+    if quiet is not None:
+        return quiet
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
 
 def _quiet() -> np.errstate:
@@ -358,7 +374,7 @@ class Network:
     def _forward(self, X: np.ndarray) -> np.ndarray:
         be = self._backend
         parts: list[np.ndarray] = []
-        with _quiet():
+        with _backend_quiet(be):
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
                 y = X[start : start + _PREDICT_CHUNK]
                 for layer in self.layers:
@@ -681,7 +697,7 @@ class Network:
                     # overflow warnings on the way (reference backend) would only precede
                     # it, or replace it where warnings are errors.
                     # Ctrl-C waits until this chunk is accounted for (see densa._guard).
-                    with deferred, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    with deferred, _backend_quiet(self._backend):
                         r_loss, r_samples, r_batches, diverged, bad, r_penalty = trainer.run(
                             Xa, T, order, batch_size, done, chunk
                         )
@@ -797,7 +813,7 @@ class Network:
         assert history is not None  # fit made it before the first epoch
         kept = len(history.loss)
         try:
-            with deferred, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            with deferred, _backend_quiet(self._backend):
                 losses, seconds, diverged, bad, penalties = trainer.run_epochs(
                     Xa, T, orders, batch_size
                 )
