@@ -5,10 +5,11 @@ batch 64 / 60 000 samples; W4 2-16-16-1 tanh / mse / batch 8 / 2 000 samples; W5
 scikit-learn's digits 64-64-10, 30 epochs; K1, K2 one layer forward + backward;
 peak memory of a W3 fit; ``import densa`` time. float32 throughout.
 
-Implementations run interleaved (A B C A B C ...) after a warm-up, each timed call after
-a 0.2 s pause (other libraries' worker threads keep spinning after they return), and the
-table shows medians, so that a noisy neighbour on the machine hurts every column alike. Ratios are
-"how many times faster densa native is" than each alternative, in the same run.
+Implementations run interleaved (A B C A B C ...) after a warm-up, each timed call once
+the other implementations' worker threads have stopped (they keep spinning after they
+return; ``Pause``, ``--pause``), and the table shows medians, so that a noisy neighbour on
+the machine hurts every column alike. Ratios are "how many times faster densa native is"
+than each alternative, in the same run.
 
 Every implementation starts from densa's initial weights: PyTorch and the NumPy loop
 get copies, scikit-learn gets them through warm_start / partial_fit (``sklearn_from_densa``,
@@ -23,6 +24,7 @@ scikit-learn, whose difference the target is about).
     python benchmarks/bench_suite.py --quick    # fewer repetitions
     python benchmarks/bench_suite.py --only W4 K2
     python benchmarks/bench_suite.py --runs 3   # the whole suite 3 times, then a summary
+    python benchmarks/bench_suite.py --pause 0.2  # a fixed pause before each timed call
 
 Each run ends with its targets (issue 4), each met or missed; with ``--runs N`` a table
 then gives every run's value per target and how many runs met it.
@@ -40,6 +42,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -48,36 +51,113 @@ import numpy as np
 import densa
 
 
-def _median_times(fns: dict, repeats: int, warmup: int = 1, pause: float = 0.2) -> dict:
-    """Median seconds of each fn, calls interleaved across implementations.
+def _other_threads_cpu_ns() -> int | None:
+    """CPU time so far of every thread of this process but the caller's (Linux's
+    schedstat, nanoseconds), or None where the kernel does not give it."""
+    me = threading.get_native_id()
+    total = 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tids:
+        if int(tid) == me:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        except (OSError, ValueError, IndexError):
+            return None
+    return total
 
-    Each timed call starts after a short pause: NumPy's OpenBLAS (used by the NumPy
-    loop, densa's reference and scikit-learn) and PyTorch's OpenMP keep their worker
-    threads spinning for a while after returning, which takes a core from whatever runs
-    next in the process. The pause lets every implementation start on an idle machine.
+
+class Pause:
+    """What each timed call waits for first: the other implementations' worker threads
+    to stop. NumPy's OpenBLAS (the NumPy loop, densa's reference, scikit-learn) keeps its
+    workers spinning ~0.1 s after a threaded call returns, taking a core from whatever
+    runs next in the process.
+
+    ``Pause(None)`` (the default, ``--pause auto``) waits until the process's other
+    threads have used under 5% of a core for ``idle`` seconds, polling every ``poll``
+    seconds, at most ``timeout``. ``Pause(s)`` sleeps a fixed ``s`` seconds, as every
+    session before the eighteenth did with 0.2 s. On this shared virtual machine the
+    idle time itself is not free: a W5 timed call of densa took 9.4 ms after 5 ms of
+    sleep, 11.3 ms after 20 ms, 13.4 ms after 50 ms and 23-27 ms after 0.2 s (the
+    machine drops what the call had cached at a rate that grows with time; see
+    docs/performance.md), a cost that lands almost entirely on the shortest calls.
+    Waiting only as long as the workers need keeps the pause's purpose without it.
+    Each wait's length is recorded (``waited``) and printed with ``--samples``.
     """
+
+    def __init__(self, fixed: float | None = None, idle=0.01, poll=0.0025, timeout=1.0):
+        self.fixed, self.idle, self.poll, self.timeout = fixed, idle, poll, timeout
+        if fixed is None and _other_threads_cpu_ns() is None:
+            self.fixed = 0.2  # no per-thread CPU times here: the old fixed pause
+        self.waited: list[float] = []
+
+    def __call__(self) -> None:
+        t0 = time.perf_counter()
+        if self.fixed is not None:
+            time.sleep(self.fixed)
+        else:
+            last = _other_threads_cpu_ns() or 0
+            quiet_since = t0
+            while True:
+                time.sleep(self.poll)
+                now = time.perf_counter()
+                used = _other_threads_cpu_ns() or 0
+                if used - last > 0.05 * self.poll * 1e9:
+                    quiet_since = now  # someone else was busy in this poll
+                last = used
+                if now - quiet_since >= self.idle or now - t0 >= self.timeout:
+                    break
+        self.waited.append(time.perf_counter() - t0)
+
+    def describe(self) -> str:
+        if self.fixed is not None:
+            return f"a fixed {self.fixed:g} s pause before each timed call"
+        return (
+            f"before each timed call, a wait until the other threads have been idle for "
+            f"{self.idle * 1e3:g} ms (polled every {self.poll * 1e3:g} ms, at most "
+            f"{self.timeout:g} s)"
+        )
+
+
+PAUSE = Pause()  # main() replaces it per --pause
+
+
+def _median_times(fns: dict, repeats: int, warmup: int = 1) -> dict:
+    """Median seconds of each fn, calls interleaved across implementations, each timed
+    call after ``PAUSE`` (the other implementations' worker threads stopped)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times = {k: [] for k in fns}
+    waits = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
-            time.sleep(pause)
+            PAUSE()
+            waits[k].append(PAUSE.waited[-1])
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
     SAMPLES.append(times)
+    WAITS.append(waits)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
 SAMPLES: list = []  # every _median_times call's per-round seconds, for --samples
+WAITS: list = []  # and the pause before each of those calls
 
 
 def machine_state(pause: float = 0.2, rounds: int = 7) -> tuple[float, float]:
     """Median seconds to read one float from each of 4096 pages (16 MiB) right after
-    reading them all (warm) and after an idle ``pause`` (cold), as every timed call here
-    starts after such a pause. On this shared virtual machine the cold read took 0.4-5 ms
-    within one morning while the warm one stayed at ~0.03 ms: what a pause costs then
+    reading them all (warm) and after an idle ``pause`` (cold), as every timed call started
+    until the eighteenth session (``--pause 0.2`` still does). On this shared virtual
+    machine the cold read took 0.4-13 ms within one day while the warm one stayed at
+    ~0.03 ms: what a pause costs then
     (caches and translations evicted by other guests) falls on every implementation,
     most heavily on the shortest calls (W4's epoch, W5's fit). Printed with each run, so
     that runs in different hours can be told apart."""
@@ -474,7 +554,7 @@ def check_timed_resets(densa_fit, densa_net, densa_train, timed_net, torch_fit):
         raise RuntimeError("W5: PyTorch's timed fit does not start from initialisation 0")
 
 
-def bench_layer(m_in, m_out, n, repeats, pause=0.2):
+def bench_layer(m_in, m_out, n, repeats):
     """K1/K2: one relu layer forward + backward, densa native vs NumPy doing the same."""
     rng = np.random.default_rng(0)
     W = rng.standard_normal((m_out, m_in), dtype=np.float32) * 0.05
@@ -504,9 +584,9 @@ def bench_layer(m_in, m_out, n, repeats, pause=0.2):
     for _ in range(20):
         for k, fn in fns.items():
             # NumPy's OpenBLAS workers spin for a while after each call and take a core
-            # from whatever runs next (densa's pool sleeps instead); a pause before each
-            # sample lets both start on an idle machine (benchmarks/bench_gemm.py --pause).
-            time.sleep(pause)
+            # from whatever runs next (densa's pool sleeps instead): each sample starts
+            # once they have stopped (Pause).
+            PAUSE()
             t0 = time.perf_counter()
             for _ in range(inner):
                 fn()
@@ -575,6 +655,15 @@ def print_samples(enabled, per=1):
     if enabled and SAMPLES:
         for k, v in SAMPLES[-1].items():
             print(f"    rounds {k:16s} " + " ".join(f"{t / per:.4f}" for t in v))
+        waits = WAITS[-1] if WAITS else {}
+        if waits:
+            print(
+                "    pause before each call, median (max): "
+                + ", ".join(
+                    f"{k} {statistics.median(v) * 1e3:.0f} ms ({max(v) * 1e3:.0f})"
+                    for k, v in waits.items()
+                )
+            )
         quartiles = lower_quartiles(SAMPLES[-1])
         print(
             "    lower quartiles (rounds at full speed): "
@@ -647,9 +736,27 @@ def main(argv=None):
         default=1,
         help="run the whole suite this many times, then print a summary of the targets",
     )
+    p.add_argument(
+        "--pause",
+        default="auto",
+        help="before each timed call: 'auto' (default) waits until the other threads are "
+        "idle; a number of seconds sleeps that long (0.2 was the method until the "
+        "eighteenth session)",
+    )
     args = p.parse_args(argv)
     if args.runs < 1:
         p.error(f"--runs must be at least 1, got {args.runs}")
+    global PAUSE
+    if args.pause == "auto":
+        PAUSE = Pause()
+    else:
+        try:
+            seconds = float(args.pause)
+        except ValueError:
+            p.error(f"--pause: expected 'auto' or seconds, got {args.pause!r}")
+        if not (0.0 <= seconds <= 60.0):
+            p.error(f"--pause: seconds must be between 0 and 60, got {args.pause}")
+        PAUSE = Pause(seconds)
     want = set(args.only) if args.only else {"W3", "W4", "W5", "K1", "K2", "MEM", "IMPORT"}
     torch, sk = _try_import("torch"), _try_import("sklearn")
     if torch is not None:
@@ -663,6 +770,7 @@ def main(argv=None):
     )
     if hasattr(densa, "show_config"):
         densa.show_config()
+    print(f"timing: interleaved rounds, medians; {PAUSE.describe()}")
     runs = []
     for i in range(args.runs):
         print(f"\n== run {i + 1} of {args.runs}" if args.runs > 1 else "")
@@ -761,7 +869,7 @@ def run_suite(args, want, torch, sk, r) -> dict:
             res = bench_layer(*shape, r)
             print(
                 f"{key} one relu layer {shape[0]}->{shape[1]}, batch {shape[2]}, fwd+bwd "
-                "(0.2 s pause before each sample):"
+                "(a pause before each sample):"
             )
             base = res["densa native"][0]
             for k, (t, gf) in res.items():
