@@ -151,6 +151,11 @@ BAD = [
     (([1], -1), ValueError, "n must be >= 0"),
     (([1], 2.0), TypeError, "n must be an integer"),
     (([1], True), TypeError, "n must be an integer"),
+    # uint64 arrays, which the native backend first hands to the extension unchecked
+    ((np.zeros((2, 2), np.uint64), 3), ValueError, "1-D"),
+    ((np.array([1], np.uint64), 2**62), ValueError, "n must be < 2"),
+    ((np.array([1], np.uint64), -1), ValueError, "n must be >= 0"),
+    ((np.array([1], np.uint64), np.float64(3)), TypeError, "n must be an integer"),
 ]
 
 

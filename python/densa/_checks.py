@@ -104,7 +104,9 @@ def in_place(arr: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
     C-contiguous, aligned to its element size. ``arr`` itself when it already is; else
     one converted copy (a view at an odd byte offset, say np.frombuffer(..., offset=1),
     or big-endian data)."""
-    native = dtype.newbyteorder("=")
+    # dtype.newbyteorder only when needed: its first call after an idle pause cost fit
+    # ~0.5 ms, and a network's dtype is always in native order.
+    native = dtype if dtype.isnative else dtype.newbyteorder("=")
     if arr.dtype == native and arr.flags.c_contiguous and arr.flags.aligned:
         return arr
     with np.errstate(over="ignore"):  # beyond float32's range: inf, for the caller to check
