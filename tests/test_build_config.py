@@ -82,6 +82,12 @@ def test_show_config_says_where_momentum_steps_run():
     assert "momentum: " in text
     assert ("layers of 64 Ki weights" in text) is own
     assert densa._config.config()["momentum_kernel"] is own
+    # The v4 module's blocks are AVX-512 (tests/test_momentum_kernel.py holds them to the
+    # AVX2 blocks' bits); show_config names what runs.
+    simd = {"baseline": None, "x86-64-v3": "AVX2 + FMA", "x86-64-v4": "AVX-512"}[_core.picked]
+    assert densa._config.config()["momentum_kernel_simd"] == simd
+    if simd:
+        assert f"momentum: densa's own ({simd})" in text
 
 
 def test_show_config_says_whether_training_flushes_subnormals():

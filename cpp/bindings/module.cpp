@@ -993,6 +993,15 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
   m.attr("forward_kernel_simd") = DENSA_GEMM_TN_AVX512 ? "AVX-512"
                                   : DENSA_HAVE_GEMM_TN ? "AVX2 + FMA"
                                                        : "";
+  // And of the momentum step's (momentum_update.hpp; DENSA_MOMENTUM_AVX512 is defined only
+  // where the kernel is, hence the preprocessor).
+#if DENSA_HAVE_MOMENTUM_KERNEL && DENSA_MOMENTUM_AVX512
+  m.attr("momentum_kernel_simd") = "AVX-512";
+#elif DENSA_HAVE_MOMENTUM_KERNEL
+  m.attr("momentum_kernel_simd") = "AVX2 + FMA";
+#else
+  m.attr("momentum_kernel_simd") = "";
+#endif
   m.def("cpu_features", &cpu_features,
         "Instruction-set levels the CPU and OS support: {'x86-64-v3': bool, 'x86-64-v4': bool}.");
   m.def("blas", &densa::blas_description, "The library computing the GEMMs, and its kernel.");

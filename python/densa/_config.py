@@ -78,6 +78,8 @@ def config() -> dict[str, Any]:
         "forward_kernel_simd": core.forward_kernel_simd or None,
         # densa's own momentum-SGD step (cpp/densa/momentum_update.hpp): same modules.
         "momentum_kernel": bool(core._momentum_kernel_applies(256, 784, 64)),
+        # Its vectors, as the forward kernel's.
+        "momentum_kernel_simd": core.momentum_kernel_simd or None,
         # Training flushes subnormal numbers to zero (cpp/densa/float_mode.hpp): on x86-64.
         "flushes_subnormals": bool(core.flushes_subnormals),
     }
@@ -108,7 +110,8 @@ def show_config(file: TextIO | None = None) -> None:
     )
     print(f"  forward: {kernel}", file=out)
     momentum = (
-        "densa's own (AVX2 + FMA) for float32 momentum-SGD steps on layers of 64 Ki weights "
+        f"densa's own ({c['momentum_kernel_simd']}) for float32 momentum-SGD steps on layers "
+        "of 64 Ki weights "
         "and more at up to 128 samples (inputs not a multiple of 512), else the BLAS and a "
         "pass"
         if c["momentum_kernel"]

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'all_finite', 'blas', 'copy_if_finite', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'flushes_subnormals', 'forward_kernel_simd', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'one_hot', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'uses_blas']
+__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'all_finite', 'blas', 'copy_if_finite', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'flushes_subnormals', 'forward_kernel_simd', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'momentum_kernel_simd', 'one_hot', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'uses_blas']
 class Trainer_float32:
     def __init__(self, Ws: list[numpy.typing.NDArray[numpy.float32]], bs: list[numpy.typing.NDArray[numpy.float32]], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.typing.NDArray[numpy.float32]]], state_b: list[list[numpy.typing.NDArray[numpy.float32]]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -179,5 +179,6 @@ eigen_version: str
 flushes_subnormals: bool
 forward_kernel_simd: str
 isa: str
+momentum_kernel_simd: str
 simd: str
 uses_blas: bool
