@@ -1,6 +1,8 @@
 """How much training ``fit`` hands a trainer per call (densa._pacing): the first call,
-sized before anything has been timed, stays within an epoch and is one batch for
-networks whose batches could take long; a small network's first epoch is one call."""
+sized before anything has been timed from each backend's assumed costs, stays within the
+chunk time and is one batch for networks whose batches could take long; a small
+network's first epoch is one call, and with nothing to do between epochs its first
+call is already a group of whole epochs."""
 
 from __future__ import annotations
 
@@ -90,7 +92,8 @@ def test_the_first_call_is_no_longer_than_the_chunk_time(
     net.fit(X, y, epochs=2, batch_size=batch_size, progress=False, on_epoch_end=_nothing)
     first_batches = calls[0][0]
     per_batch = min(seconds / batches for batches, seconds in calls[1:] if batches)
-    assert first_batches == _pacing.first_chunk(sizes, batch_size, 40)
+    costs = _pacing.costs_for(backend)
+    assert first_batches == _pacing.first_chunk(sizes, batch_size, 40, costs)
     assert first_batches * per_batch <= 1.5 * _pacing.CHUNK_SECONDS, (first_batches, per_batch)
 
 
@@ -108,17 +111,9 @@ def test_next_chunk_and_epoch_group_follow_the_measured_times():
     assert _pacing.epoch_group(1e-6, 10**6, 10**6) == _pacing.GROUP_ORDER_ENTRIES // 10**6
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_fit_runs_a_small_networks_first_epoch_in_one_call(backend, monkeypatch):
-    """The first epoch is one trainer call, then the rest of the epochs one group."""
-    monkeypatch.setattr(_pacing, "CHUNK_SECONDS", 10.0)  # groups whatever the machine's load
+def _spy_calls(net, monkeypatch):
+    """The trainer calls fit makes: ("run", batches) or ("run_epochs", epochs)."""
     calls: list[tuple[str, int]] = []
-    net = densa.Network(
-        [densa.Dense(8, 16, "relu"), densa.Dense(16, 3, "identity")],
-        loss="softmax_cross_entropy",
-        backend=backend,
-        seed=0,
-    )
     make_trainer = net._backend.Trainer
 
     class Spy:
@@ -134,13 +129,80 @@ def test_fit_runs_a_small_networks_first_epoch_in_one_call(backend, monkeypatch)
             return self._trainer.run_epochs(X, T, orders, batch_size)
 
     monkeypatch.setattr(net._backend, "Trainer", Spy)
+    return calls
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fit_runs_a_small_networks_epochs_in_one_call(backend, monkeypatch):
+    """Nothing between epochs: the first call is already a group of whole epochs, sized
+    by the assumed costs; with a callback, each epoch is one call of all its batches."""
+    monkeypatch.setattr(_pacing, "CHUNK_SECONDS", 10.0)  # whatever the machine's load
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 8)).astype(np.float32)
     y = rng.integers(0, 3, 200)
-    net.fit(X, y, epochs=5, batch_size=16, optimizer=densa.SGD(0.05), progress=False)
-    assert calls[0] == ("run", 13)  # all 13 batches of epoch 1
-    assert calls[1:] == [("run_epochs", 4)]
-    assert len(net.history.loss) == 5
+    for callback, expected in ((None, [("run_epochs", 5)]), (_nothing, [("run", 13)] * 5)):
+        net = densa.Network(
+            [densa.Dense(8, 16, "relu"), densa.Dense(16, 3, "identity")],
+            loss="softmax_cross_entropy",
+            backend=backend,
+            seed=0,
+        )
+        calls = _spy_calls(net, monkeypatch)
+        net.fit(
+            X,
+            y,
+            epochs=5,
+            batch_size=16,
+            optimizer=densa.SGD(0.05),
+            progress=False,
+            on_epoch_end=callback,
+        )
+        assert calls == expected
+        assert len(net.history.loss) == len(net.history.seconds) == 5
+
+
+def test_first_group_follows_each_backends_assumed_costs():
+    native, reference = _pacing.NATIVE_COSTS, _pacing.REFERENCE_COSTS
+    assert _pacing.costs_for("native") == native
+    assert _pacing.costs_for("reference") == reference
+    # W4 (2-16-16-1, batch 8, 250 batches): ~11 ms an epoch assumed native, so its five
+    # epochs in one call; ~0.22 s reference, so no group before an epoch is timed.
+    assert _pacing.first_group((2, 16, 16, 1), 8, 250, 5, 2000, native) == 5
+    assert _pacing.first_group((2, 16, 16, 1), 8, 250, 5, 2000, reference) == 0
+    # digits (64-64-10, batch 32, 43 batches): ~7.7 ms an epoch assumed native.
+    assert _pacing.first_group((64, 64, 10), 32, 43, 30, 1347, native) == 12
+    # W3: one batch is assumed to cost more than a chunk's time even natively.
+    assert _pacing.first_group((784, 256, 128, 10), 64, 938, 10, 60_000, native) == 0
+    # Every native cost is below the reference's: the native backend has no Python per
+    # batch or layer.
+    assert native.batch_seconds < reference.batch_seconds
+    assert native.layer_seconds < reference.layer_seconds
+    assert native.value_seconds < reference.value_seconds
+    assert native.flops > reference.flops
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_w4s_fit_is_one_call_on_the_native_backend(backend, monkeypatch):
+    """W4 (issue 4): five epochs of 250 batches. Native: one call for the whole fit (each
+    call returns to Python for a finite copy and bookkeeping, which right after an idle
+    pause cost milliseconds); reference: its first epoch in chunks, as before."""
+    net = densa.Network(
+        [densa.Dense(2, 16, "tanh"), densa.Dense(16, 16, "tanh"), densa.Dense(16, 1)],
+        loss="mse",
+        dtype="float32",
+        backend=backend,
+        seed=0,
+    )
+    calls = _spy_calls(net, monkeypatch)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2000, 2)).astype(np.float32)
+    y = np.sin(X.sum(axis=1, keepdims=True)).astype(np.float32)
+    net.fit(X, y, epochs=5, batch_size=8, optimizer=densa.SGD(0.05, momentum=0.9), progress=False)
+    if backend == "native":
+        assert calls == [("run_epochs", 5)]
+    else:
+        assert calls[0] == ("run", _pacing.first_chunk((2, 16, 16, 1), 8, 250))
+    assert len(net.history.seconds) == 5
 
 
 def _nothing(epoch, logs):

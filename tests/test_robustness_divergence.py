@@ -182,6 +182,7 @@ def test_an_overflow_in_the_last_group_restores_the_copy_before_it(backend, monk
     from densa import _pacing
 
     monkeypatch.setattr(_pacing, "CHUNK_SECONDS", 10.0)  # groups whatever the machine's load
+    monkeypatch.setattr(_pacing, "first_group", lambda *args: 1)  # epoch 1 alone, then groups
     X, Y = _data()
     net = _net(backend)
     make = net._backend.Trainer
@@ -208,4 +209,37 @@ def test_an_overflow_in_the_last_group_restores_the_copy_before_it(backend, monk
     assert "restored to those at the end of epoch 1" in str(info.value)
     assert info.value.epoch == 4
     for a, b in zip(_state(net), seen["after epoch 1"]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_overflow_in_a_fit_run_as_one_group_restores_the_initial_values(backend, monkeypatch):
+    """A small fit's first call is already a group of all its epochs (densa._pacing):
+    an update that overflows in it is caught by the check after it, and the copy taken
+    before training is put back."""
+    from densa import _pacing
+
+    monkeypatch.setattr(_pacing, "CHUNK_SECONDS", 10.0)  # groups whatever the machine's load
+    X, Y = _data()
+    net = _net(backend)
+    initial = [a.copy() for a in _state(net)]
+    make = net._backend.Trainer
+    calls = []
+
+    class Overflowing:
+        def __init__(self, *args):
+            self._trainer = make(*args)
+
+        def run_epochs(self, X, T, orders, batch_size):
+            calls.append(orders.shape[0])
+            result = self._trainer.run_epochs(X, T, orders, batch_size)
+            net.layers[0].W[0, 0] = np.inf
+            return result
+
+    monkeypatch.setattr(net._backend, "Trainer", Overflowing)
+    with pytest.raises(densa.TrainingDivergedError) as info:
+        net.fit(X, Y, epochs=4, batch_size=BATCH, optimizer=densa.SGD(0.01), progress=False)
+    assert calls == [4]
+    assert "restored to their initial values" in str(info.value)
+    for a, b in zip(_state(net), initial):
         np.testing.assert_array_equal(a, b)

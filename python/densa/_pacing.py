@@ -9,6 +9,7 @@ control comes back about every ``CHUNK_SECONDS``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 CHUNK_SECONDS = 0.1  # training between returns to Python (Ctrl-C, bar, finite copy)
 # Epochs run in one call hold their sample orders at once (int64 each): at most this
@@ -30,6 +31,33 @@ ASSUMED_FLOPS = 1e9
 ASSUMED_VALUE_SECONDS = 2.5e-7
 
 
+class Costs(NamedTuple):
+    """What a batch is assumed to cost before any has been timed (see ASSUMED_*)."""
+
+    batch_seconds: float
+    layer_seconds: float
+    flops: float
+    value_seconds: float
+
+
+REFERENCE_COSTS = Costs(
+    ASSUMED_BATCH_SECONDS, ASSUMED_LAYER_SECONDS, ASSUMED_FLOPS, ASSUMED_VALUE_SECONDS
+)
+# The native backend runs a batch without Python: its fixed costs are ~1 us a batch and
+# well under 1 us a layer on the development machines (W4's whole batch: 1.3 us), its
+# products run at 10-150 GFLOP/s, and its slowest activation costs a few ns per value.
+# Each cost below is still several times the slowest of those, so that the first call
+# stays within the chunk time (tests/test_pacing.py times it); sized from the reference's
+# costs instead, a small network's first epoch was cut into chunks and only the later
+# epochs grouped, which cost a W4 fit two trainer calls and two finite copies more.
+NATIVE_COSTS = Costs(2e-5, 5e-6, 1e10, 2.5e-8)
+
+
+def costs_for(backend: str) -> Costs:
+    """The assumed costs of a backend's batches (by its name)."""
+    return NATIVE_COSTS if backend == "native" else REFERENCE_COSTS
+
+
 def batch_flops(sizes: Sequence[int], batch_size: int) -> float:
     """Flops of one training step of a network with these layer widths (input first):
     per layer, the forward product and the two backward ones (dW and dx)."""
@@ -37,21 +65,39 @@ def batch_flops(sizes: Sequence[int], batch_size: int) -> float:
     return 6.0 * float(batch_size) * float(macs)
 
 
-def assumed_batch_seconds(sizes: Sequence[int], batch_size: int) -> float:
+def assumed_batch_seconds(
+    sizes: Sequence[int], batch_size: int, costs: Costs = REFERENCE_COSTS
+) -> float:
     """What a training step of this network is assumed to cost before any is timed."""
     values = float(batch_size) * float(sum(sizes[1:]))
     return (
-        ASSUMED_BATCH_SECONDS
-        + ASSUMED_LAYER_SECONDS * (len(sizes) - 1)
-        + batch_flops(sizes, batch_size) / ASSUMED_FLOPS
-        + values * ASSUMED_VALUE_SECONDS
+        costs.batch_seconds
+        + costs.layer_seconds * (len(sizes) - 1)
+        + batch_flops(sizes, batch_size) / costs.flops
+        + values * costs.value_seconds
     )
 
 
-def first_chunk(sizes: Sequence[int], batch_size: int, n_batches: int) -> int:
+def first_chunk(
+    sizes: Sequence[int], batch_size: int, n_batches: int, costs: Costs = REFERENCE_COSTS
+) -> int:
     """Batches of the first call, before any has been timed (see ASSUMED_*)."""
-    guess = assumed_batch_seconds(sizes, batch_size)
+    guess = assumed_batch_seconds(sizes, batch_size, costs)
     return max(1, min(n_batches, int(CHUNK_SECONDS / guess)))
+
+
+def first_group(
+    sizes: Sequence[int],
+    batch_size: int,
+    n_batches: int,
+    epochs_left: int,
+    n_samples: int,
+    costs: Costs = REFERENCE_COSTS,
+) -> int:
+    """Whole epochs for the first call, before any has been timed (1: no group): as
+    ``epoch_group`` with the assumed cost of an epoch."""
+    per_epoch = assumed_batch_seconds(sizes, batch_size, costs) * n_batches
+    return epoch_group(per_epoch, epochs_left, n_samples)
 
 
 def next_chunk(seconds_per_batch: float, n_batches: int) -> int:

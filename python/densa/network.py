@@ -664,7 +664,8 @@ class Network:
         best, best_params, waited = math.inf, None, 0
         n_batches = -(-n // batch_size)
         sizes = [self.n_in] + [layer.n_out for layer in self.layers]
-        chunk = _pacing.first_chunk(sizes, batch_size, n_batches)
+        costs = _pacing.costs_for(self._backend_name)
+        chunk = _pacing.first_chunk(sizes, batch_size, n_batches, costs)
         guard = _guard.LastFinite(self.layers, opt, getattr(self._backend, "_copy_if_finite", None))
         guard.capture((0, 0))
         deferred = _guard.DeferredInterrupt()
@@ -679,8 +680,14 @@ class Network:
         )
         epoch = 0
         while epoch < epochs:
-            if plain and history.seconds:
-                group = _pacing.epoch_group(history.seconds[-1], epochs - epoch, n)
+            if plain:
+                # From the last epoch's time; before any, from the assumed costs (a small
+                # network's whole fit is then one call).
+                group = (
+                    _pacing.epoch_group(history.seconds[-1], epochs - epoch, n)
+                    if history.seconds
+                    else _pacing.first_group(sizes, batch_size, n_batches, epochs - epoch, n, costs)
+                )
                 if group > 1:
                     epoch += self._fit_epoch_group(
                         trainer, Xa, T, batch_size, group, epoch, epochs, shuffle, guard, deferred
