@@ -97,7 +97,8 @@ class Pause:
             self.fixed = 0.2  # no per-thread CPU times here: the old fixed pause
         self.waited: list[float] = []
 
-    def __call__(self) -> None:
+    def __call__(self) -> float:
+        """Wait; returns the seconds waited (also appended to ``waited``)."""
         t0 = time.perf_counter()
         if self.fixed is not None:
             time.sleep(self.fixed)
@@ -114,6 +115,7 @@ class Pause:
                 if now - quiet_since >= self.idle or now - t0 >= self.timeout:
                     break
         self.waited.append(time.perf_counter() - t0)
+        return self.waited[-1]
 
     def describe(self) -> str:
         if self.fixed is not None:
@@ -138,8 +140,7 @@ def _median_times(fns: dict, repeats: int, warmup: int = 1) -> dict:
     waits = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
-            PAUSE()
-            waits[k].append(PAUSE.waited[-1])
+            waits[k].append(PAUSE())
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)

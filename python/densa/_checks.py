@@ -150,6 +150,9 @@ def all_finite_many(arrays: Sequence[np.ndarray]) -> bool:
     return all(all_finite(a) for a in arrays)
 
 
+MAX_ORDER = 2**62  # no sample order that long fits in memory; NumPy's limit, said alike
+
+
 def order_args(seeds: object, n: object) -> tuple[np.ndarray, int]:
     """``sample_orders``' arguments on both backends: the seeds as a 1-D C-contiguous
     uint64 array (integers in [0, 2**64)), and n as an int >= 0."""
@@ -157,7 +160,7 @@ def order_args(seeds: object, n: object) -> tuple[np.ndarray, int]:
         raise TypeError(f"n must be an integer, got {type(n).__name__}: {n!r}")
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    if n >= 2**62:  # no order that long fits in memory; NumPy's limit, said alike
+    if n >= MAX_ORDER:
         raise ValueError(f"n must be < 2**62, got {n}")
     if isinstance(seeds, (str, bytes)) or seeds is None:
         raise TypeError(f"seeds must be a 1-D sequence of integers, got {describe(seeds)}")

@@ -16,23 +16,12 @@ CHUNK_SECONDS = 0.1  # training between returns to Python (Ctrl-C, bar, finite c
 # many entries, 16 MiB, so that a fast epoch over many samples cannot claim much memory.
 GROUP_ORDER_ENTRIES = 2_000_000
 
-# Before anything has been timed, a batch is assumed to cost ASSUMED_BATCH_SECONDS,
-# plus ASSUMED_LAYER_SECONDS per layer, plus its products' flops at ASSUMED_FLOPS, plus
-# ASSUMED_VALUE_SECONDS per value of its layers' outputs (the activations, their
-# derivatives and the loss). All are pessimistic by design: on the development machine
-# a small network's batch takes 5-15 us native and ~0.1 ms reference, a reference layer
-# 20-60 us, products run at 10-150 GFLOP/s, and the slowest activation (the reference's
-# gelu in float64, forward and backward) ~230 ns per value. An estimate too low would
-# make the first call overrun the chunk time; one too high only costs an extra call.
-# Timing the first batch instead costs a call and a finite copy more per fit.
-ASSUMED_BATCH_SECONDS = 5e-4
-ASSUMED_LAYER_SECONDS = 1e-4
-ASSUMED_FLOPS = 1e9
-ASSUMED_VALUE_SECONDS = 2.5e-7
-
 
 class Costs(NamedTuple):
-    """What a batch is assumed to cost before any has been timed (see ASSUMED_*)."""
+    """What a batch is assumed to cost before any has been timed: ``batch_seconds``,
+    plus ``layer_seconds`` per layer, plus its products' flops at ``flops`` per second,
+    plus ``value_seconds`` per value of its layers' outputs (the activations, their
+    derivatives and the loss)."""
 
     batch_seconds: float
     layer_seconds: float
@@ -40,9 +29,13 @@ class Costs(NamedTuple):
     value_seconds: float
 
 
-REFERENCE_COSTS = Costs(
-    ASSUMED_BATCH_SECONDS, ASSUMED_LAYER_SECONDS, ASSUMED_FLOPS, ASSUMED_VALUE_SECONDS
-)
+# The reference backend's costs. All are pessimistic by design: on the development
+# machine a small network's batch takes 5-15 us native and ~0.1 ms reference, a reference
+# layer 20-60 us, products run at 10-150 GFLOP/s, and the slowest activation (the
+# reference's gelu in float64, forward and backward) ~230 ns per value. An estimate too
+# low would make the first call overrun the chunk time; one too high only costs an extra
+# call. Timing the first batch instead costs a call and a finite copy more per fit.
+REFERENCE_COSTS = Costs(5e-4, 1e-4, 1e9, 2.5e-7)
 # The native backend runs a batch without Python: its fixed costs are ~1 us a batch and
 # well under 1 us a layer on the development machines (W4's whole batch: 1.3 us), its
 # products run at 10-150 GFLOP/s, and its slowest activation costs a few ns per value.
@@ -81,7 +74,7 @@ def assumed_batch_seconds(
 def first_chunk(
     sizes: Sequence[int], batch_size: int, n_batches: int, costs: Costs = REFERENCE_COSTS
 ) -> int:
-    """Batches of the first call, before any has been timed (see ASSUMED_*)."""
+    """Batches of the first call, before any has been timed (see Costs)."""
     guess = assumed_batch_seconds(sizes, batch_size, costs)
     return max(1, min(n_batches, int(CHUNK_SECONDS / guess)))
 

@@ -263,13 +263,10 @@ _TRAINERS: dict[np.dtype[Any], type[Any]] = {
 }
 
 
-_MAX_ORDER = 2**62  # _checks.order_args refuses longer orders, with its message
-
-
 def sample_orders(seeds: ArrayLike, n: int) -> np.ndarray:
     """Epoch orders: row e is 0 .. n-1 shuffled from ``seeds[e]``; the same arrays as
     ``densa.reference.sample_orders``, which documents the shuffle."""
-    if seeds.__class__ is np.ndarray and n.__class__ is int and 0 <= n < _MAX_ORDER:
+    if seeds.__class__ is np.ndarray and n.__class__ is int and 0 <= n < _checks.MAX_ORDER:
         # What fit passes (a fresh uint64 array, a sample count) goes straight to the
         # extension, which refuses any other array with TypeError; the checks cost fit
         # ~0.6 ms right after an idle pause. The same function computes either way.

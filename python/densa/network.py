@@ -47,9 +47,7 @@ def _backend_quiet(backend: Any) -> contextlib.AbstractContextManager[Any]:
     quiet: contextlib.AbstractContextManager[Any] | None = getattr(
         backend, "_no_numpy_warnings", None
     )
-    if quiet is not None:
-        return quiet
-    return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+    return quiet if quiet is not None else _quiet()
 
 
 def _quiet() -> np.errstate:
