@@ -162,14 +162,14 @@ def test_fit_uses_the_native_copy_on_the_native_backend_only(backend, expected, 
     seen = []
     real = _guard.LastFinite.__init__
 
-    def spy(self, layers, optimizer, copy_if_finite=None):
-        seen.append(copy_if_finite is not None)
-        real(self, layers, optimizer, copy_if_finite)
+    def spy(self, layers, optimizer, copy_if_finite=None, zeros_like=None):
+        seen.append((copy_if_finite is not None, zeros_like is not None))
+        real(self, layers, optimizer, copy_if_finite, zeros_like)
 
     monkeypatch.setattr(_guard.LastFinite, "__init__", spy)
     net = densa.Network([densa.Dense(2, 2)], backend=backend, seed=0)
     net.fit(np.zeros((4, 2)), np.zeros((4, 2)), epochs=1, progress=False)
-    assert seen == [expected]
+    assert seen == [(expected, expected)]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -792,6 +792,33 @@ bool all_finite_array(const py::array& a) {
                 : densa::all_finite(static_cast<const double*>(a.data()), size);
 }
 
+// Whether `a` is a network's (rows, cols) input as the trainer reads it, with nothing to
+// convert or report: `dtype` (float32 or float64) in native byte order, 2-D, C-contiguous,
+// aligned to its element size, at least one row (exactly n_rows unless n_rows < 0), n_cols
+// columns, and with check_finite, no NaN or inf. False for anything else, which the
+// caller then converts or refuses with its own message (Network._prepare_X): fit's common
+// case in one crossing, where the Python checks took ~2 ms of a W4 fit in the benchmark's
+// company (each a NumPy attribute or call whose code the idle pause has made cold).
+bool ready_rows(const py::array& a, const py::dtype& dtype, Index n_rows, Index n_cols,
+                bool check_finite) {
+  const bool single = is_dtype<float>(dtype);
+  if (!single && !is_dtype<double>(dtype)) return false;
+  if (!(single ? is_dtype<float>(a) : is_dtype<double>(a))) return false;
+  if (a.ndim() != 2 || !(a.flags() & py::array::c_style)) return false;
+  const auto rows = static_cast<Index>(a.shape(0));
+  if (rows < 1 || (n_rows >= 0 && rows != n_rows) || static_cast<Index>(a.shape(1)) != n_cols) {
+    return false;
+  }
+  const std::size_t itemsize = single ? sizeof(float) : sizeof(double);
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % itemsize != 0) return false;
+  if (!check_finite) return true;
+  const auto size = static_cast<Index>(a.size());
+  std::optional<py::gil_scoped_release> release;  // as all_finite_array
+  if (size > (Index(1) << 20)) release.emplace();
+  return single ? densa::all_finite(static_cast<const float*>(a.data()), size)
+                : densa::all_finite(static_cast<const double*>(a.data()), size);
+}
+
 // Labels (int64, 1-D) as (N, n_classes) one-hot rows of float32 or float64; None when a
 // label lies outside [0, n_classes), for the caller to report (losses.encode_targets).
 py::object one_hot(const py::array& labels, Index n_classes, const py::dtype& dtype) {
@@ -815,6 +842,68 @@ py::object one_hot(const py::array& labels, Index n_classes, const py::dtype& dt
 
 bool same_dtype(const py::array& a, const py::array& b) {
   return py::detail::npy_api::get().PyArray_EquivTypes_(a.dtype().ptr(), b.dtype().ptr());
+}
+
+// Whether an optimizer's state already fits a network's parameters as Optimizer.prepare
+// leaves it: per layer, a list of n arrays of its W's (and b's) dtype and shape, each
+// C-contiguous, writeable and starting on an `alignment`-byte boundary (_memory.py says
+// why). False for anything else, which prepare then creates or realigns itself: this
+// replaces its comparisons of shapes, dtypes and addresses (~2 ms of a W4 fit right after
+// an idle pause, in the benchmark's company) with one crossing.
+bool state_ready(const py::list& params_W, const py::list& params_b, const py::list& state_W,
+                 const py::list& state_b, std::size_t n, std::size_t alignment) {
+  DENSA_REQUIRE(alignment > 0, "state_ready: alignment must be positive");
+  const std::size_t layers = params_W.size();
+  if (params_b.size() != layers || state_W.size() != layers || state_b.size() != layers) {
+    return false;
+  }
+  const auto fits = [&](const py::handle& param, const py::handle& states) {
+    if (!py::isinstance<py::array>(param) || !py::isinstance<py::list>(states)) return false;
+    const auto p = py::reinterpret_borrow<py::array>(param);
+    const auto list = py::reinterpret_borrow<py::list>(states);
+    if (list.size() != n) return false;
+    for (const auto& item : list) {
+      if (!py::isinstance<py::array>(item)) return false;
+      const auto a = py::reinterpret_borrow<py::array>(item);
+      if (!same_dtype(a, p) || a.ndim() != p.ndim()) return false;
+      for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+        if (a.shape(d) != p.shape(d)) return false;
+      }
+      if (!(a.flags() & py::array::c_style) || !a.writeable()) return false;
+      if (reinterpret_cast<std::uintptr_t>(a.data()) % alignment != 0) return false;
+    }
+    return true;
+  };
+  for (std::size_t i = 0; i < layers; ++i) {
+    if (!fits(params_W[i], state_W[i]) || !fits(params_b[i], state_b[i])) return false;
+  }
+  return true;
+}
+
+// Zeros shaped like each array of `like` (its dtype and shape, C-contiguous), each
+// starting on an `alignment`-byte boundary: what _memory.aligned_zeros makes, a view into
+// a uint8 NumPy array of its own that owns the memory (so densa.native.Trainer still sees
+// distinct allocations), for all of an optimizer's new state in one crossing
+// (Optimizer.prepare: four such allocations took ~2 ms of a digits fit right after an
+// idle pause).
+py::list aligned_zeros_like(const py::list& like, std::size_t alignment) {
+  DENSA_REQUIRE(alignment > 0, "aligned_zeros_like: alignment must be positive");
+  py::list out;
+  for (const auto& item : like) {
+    if (!py::isinstance<py::array>(item)) {
+      throw py::type_error("aligned_zeros_like: like must hold NumPy arrays");
+    }
+    const auto a = py::reinterpret_borrow<py::array>(item);
+    const auto nbytes = static_cast<std::size_t>(a.size()) * static_cast<std::size_t>(a.itemsize());
+    py::array_t<std::uint8_t> raw(static_cast<py::ssize_t>(nbytes + alignment));
+    auto* base = raw.mutable_data();
+    const auto address = reinterpret_cast<std::uintptr_t>(base);
+    auto* start = base + (alignment - address % alignment) % alignment;
+    std::memset(start, 0, nbytes);
+    std::vector<py::ssize_t> shape(a.shape(), a.shape() + a.ndim());
+    out.append(py::array(a.dtype(), std::move(shape), std::vector<py::ssize_t>{}, start, raw));
+  }
+  return out;
 }
 
 // LastFinite.capture's work in one call (python/densa/_guard.py says what it is for):
@@ -1011,9 +1100,20 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
   m.def("get_num_threads", &densa::get_num_threads);
   m.def("all_finite", &all_finite_array, py::arg("a").noconvert(),
         "Whether a float32 or float64 C-contiguous array holds no NaN or inf.");
+  m.def("ready_rows", &ready_rows, py::arg("a").noconvert(), py::arg("dtype"), py::arg("n_rows"),
+        py::arg("n_cols"), py::arg("check_finite"),
+        "Whether a is a (rows, cols) input the trainer reads in place: dtype, 2-D, C-contiguous, "
+        "aligned, rows >= 1 (== n_rows unless negative), n_cols columns, finite if checked.");
   m.def("one_hot", &one_hot, py::arg("labels").noconvert(), py::arg("n_classes"), py::arg("dtype"),
         "Labels (int64, 1-D) as (N, n_classes) one-hot rows of float32 or float64; None when a "
         "label lies outside [0, n_classes).");
+  m.def("state_ready", &state_ready, py::arg("params_W"), py::arg("params_b"), py::arg("state_W"),
+        py::arg("state_b"), py::arg("n"), py::arg("alignment"),
+        "Whether optimizer state fits the parameters: per layer n arrays of each one's dtype and "
+        "shape, C-contiguous, writeable, aligned to alignment bytes.");
+  m.def("aligned_zeros_like", &aligned_zeros_like, py::arg("like"), py::arg("alignment"),
+        "Zeros like each array (dtype, shape; C-contiguous), each aligned to alignment bytes, "
+        "in a uint8 array of its own.");
   m.def("copy_if_finite", &copy_if_finite, py::arg("live"), py::arg("spare"), py::arg("n_params"),
         py::arg("n_checked"), py::arg("copy"),
         "fit's finite copy in one call: 2 all finite (copied if copy), 1 only the parameters, "

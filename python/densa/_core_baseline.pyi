@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'all_finite', 'blas', 'copy_if_finite', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'flushes_subnormals', 'forward_kernel_simd', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'momentum_kernel_simd', 'one_hot', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'uses_blas']
+__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'aligned_zeros_like', 'all_finite', 'blas', 'copy_if_finite', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'flushes_subnormals', 'forward_kernel_simd', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'momentum_kernel_simd', 'one_hot', 'ready_rows', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'state_ready', 'uses_blas']
 class Trainer_float32:
     def __init__(self, Ws: list[numpy.typing.NDArray[numpy.float32]], bs: list[numpy.typing.NDArray[numpy.float32]], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.typing.NDArray[numpy.float32]]], state_b: list[list[numpy.typing.NDArray[numpy.float32]]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -113,6 +113,10 @@ def adam_step(theta: numpy.typing.NDArray[numpy.float32], grad: numpy.typing.NDA
 @typing.overload
 def adam_step(theta: numpy.typing.NDArray[numpy.float64], grad: numpy.typing.NDArray[numpy.float64], m: numpy.typing.NDArray[numpy.float64], v: numpy.typing.NDArray[numpy.float64], step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
+def aligned_zeros_like(like: list, alignment: typing.SupportsInt | typing.SupportsIndex) -> list:
+    """
+    Zeros like each array (dtype, shape; C-contiguous), each aligned to alignment bytes, in a uint8 array of its own.
+    """
 def all_finite(a: numpy.ndarray) -> bool:
     """
     Whether a float32 or float64 C-contiguous array holds no NaN or inf.
@@ -161,6 +165,10 @@ def one_hot(labels: numpy.ndarray, n_classes: typing.SupportsInt | typing.Suppor
     """
     Labels (int64, 1-D) as (N, n_classes) one-hot rows of float32 or float64; None when a label lies outside [0, n_classes).
     """
+def ready_rows(a: numpy.ndarray, dtype: numpy.dtype[typing.Any], n_rows: typing.SupportsInt | typing.SupportsIndex, n_cols: typing.SupportsInt | typing.SupportsIndex, check_finite: bool) -> bool:
+    """
+    Whether a is a (rows, cols) input the trainer reads in place: dtype, 2-D, C-contiguous, aligned, rows >= 1 (== n_rows unless negative), n_cols columns, finite if checked.
+    """
 def sample_orders(seeds: numpy.ndarray, n: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.int64]:
     """
     Epoch orders: row e shuffles 0..n-1 from seeds[e] (orders.hpp).
@@ -175,6 +183,10 @@ def sgd_step(theta: numpy.typing.NDArray[numpy.float32], grad: numpy.typing.NDAr
 @typing.overload
 def sgd_step(theta: numpy.typing.NDArray[numpy.float64], grad: numpy.typing.NDArray[numpy.float64], velocity: numpy.typing.NDArray[numpy.float64], lr: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, weight_decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
+def state_ready(params_W: list, params_b: list, state_W: list, state_b: list, n: typing.SupportsInt | typing.SupportsIndex, alignment: typing.SupportsInt | typing.SupportsIndex) -> bool:
+    """
+    Whether optimizer state fits the parameters: per layer n arrays of each one's dtype and shape, C-contiguous, writeable, aligned to alignment bytes.
+    """
 eigen_version: str
 flushes_subnormals: bool
 forward_kernel_simd: str

@@ -75,6 +75,7 @@ class LastFinite:
         layers: Sequence[Dense],
         optimizer: Optimizer,
         copy_if_finite: Callable[..., int] | None = None,
+        zeros_like: Callable[[list[np.ndarray], int], list[np.ndarray]] | None = None,
     ) -> None:
         self._params = [p for layer in layers for p in (layer.W, layer.b)]
         state = [a for per_layer in optimizer.state_W + optimizer.state_b for a in per_layer]
@@ -87,6 +88,10 @@ class LastFinite:
         # one crossing instead of ~17 NumPy calls, each slow in the first milliseconds
         # after an idle pause (a capture took 60-130 us there, against 27 us warm).
         self._copy_if_finite = copy_if_finite or _numpy_copy_if_finite
+        # And its allocation of a buffer's arrays (densa.native._aligned_zeros_like), one
+        # call in place of an np.empty_like per array (~1 ms of a W4 fit's first capture
+        # right after an idle pause, in the benchmark's company).
+        self._zeros_like = zeros_like
 
     def params_finite(self) -> bool:
         return _checks.all_finite_many(self._params)
@@ -102,7 +107,11 @@ class LastFinite:
         """
         spare = self._spare
         if spare is None and keep:
-            spare = [np.empty_like(a) for a in self._live]
+            spare = (
+                self._zeros_like(self._live, 1)
+                if self._zeros_like is not None
+                else [np.empty_like(a) for a in self._live]
+            )
         # 2: all finite (and copied if keep), 1: the parameters only, 0: not them.
         status = self._copy_if_finite(
             self._live, spare or self._live, len(self._params), len(self._checked), keep

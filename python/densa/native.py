@@ -39,6 +39,14 @@ _all_finite: Callable[[np.ndarray], bool] = core.all_finite
 # (network._backend_quiet): the extension raises no NumPy warnings, so nothing to
 # silence; a no-op that can be entered again and again, from any thread.
 _no_numpy_warnings = contextlib.nullcontext()
+# Whether a network's input or targets need no conversion and hold no NaN or inf
+# (Network._ready_rows), in one call.
+_ready_rows: Callable[[np.ndarray, np.dtype[Any], int, int, bool], bool] = core.ready_rows
+# Whether an optimizer's state already fits the parameters (Optimizer.prepare), in one call.
+_state_ready: Callable[..., bool] = core.state_ready
+# An optimizer's new state, zeros aligned as densa._memory.aligned_zeros makes them, in one
+# call (Optimizer.prepare).
+_aligned_zeros_like: Callable[[list[np.ndarray], int], list[np.ndarray]] = core.aligned_zeros_like
 # Class labels as one-hot rows (losses.encode_targets), in one pass.
 _one_hot: Callable[[np.ndarray, int, np.dtype[Any]], np.ndarray | None] = core.one_hot
 

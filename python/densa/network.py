@@ -315,6 +315,8 @@ class Network:
         object, string and other non-numeric dtypes (TypeError), wrong shapes, no
         samples, and NaN or inf unless ``check_finite`` is False (ValueError).
         """
+        if X.__class__ is np.ndarray and self._ready_rows(X, -1, self.n_in):
+            return X
         # Subclasses as plain arrays: a masked array's mask is ignored (documented), and
         # its data is what the checks below must see (masked sums skip a hidden NaN).
         arr = X if X.__class__ is np.ndarray else np.asarray(X)
@@ -338,6 +340,19 @@ class Network:
             )
         return arr
 
+    def _ready_rows(self, arr: np.ndarray, n_rows: int, n_cols: int) -> bool:
+        """Whether ``arr`` (an ndarray) is already what the checks below would return, in
+        one native call: the network's dtype, 2-D, C-contiguous, aligned, at least one
+        row (``n_rows`` of them unless negative), ``n_cols`` columns and, with
+        ``check_finite``, finite. The native backend's test (densa.native._ready_rows)
+        replaces ~2 ms of NumPy attribute reads and calls in a fit right after an idle
+        pause (docs/performance.md); False with the reference backend, and for anything
+        that needs a conversion or an error message, which the checks then give."""
+        ready = getattr(self._backend, "_ready_rows", None)
+        return ready is not None and bool(
+            ready(arr, self._dtype, n_rows, n_cols, self.check_finite)
+        )
+
     def _all_finite(self, arr: np.ndarray) -> bool:
         """Whether ``arr`` (C-contiguous, in the network's dtype) holds no NaN or inf: in
         one native pass on the native backend, where NumPy's reduction cost ~140 us in
@@ -349,6 +364,12 @@ class Network:
         self, X: ArrayLike, y: ArrayLike, xname: str = "X", yname: str = "y"
     ) -> tuple[np.ndarray, np.ndarray]:
         Xa = self._prepare_X(X, xname)
+        if y.__class__ is np.ndarray and self.loss == "mse":
+            # Real targets already in the network's dtype, as (N, n_out) or, with one
+            # output, (N,): encode_targets would return them (as a view) unchanged.
+            rows = y[:, None] if y.ndim == 1 and self.n_out == 1 else y
+            if self._ready_rows(rows, Xa.shape[0], self.n_out):
+                return Xa, rows
         ya = np.asarray(y)
         T = losses.encode_targets(
             self.loss,
@@ -579,10 +600,16 @@ class Network:
             boundary) and ``net.history`` holds the completed epochs (the last one may
             lack its validation entries if the interrupt came during its validation).
         """
-        epochs = _int_arg(epochs, "epochs", 0)
-        batch_size = _int_arg(batch_size, "batch_size", 1)
-        shuffle = _checks.flag(shuffle, "shuffle")
-        progress = _checks.flag(progress, "progress")
+        # The usual arguments pass without a call (each helper's first call after an idle
+        # pause costs more than its check); anything else is checked, or refused, by them.
+        if not (epochs.__class__ is int and epochs >= 0):
+            epochs = _int_arg(epochs, "epochs", 0)
+        if not (batch_size.__class__ is int and batch_size >= 1):
+            batch_size = _int_arg(batch_size, "batch_size", 1)
+        if shuffle.__class__ is not bool:
+            shuffle = _checks.flag(shuffle, "shuffle")
+        if progress.__class__ is not bool:
+            progress = _checks.flag(progress, "progress")
         if on_epoch_end is not None and not callable(on_epoch_end):
             raise TypeError(f"on_epoch_end must be callable, got {type(on_epoch_end).__name__}")
         if isinstance(early_stopping, (bool, np.bool_)):
@@ -601,7 +628,14 @@ class Network:
         opt = self._resolve_optimizer(optimizer)
         self._check_owner(opt, "optimizer" if optimizer is not None else "net.optimizer")
         Xa, T = self._prepare_xy(X, y)
-        Xa, T, val = self._split_validation(Xa, T, validation_data, validation_split)
+        if (
+            validation_data is None
+            and validation_split.__class__ in (float, int)
+            and not validation_split
+        ):
+            val = None  # nothing to split off (the usual case, without the helper's call)
+        else:
+            Xa, T, val = self._split_validation(Xa, T, validation_data, validation_split)
         if not self._fit_lock.acquire(blocking=False):
             if self._fit_thread == threading.get_ident():
                 raise RuntimeError(
@@ -640,7 +674,12 @@ class Network:
                 monitor = "val_loss" if val is not None else "loss"
             if monitor == "val_loss" and val is None:
                 raise ValueError("early stopping on val_loss needs validation data")
-        opt.prepare(self.layers)
+        be = self._backend
+        opt.prepare(
+            self.layers,
+            getattr(be, "_state_ready", None),
+            getattr(be, "_aligned_zeros_like", None),
+        )
         # Refusals (above) and a MemoryError for the workspaces (here) leave the
         # network's optimizer and history as they were.
         trainer = self._backend.Trainer(
@@ -664,7 +703,12 @@ class Network:
         sizes = [self.n_in] + [layer.n_out for layer in self.layers]
         costs = _pacing.costs_for(self._backend_name)
         chunk = _pacing.first_chunk(sizes, batch_size, n_batches, costs)
-        guard = _guard.LastFinite(self.layers, opt, getattr(self._backend, "_copy_if_finite", None))
+        guard = _guard.LastFinite(
+            self.layers,
+            opt,
+            getattr(be, "_copy_if_finite", None),
+            getattr(be, "_aligned_zeros_like", None),
+        )
         guard.capture((0, 0))
         deferred = _guard.DeferredInterrupt()
         # Nothing to do between epochs (no validation, callback, early stopping or bar):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -95,15 +95,34 @@ class Optimizer:
     def _uses_state(self) -> bool:
         return self.n_state > 0
 
-    def prepare(self, layers: Sequence[Dense]) -> None:
-        """Create zero state for ``layers`` unless state of the right shapes exists."""
+    def prepare(
+        self,
+        layers: Sequence[Dense],
+        ready: Callable[..., bool] | None = None,
+        zeros_like: Callable[[list[np.ndarray], int], list[np.ndarray]] | None = None,
+    ) -> None:
+        """Create zero state for ``layers`` unless state of the right shapes exists.
+
+        The native backend's helpers, each one call in place of many NumPy ones (fit
+        calls this right after whatever preceded it, often an idle pause that has made
+        NumPy's code cold; docs/performance.md): ``ready(Ws, bs, state_W, state_b, n,
+        alignment)`` tells whether the state already fits, aligned
+        (``densa.native._state_ready``; when it says no, the comparisons below run as
+        without it), and ``zeros_like(arrays, alignment)`` makes the new state
+        (``densa.native._aligned_zeros_like``: the arrays ``_memory.aligned_zeros``
+        makes).
+        """
+        n = self.n_state if self._uses_state() else 0
+        if n and ready is not None:
+            Ws, bs = [layer.W for layer in layers], [layer.b for layer in layers]
+            if ready(Ws, bs, self.state_W, self.state_b, n, _memory.ALIGNMENT):
+                return
         shapes = [(layer.W.shape, layer.b.shape, layer.W.dtype) for layer in layers]
         have = [
             (s[0].shape, t[0].shape, s[0].dtype)
             for s, t in zip(self.state_W, self.state_b)
             if s and t
         ]
-        n = self.n_state if self._uses_state() else 0
         if n == 0:
             self.state_W = [[] for _ in layers]
             self.state_b = [[] for _ in layers]
@@ -112,6 +131,16 @@ class Optimizer:
             # Unpickled or loaded state may sit anywhere in memory: realign it in place.
             for states in (*self.state_W, *self.state_b):
                 states[:] = [_memory.aligned(a, a.dtype) for a in states]
+            return
+        if zeros_like is not None:
+            # Per state slot k, every layer's W then every layer's b.
+            count = len(layers)
+            params = [layer.W for layer in layers] + [layer.b for layer in layers]
+            new = zeros_like(params * n, _memory.ALIGNMENT)
+            slots = [new[k * 2 * count : (k + 1) * 2 * count] for k in range(n)]
+            self.state_W = [[slot[i] for slot in slots] for i in range(count)]
+            self.state_b = [[slot[count + i] for slot in slots] for i in range(count)]
+            self.step[0] = 0
             return
         zeros = _memory.aligned_zeros  # aligned like the parameters, for bitwise repeatability
         self.state_W = [[zeros(layer.W.shape, layer.W.dtype) for _ in range(n)] for layer in layers]
