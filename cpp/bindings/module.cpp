@@ -82,11 +82,15 @@ bool is_dtype(const py::array& a) {
 }
 
 template <class T>
-void require_in_place(const py::array& a, const char* name) {
-  const int flags = a.flags();
-  const bool contiguous = (flags & py::array::c_style) != 0;
+bool reads_in_place(const py::array& a) {
+  const bool contiguous = (a.flags() & py::array::c_style) != 0;
   const bool aligned = reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) == 0;
-  if (is_dtype<T>(a) && contiguous && aligned) return;
+  return is_dtype<T>(a) && contiguous && aligned;
+}
+
+template <class T>
+void require_in_place(const py::array& a, const char* name) {
+  if (reads_in_place<T>(a)) return;
   throw py::type_error(std::string(name) + ": expected a C-contiguous, aligned " +
                        (sizeof(T) == 4 ? "float32" : "float64") +
                        " array in native byte order (densa.native converts other arrays)");
@@ -803,20 +807,14 @@ bool ready_rows(const py::array& a, const py::dtype& dtype, Index n_rows, Index 
                 bool check_finite) {
   const bool single = is_dtype<float>(dtype);
   if (!single && !is_dtype<double>(dtype)) return false;
-  if (!(single ? is_dtype<float>(a) : is_dtype<double>(a))) return false;
-  if (a.ndim() != 2 || !(a.flags() & py::array::c_style)) return false;
+  if (!(single ? reads_in_place<float>(a) : reads_in_place<double>(a)) || a.ndim() != 2) {
+    return false;
+  }
   const auto rows = static_cast<Index>(a.shape(0));
   if (rows < 1 || (n_rows >= 0 && rows != n_rows) || static_cast<Index>(a.shape(1)) != n_cols) {
     return false;
   }
-  const std::size_t itemsize = single ? sizeof(float) : sizeof(double);
-  if (reinterpret_cast<std::uintptr_t>(a.data()) % itemsize != 0) return false;
-  if (!check_finite) return true;
-  const auto size = static_cast<Index>(a.size());
-  std::optional<py::gil_scoped_release> release;  // as all_finite_array
-  if (size > (Index(1) << 20)) release.emplace();
-  return single ? densa::all_finite(static_cast<const float*>(a.data()), size)
-                : densa::all_finite(static_cast<const double*>(a.data()), size);
+  return !check_finite || all_finite_array(a);
 }
 
 // Labels (int64, 1-D) as (N, n_classes) one-hot rows of float32 or float64; None when a

@@ -682,7 +682,7 @@ class Network:
         )
         # Refusals (above) and a MemoryError for the workspaces (here) leave the
         # network's optimizer and history as they were.
-        trainer = self._backend.Trainer(
+        trainer = be.Trainer(
             [layer.W for layer in self.layers],
             [layer.b for layer in self.layers],
             [layer.activation for layer in self.layers],

@@ -113,10 +113,13 @@ class Optimizer:
         makes).
         """
         n = self.n_state if self._uses_state() else 0
-        if n and ready is not None:
-            Ws, bs = [layer.W for layer in layers], [layer.b for layer in layers]
-            if ready(Ws, bs, self.state_W, self.state_b, n, _memory.ALIGNMENT):
-                return
+        Ws, bs = [layer.W for layer in layers], [layer.b for layer in layers]
+        if (
+            n
+            and ready is not None
+            and ready(Ws, bs, self.state_W, self.state_b, n, _memory.ALIGNMENT)
+        ):
+            return
         shapes = [(layer.W.shape, layer.b.shape, layer.W.dtype) for layer in layers]
         have = [
             (s[0].shape, t[0].shape, s[0].dtype)
@@ -135,8 +138,7 @@ class Optimizer:
         if zeros_like is not None:
             # Per state slot k, every layer's W then every layer's b.
             count = len(layers)
-            params = [layer.W for layer in layers] + [layer.b for layer in layers]
-            new = zeros_like(params * n, _memory.ALIGNMENT)
+            new = zeros_like((Ws + bs) * n, _memory.ALIGNMENT)
             slots = [new[k * 2 * count : (k + 1) * 2 * count] for k in range(n)]
             self.state_W = [[slot[i] for slot in slots] for i in range(count)]
             self.state_b = [[slot[count + i] for slot in slots] for i in range(count)]
