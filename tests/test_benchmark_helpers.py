@@ -112,7 +112,7 @@ def test_a_mismatch_between_the_two_networks_is_refused():
 
 
 def test_w5_reset_check_passes_a_full_reset_and_catches_a_partial_one():
-    # W5's timed calls reuse one network, reset on the clock (bench_digits); the check
+    # W5's timed calls reuse one network, reset before each call (bench_digits); the check
     # must see a reset that forgets anything, here the biases.
     X, y = _classification(n=96, n_in=8, classes=4)
 
