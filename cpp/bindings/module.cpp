@@ -28,6 +28,7 @@
 #include "densa/gemm.hpp"
 #include "densa/loss.hpp"
 #include "densa/momentum_update.hpp"
+#include "densa/network_forward.hpp"
 #include "densa/optimizer.hpp"
 #include "densa/orders.hpp"
 #include "densa/parallel.hpp"
@@ -245,6 +246,45 @@ py::tuple dense_backward(const py::array& W_arr, const py::array& x_arr, const p
   }
   if (return_dz) return py::make_tuple(dx_arr, dW_arr, db_arr, *dz_arr);
   return py::make_tuple(dx_arr, dW_arr, db_arr);
+}
+
+// y_K of X through every layer (network_forward.hpp), as a new (N, n_out) array: the
+// forward passes of Network.predict in one call. Takes only what the kernels read in
+// place (TypeError otherwise) and shapes that chain (ValueError); densa.native then falls
+// back to the layer-by-layer path, which converts or names the problem.
+template <class T>
+Array<T> network_forward(const std::vector<py::array>& Ws, const std::vector<py::array>& bs,
+                         const std::vector<std::string>& activations, const py::array& x_arr,
+                         Index chunk) {
+  DENSA_REQUIRE(Ws.size() == bs.size() && Ws.size() == activations.size(),
+                "network_forward: Ws, bs and activations differ in length");
+  std::vector<densa::ForwardLayer<T>> layers;
+  layers.reserve(Ws.size());
+  Index macs_per_sample = 0;
+  for (size_t j = 0; j < Ws.size(); ++j) {
+    layers.push_back(
+        {as_weight<T>(Ws[j], "W"), as_vector<T>(bs[j], "b"), activation_from_name(activations[j])});
+    macs_per_sample += layers.back().W.size();
+  }
+  auto x = as_batch<T>(x_arr, "x");
+  DENSA_REQUIRE(x.size() > 0, "network_forward: x is empty");
+  DENSA_REQUIRE(!layers.empty(), "network_forward: the network has no layers");
+  densa::check_forward_shapes<T>(layers, x.rows(), x.cols(), layers.back().W.rows(), x.cols());
+  Array<T> out_arr = new_batch<T>(x.cols(), layers.back().W.rows());
+  auto out = as_mutable_batch<T>(out_arr, "out");
+  {
+    std::optional<py::gil_scoped_release> release;
+    if (worth_releasing_gil(macs_per_sample, 1, x.cols())) release.emplace();
+    densa::network_forward<T>(layers, x, out, chunk);
+  }
+  return out_arr;
+}
+
+py::array network_forward_any(const std::vector<py::array>& Ws, const std::vector<py::array>& bs,
+                              const std::vector<std::string>& activations, const py::array& x,
+                              Index chunk) {
+  if (is_dtype<double>(x)) return network_forward<double>(Ws, bs, activations, x, chunk);
+  return network_forward<float>(Ws, bs, activations, x, chunk);  // refuses all but float32
 }
 
 // One entry point for both dtypes, chosen by W's: the float32 and float64 overloads that
@@ -1067,6 +1107,9 @@ PYBIND11_MODULE(DENSA_MODULE_NAME, m) {
   m.doc() = "densa's native kernels (private; use densa.native or densa.Network)";
   m.def("dense_forward", &dense_forward_any, py::arg("W"), py::arg("b"), py::arg("x"),
         py::arg("activation"));
+  m.def("network_forward", &network_forward_any, py::arg("Ws"), py::arg("bs"),
+        py::arg("activations"), py::arg("x"), py::arg("chunk"),
+        "y_K of x through every layer, chunk samples at a time (network_forward.hpp).");
   m.def("dense_backward", &dense_backward_any, py::arg("W"), py::arg("x"), py::arg("z"),
         py::arg("dy"), py::arg("activation"), py::arg("return_dz") = false);
   bind_dtype<float>(m);

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'aligned_zeros_like', 'all_finite', 'blas', 'copy_if_finite', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'flushes_subnormals', 'forward_kernel_simd', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'momentum_kernel_simd', 'one_hot', 'ready_rows', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'state_ready', 'uses_blas']
+__all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'aligned_zeros_like', 'all_finite', 'blas', 'copy_if_finite', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'flushes_subnormals', 'forward_kernel_simd', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'momentum_kernel_simd', 'network_forward', 'one_hot', 'ready_rows', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'state_ready', 'uses_blas']
 class Trainer_float32:
     def __init__(self, Ws: list[numpy.typing.NDArray[numpy.float32]], bs: list[numpy.typing.NDArray[numpy.float32]], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.typing.NDArray[numpy.float32]]], state_b: list[list[numpy.typing.NDArray[numpy.float32]]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
@@ -160,6 +160,10 @@ def mapped_address(x: numpy.typing.NDArray[numpy.float32]) -> int:
 def mapped_address(x: numpy.typing.NDArray[numpy.float64]) -> int:
     """
     Address of the first element of the Eigen view the kernels use for x (tests check it equals x's own data pointer: no copy).
+    """
+def network_forward(Ws: collections.abc.Sequence[numpy.ndarray], bs: collections.abc.Sequence[numpy.ndarray], activations: collections.abc.Sequence[str], x: numpy.ndarray, chunk: typing.SupportsInt | typing.SupportsIndex) -> numpy.ndarray:
+    """
+    y_K of x through every layer, chunk samples at a time (network_forward.hpp).
     """
 def one_hot(labels: numpy.ndarray, n_classes: typing.SupportsInt | typing.SupportsIndex, dtype: numpy.dtype[typing.Any]) -> typing.Any:
     """

@@ -49,6 +49,9 @@ _state_ready: Callable[..., bool] = core.state_ready
 _aligned_zeros_like: Callable[[list[np.ndarray], int], list[np.ndarray]] = core.aligned_zeros_like
 # Class labels as one-hot rows (losses.encode_targets), in one pass.
 _one_hot: Callable[[np.ndarray, int, np.dtype[Any]], np.ndarray | None] = core.one_hot
+# The forward pass through every layer in one call (Network._forward): predictions
+# without a crossing and two new arrays per layer.
+_network_forward: Callable[..., np.ndarray] = core.network_forward
 
 
 def dense_forward(

@@ -392,6 +392,27 @@ class Network:
     # ----- inference --------------------------------------------------------------------
     def _forward(self, X: np.ndarray) -> np.ndarray:
         be = self._backend
+        fused = getattr(be, "_network_forward", None)
+        if fused is not None:
+            # The native backend's forward through every layer in one call: the same
+            # bits as the layers one by one below (tests/test_network_forward.py), without
+            # a crossing and two new arrays per layer. Anything it does not take (a layer
+            # the user replaced with another dtype, say) goes the layer-by-layer way, which
+            # converts or names the problem as before.
+            layers = self.layers
+            acts = [layer.activation for layer in layers]
+            if all(a.__class__ is str for a in acts):  # as native.dense_forward's guard
+                try:
+                    out: np.ndarray = fused(
+                        [layer.W for layer in layers],
+                        [layer.b for layer in layers],
+                        acts,
+                        X,
+                        _PREDICT_CHUNK,
+                    )
+                    return out
+                except (TypeError, ValueError):
+                    pass
         parts: list[np.ndarray] = []
         with _backend_quiet(be):
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
