@@ -9,6 +9,7 @@ training, and the same first SGD step as densa's.
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -199,3 +200,28 @@ def test_the_summary_counts_the_runs_that_met_each_target():
     assert "2.600" in w3
     assert "1/2 met" in k2  # K2 was measured in two runs only
     assert not any(line.split()[0] == "W4" for line in lines[1:])
+
+
+def test_each_timed_call_has_its_setup_first_and_off_the_clock(monkeypatch):
+    # W5's resets run as setups: before every call (warm-up included), before the pause,
+    # and not in the time. A setup that takes 30 ms and a call that takes none: the
+    # medians must show the call's time, not the setup's.
+    events = []
+    monkeypatch.setattr(bench, "PAUSE", lambda: events.append("pause") or 0.0)
+    monkeypatch.setattr(bench, "SAMPLES", [])
+    monkeypatch.setattr(bench, "WAITS", [])
+
+    def setup():
+        events.append("setup")
+        time.sleep(0.03)
+
+    med = bench._median_times(
+        {"a": lambda: events.append("a"), "b": lambda: events.append("b")},
+        repeats=3,
+        setups={"a": setup},
+    )
+    assert med["a"] < 0.01
+    assert med["b"] < 0.01
+    # Warm-up: a's setup, a, then b; each round: a's setup, the pause, a, the pause, b.
+    assert events[:3] == ["setup", "a", "b"]
+    assert events[3:] == ["setup", "pause", "a", "pause", "b"] * 3
