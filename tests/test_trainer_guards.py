@@ -1101,6 +1101,31 @@ def test_bias_and_bias_state_sizes_are_checked_by_the_extension(
         _assert_same_bits(arrays, before)
 
 
+# Arrays the extension's constructor itself refuses, read by the trainer or not (an
+# unused optimizer state): anything but C-contiguous float64 in native byte order.
+UNREADABLE = [
+    ("float32-W", _set((W_, 0), lambda W: W.astype(np.float32))),
+    ("big-endian-b", _set((B_, 1), lambda b: b.astype(">f8"))),
+    ("fortran-W", _set((W_, 0), np.asfortranarray)),
+    ("strided-b", _set((B_, 0), lambda b: np.repeat(b, 2)[::2])),
+    ("int-state", _set((SW_, 1, 0), lambda s: s.astype(np.int64))),
+    ("unread-float32-state", _set((SW_, 0, 1), lambda s: s.astype(np.float32))),
+    ("unread-fortran-state", _set((SW_, 0, 1), np.asfortranarray)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("change", [c[1] for c in UNREADABLE], ids=[c[0] for c in UNREADABLE])
+def test_the_extension_refuses_every_array_it_would_not_read_in_place(change):
+    parts = _parts(n_state=2)
+    change(parts)
+    Ws, bs, acts, sW, sb = parts
+    with pytest.raises(TypeError, match="C-contiguous float64 arrays in native byte order"):
+        _core.Trainer_float64(Ws, bs, acts, "mse", "sgd", MOMENTUM, sW, sb, None, BATCH)
+    # The unchanged parts are taken.
+    Ws, bs, acts, sW, sb = _parts(n_state=2)
+    assert _core.Trainer_float64(Ws, bs, acts, "mse", "sgd", MOMENTUM, sW, sb, None, BATCH)
+
+
 def test_a_read_only_b_no_longer_trains_the_reference_halfway():
     """It used to be found by sgd_step inside run, after layer 0 had been updated."""
     X, T = _data()

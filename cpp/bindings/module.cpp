@@ -11,6 +11,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -134,10 +135,10 @@ ConstVectorMap<T> as_vector(const py::array& a, const char* name) {
 
 // Any parameter or state tensor, viewed flat, written in place.
 template <class T>
-VectorMap<T> as_mutable_flat(Array<T>& a, const char* name) {
+VectorMap<T> as_mutable_flat(py::array& a, const char* name) {
   require_in_place<T>(a, name);
   DENSA_REQUIRE(a.writeable(), std::string(name) + " is read-only; densa updates it in place");
-  return VectorMap<T>(a.mutable_data(), static_cast<Index>(a.size()));
+  return VectorMap<T>(static_cast<T*>(a.mutable_data()), static_cast<Index>(a.size()));
 }
 
 template <class T>
@@ -611,11 +612,29 @@ using Orders = py::array_t<std::int64_t, py::array::c_style>;
 template <class T>
 class PyTrainer {
  public:
-  PyTrainer(std::vector<Array<T>> Ws, std::vector<Array<T>> bs,
+  PyTrainer(std::vector<py::array> Ws, std::vector<py::array> bs,
             const std::vector<std::string>& activations, const std::string& loss,
             const std::string& optimizer, const Checked<py::dict>& hyper,
-            std::vector<std::vector<Array<T>>> state_W, std::vector<std::vector<Array<T>>> state_b,
-            const py::object& step, Index max_batch) {
+            std::vector<std::vector<py::array>> state_W,
+            std::vector<std::vector<py::array>> state_b, const py::object& step, Index max_batch) {
+    // Every array given, read or not, as pybind11's array_t<T, c_style> took them before
+    // (dtype T in native byte order, C-contiguous; never converted). Taken here as plain
+    // arrays and tested field by field: array_t's conversion (PyArray_FromAny per array)
+    // cost a W4 fit 0.6-1.3 ms of its ~6 ms right after an idle pause, and the
+    // constructor ~0.04 ms warm (docs/performance.md, the twentieth session).
+    const auto c_array = [](const py::array& a) {
+      return is_dtype<T>(a) && (a.flags() & py::array::c_style) != 0;
+    };
+    bool all_c =
+        std::all_of(Ws.begin(), Ws.end(), c_array) && std::all_of(bs.begin(), bs.end(), c_array);
+    for (const auto* states : {&state_W, &state_b})
+      for (const std::vector<py::array>& layer_states : *states)
+        all_c = all_c && std::all_of(layer_states.begin(), layer_states.end(), c_array);
+    if (!all_c) {
+      throw py::type_error(std::string("Trainer: expected C-contiguous ") +
+                           (sizeof(T) == 4 ? "float32" : "float64") +
+                           " arrays in native byte order (densa.native names the one that is not)");
+    }
     const size_t K = Ws.size();
     DENSA_REQUIRE(
         K > 0 && bs.size() == K && activations.size() == K && state_W.size() == K &&
@@ -746,9 +765,9 @@ template <class T>
 void bind_trainer(py::module_& m) {
   const std::string name = sizeof(T) == 4 ? "Trainer_float32" : "Trainer_float64";
   py::class_<PyTrainer<T>>(m, name.c_str())
-      .def(py::init<std::vector<Array<T>>, std::vector<Array<T>>, const std::vector<std::string>&,
+      .def(py::init<std::vector<py::array>, std::vector<py::array>, const std::vector<std::string>&,
                     const std::string&, const std::string&, const Checked<py::dict>&,
-                    std::vector<std::vector<Array<T>>>, std::vector<std::vector<Array<T>>>,
+                    std::vector<std::vector<py::array>>, std::vector<std::vector<py::array>>,
                     const py::object&, Index>(),
            // noconvert reaches into the lists: a converted copy would be trained instead
            // of the caller's parameters.

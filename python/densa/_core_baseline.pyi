@@ -8,7 +8,7 @@ import numpy.typing
 import typing
 __all__: list[str] = ['Trainer_float32', 'Trainer_float64', 'adam_step', 'aligned_zeros_like', 'all_finite', 'blas', 'copy_if_finite', 'cpu_features', 'dense_backward', 'dense_forward', 'eigen_version', 'flushes_subnormals', 'forward_kernel_simd', 'get_num_threads', 'isa', 'loss_backward', 'loss_forward', 'mapped_address', 'momentum_kernel_simd', 'network_forward', 'one_hot', 'ready_rows', 'sample_orders', 'set_num_threads', 'sgd_step', 'simd', 'state_ready', 'uses_blas']
 class Trainer_float32:
-    def __init__(self, Ws: list[numpy.typing.NDArray[numpy.float32]], bs: list[numpy.typing.NDArray[numpy.float32]], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.typing.NDArray[numpy.float32]]], state_b: list[list[numpy.typing.NDArray[numpy.float32]]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
+    def __init__(self, Ws: list[numpy.ndarray], bs: list[numpy.ndarray], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.ndarray]], state_b: list[list[numpy.ndarray]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     def run(self, X: numpy.typing.NDArray[numpy.float32], targets: numpy.typing.NDArray[numpy.float32], order: numpy.typing.NDArray[numpy.int64], batch_size: typing.SupportsInt | typing.SupportsIndex, first_batch: typing.SupportsInt | typing.SupportsIndex, n_batches: typing.SupportsInt | typing.SupportsIndex) -> tuple:
         ...
@@ -30,7 +30,7 @@ class Trainer_float32:
         Whether this network trains with its hidden units split between two threads (hidden_split.hpp).
         """
 class Trainer_float64:
-    def __init__(self, Ws: list[numpy.typing.NDArray[numpy.float64]], bs: list[numpy.typing.NDArray[numpy.float64]], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.typing.NDArray[numpy.float64]]], state_b: list[list[numpy.typing.NDArray[numpy.float64]]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
+    def __init__(self, Ws: list[numpy.ndarray], bs: list[numpy.ndarray], activations: collections.abc.Sequence[str], loss: str, optimizer: str, hyper: dict, state_W: list[list[numpy.ndarray]], state_b: list[list[numpy.ndarray]], step: typing.Any, max_batch: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     def run(self, X: numpy.typing.NDArray[numpy.float64], targets: numpy.typing.NDArray[numpy.float64], order: numpy.typing.NDArray[numpy.int64], batch_size: typing.SupportsInt | typing.SupportsIndex, first_batch: typing.SupportsInt | typing.SupportsIndex, n_batches: typing.SupportsInt | typing.SupportsIndex) -> tuple:
         ...

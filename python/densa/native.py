@@ -304,8 +304,9 @@ def Trainer(
     """The fused C++ training loop over the caller's arrays; see ``densa.reference.Trainer``.
 
     The fast path hands the arguments to the extension as they are: it takes only arrays
-    it can update in place, and refuses anything else with pybind11's TypeError, which
-    names no argument. Then (only then) the checks both backends share run
+    it can update in place, and refuses anything else with a TypeError that names no
+    argument (pybind11's, or the extension's own for an array of another dtype or
+    layout). Then (only then) the checks both backends share run
     (``_trainer_checks.trainer_settings`` and ``trainer_arrays``) and raise the named
     message; should they find nothing, the extension's own error is raised. The one
     thing the extension does not refuse, in-place arrays sharing memory, is tested
