@@ -107,6 +107,47 @@ def test_prepared_inputs_are_the_checks_results(backend, check_finite):
         net._prepare_xy(X, y2[:5])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_int64_labels_go_to_one_hot_directly_and_anything_else_as_before(dtype, monkeypatch):
+    """_prepare_xy hands C-contiguous int64 class labels straight to the native one-hot
+    call; every other labels array takes encode_targets, with the same result or the same
+    message as before."""
+    net = densa.Network(
+        [densa.Dense(3, 5, "relu"), densa.Dense(5, 4)],
+        loss="softmax_cross_entropy",
+        dtype=np.dtype(dtype).name,
+        seed=0,
+    )
+    X = np.random.default_rng(1).standard_normal((10, 3)).astype(dtype)
+    y = np.array([0, 3, 1, 2, 2, 0, 3, 1, 0, 2], np.int64)
+    want = np.eye(4, dtype=dtype)[y]
+    calls = []
+    real = native._one_hot
+    monkeypatch.setattr(native, "_one_hot", lambda *a: calls.append(a[0]) or real(*a))
+    for labels in (
+        y,  # int64, C-contiguous: straight to one_hot (the only call)
+        y.astype(np.int32),  # converted by encode_targets, then one_hot
+        y.astype(">i8"),
+        np.repeat(y, 2)[::2],  # strided
+        y.astype(np.float64),  # whole floats: encode_targets' NumPy path
+        np.ma.masked_array(y),  # a subclass: as a plain array, through encode_targets
+    ):
+        calls.clear()
+        _, T = net._prepare_xy(X, labels)
+        assert T.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(T, want)
+        if labels is y:
+            assert len(calls) == 1
+            assert calls[0] is y
+    # Refusals keep their messages: out of range, wrong length, not whole numbers.
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+        net._prepare_xy(X, np.where(y == 3, 4, y))
+    with pytest.raises(ValueError, match="rows but X has 10 samples"):
+        net._prepare_xy(X, y[:7])
+    with pytest.raises(ValueError, match="whole numbers"):
+        net._prepare_xy(X, y + 0.5)
+
+
 # ----- state_ready -----------------------------------------------------------------------
 def _layers(dtype, sizes=(5, 7, 3)):
     net = densa.Network(

@@ -370,6 +370,24 @@ class Network:
             rows = y[:, None] if y.ndim == 1 and self.n_out == 1 else y
             if self._ready_rows(rows, Xa.shape[0], self.n_out):
                 return Xa, rows
+        elif (
+            y.__class__ is np.ndarray
+            and self.loss == "softmax_cross_entropy"
+            and y.ndim == 1
+            and y.shape[0] == Xa.shape[0]
+        ):
+            # int64 class labels, C-contiguous: the native one-hot call encode_targets
+            # would make, without its Python around it (~0.3 ms right after an idle
+            # pause). Anything else (another dtype or layout: TypeError; a label out of
+            # range: None) takes encode_targets, which converts or names the problem.
+            one_hot = getattr(self._backend, "_one_hot", None)
+            if one_hot is not None:
+                try:
+                    onehot = one_hot(y, self.n_out, self._dtype)
+                except TypeError:
+                    onehot = None
+                if onehot is not None:
+                    return Xa, onehot
         ya = np.asarray(y)
         T = losses.encode_targets(
             self.loss,
