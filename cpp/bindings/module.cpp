@@ -269,9 +269,8 @@ Array<T> network_forward(const std::vector<py::array>& Ws, const std::vector<py:
   }
   auto x = as_batch<T>(x_arr, "x");
   DENSA_REQUIRE(x.size() > 0, "network_forward: x is empty");
-  DENSA_REQUIRE(!layers.empty(), "network_forward: the network has no layers");
-  densa::check_forward_shapes<T>(layers, x.rows(), x.cols(), layers.back().W.rows(), x.cols());
-  Array<T> out_arr = new_batch<T>(x.cols(), layers.back().W.rows());
+  const Index n_out = densa::check_forward_shapes<T>(layers, x.rows(), x.cols());
+  Array<T> out_arr = new_batch<T>(x.cols(), n_out);
   auto out = as_mutable_batch<T>(out_arr, "out");
   {
     std::optional<py::gil_scoped_release> release;

@@ -29,11 +29,11 @@ struct ForwardLayer {
   Activation a;
 };
 
-// Shapes chain (layer j's W.cols() == layer j-1's W.rows()) and fit x and out; checked
-// whatever the caller checked, so that a mismatch is an exception, never a bad read.
+// Shapes chain (layer j's W.cols() == layer j-1's W.rows(), layer 0's == x_rows);
+// checked whatever the caller checked, so that a mismatch is an exception, never a bad
+// read. Returns the last layer's width, y_K's rows.
 template <class T>
-void check_forward_shapes(const std::vector<ForwardLayer<T>>& layers, Index x_rows, Index x_cols,
-                          Index out_rows, Index out_cols) {
+Index check_forward_shapes(const std::vector<ForwardLayer<T>>& layers, Index x_rows, Index x_cols) {
   DENSA_REQUIRE(!layers.empty(), "network_forward: the network has no layers");
   Index width = x_rows;
   for (size_t j = 0; j < layers.size(); ++j) {
@@ -41,8 +41,7 @@ void check_forward_shapes(const std::vector<ForwardLayer<T>>& layers, Index x_ro
     check_dense_shapes<T>(L.W, L.b.size(), width, x_cols, j == 0 ? "x" : "the previous y");
     width = L.W.rows();
   }
-  DENSA_REQUIRE(out_rows == width && out_cols == x_cols,
-                "network_forward: the output buffer has the wrong shape");
+  return width;
 }
 
 // out = y_K of x: for each block of `chunk` columns (samples) of x, z_j and y_j of every
@@ -50,7 +49,9 @@ void check_forward_shapes(const std::vector<ForwardLayer<T>>& layers, Index x_ro
 template <class T>
 void network_forward(const std::vector<ForwardLayer<T>>& layers, const ConstBatchRef<T>& x,
                      BatchRef<T> out, Index chunk) {
-  check_forward_shapes<T>(layers, x.rows(), x.cols(), out.rows(), out.cols());
+  const Index n_out = check_forward_shapes<T>(layers, x.rows(), x.cols());
+  DENSA_REQUIRE(out.rows() == n_out && out.cols() == x.cols(),
+                "network_forward: the output buffer has the wrong shape");
   DENSA_REQUIRE(chunk > 0, "network_forward: chunk must be positive");
   const Index n = x.cols();
   const Index cols = std::min(chunk, n);
