@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -1124,6 +1125,43 @@ def test_the_extension_refuses_every_array_it_would_not_read_in_place(change):
     # The unchanged parts are taken.
     Ws, bs, acts, sW, sb = _parts(n_state=2)
     assert _core.Trainer_float64(Ws, bs, acts, "mse", "sgd", MOMENTUM, sW, sb, None, BATCH)
+
+
+# In-place arrays that share memory: the extension's constructor refuses them itself
+# (ValueError), before anything trains; densa.native then names the pair (BAD_ARRAYS).
+SHARED = [c for c in BAD_ARRAYS if "share memory" in c[4][0]]
+EXTENSION = types.SimpleNamespace(Trainer=_core.Trainer_float64)
+
+
+@pytest.mark.parametrize(
+    ("change", "optimizer"), [c[1:3] for c in SHARED], ids=[c[0] for c in SHARED]
+)
+def test_the_extension_refuses_in_place_arrays_that_share_memory(change, optimizer):
+    parts = _parts(n_state=2)
+    change(parts)
+    arrays = _arrays_of(parts)
+    before = [a.copy() for a in arrays]
+    with pytest.raises(ValueError, match="Trainer: in-place arrays share memory"):
+        _build(EXTENSION, parts, optimizer)
+    _assert_same_bits(arrays, before)
+
+
+def test_the_extension_takes_neighbouring_arrays_and_unread_state_that_overlaps():
+    # Adjacent views of one buffer: apart.
+    parts = _parts(n_state=2)
+    _one_buffer(parts)
+    assert _build(EXTENSION, parts, "adam")
+    # SGD with momentum writes state[0] only: a state[1] on W's memory is never written.
+    parts = _parts(n_state=2)
+    parts[SW_][0][1] = parts[W_][0]
+    assert _build(EXTENSION, parts, "sgd")
+    # Without momentum no state is written: a velocity on W's memory is not refused.
+    parts = _parts(n_state=1)
+    parts[SW_][0][0] = parts[W_][0]
+    assert _build(EXTENSION, parts, "sgd", SGD)
+    # The same velocity with momentum is.
+    with pytest.raises(ValueError, match="Trainer: in-place arrays share memory"):
+        _build(EXTENSION, parts, "sgd", MOMENTUM)
 
 
 def test_a_read_only_b_no_longer_trains_the_reference_halfway():

@@ -141,6 +141,25 @@ VectorMap<T> as_mutable_flat(py::array& a, const char* name) {
   return VectorMap<T>(static_cast<T*>(a.mutable_data()), static_cast<Index>(a.size()));
 }
 
+// Whether two of these arrays share memory. Each is C-contiguous, so its memory is one
+// byte range, and two share memory exactly when their ranges meet (empty ones never do).
+bool any_share_memory(const std::vector<const py::array*>& arrays) {
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> spans;  // [begin, end)
+  spans.reserve(arrays.size());
+  for (const py::array* a : arrays) {
+    const auto begin = reinterpret_cast<std::uintptr_t>(a->data());
+    const auto bytes = static_cast<std::uintptr_t>(a->nbytes());
+    if (bytes > 0) spans.emplace_back(begin, begin + bytes);
+  }
+  std::sort(spans.begin(), spans.end());
+  std::uintptr_t reach = 0;  // the furthest end so far
+  for (size_t i = 0; i < spans.size(); ++i) {
+    if (i > 0 && spans[i].first < reach) return true;
+    reach = std::max(reach, spans[i].second);
+  }
+  return false;
+}
+
 template <class T>
 ConstVectorMap<T> as_flat(const Array<T>& a, const char* name) {
   require_in_place<T>(a, name);
@@ -689,6 +708,22 @@ class PyTrainer {
           s.state_b[k] = as_mutable_flat<T>(state_b[j][k], "optimizer state").data();
         }
       }
+    }
+    // No two arrays written in place may share memory: updated as one, they would train
+    // wrong numbers without a sign. Refused here, where it costs a sort of a few byte
+    // ranges; densa.native then names the pair. (In Python, reading each array's base
+    // and flags cost a fit ~10 attribute reads per array right after an idle pause.)
+    std::vector<const py::array*> in_place;
+    for (size_t j = 0; j < K; ++j) {
+      in_place.push_back(&Ws[j]);
+      in_place.push_back(&bs[j]);
+      for (size_t k = 0; need_state && k < n_state; ++k) {
+        in_place.push_back(&state_W[j][k]);
+        in_place.push_back(&state_b[j][k]);
+      }
+    }
+    if (any_share_memory(in_place)) {
+      throw py::value_error("Trainer: in-place arrays share memory (densa.native names them)");
     }
     keep_ = py::make_tuple(Ws, bs, state_W, state_b);
     n_layers_ = slots.size();

@@ -386,8 +386,9 @@ def trainer_overlap(arrays: Sequence[tuple[int, str, np.ndarray]]) -> str | None
     C-contiguous array) each) that share memory, or None.
 
     As ``overlap``'s first test: arrays whose roots are distinct arrays owning their data
-    lie apart (attribute reads only: the native Trainer's fast path makes this test on
-    every construction). Otherwise their byte ranges, sorted: for C-contiguous arrays
+    lie apart (attribute reads only: the reference Trainer makes this test on every
+    construction; the native extension makes the range test below itself, in C++).
+    Otherwise their byte ranges, sorted: for C-contiguous arrays
     the range is the memory, so two overlap exactly when ``np.shares_memory`` says so,
     at O(n log n) for n arrays rather than n² calls. Only when some do are the pairs
     tested in order, so that both backends name the same first pair.

@@ -304,14 +304,11 @@ def Trainer(
     """The fused C++ training loop over the caller's arrays; see ``densa.reference.Trainer``.
 
     The fast path hands the arguments to the extension as they are: it takes only arrays
-    it can update in place, and refuses anything else with a TypeError that names no
-    argument (pybind11's, or the extension's own for an array of another dtype or
-    layout). Then (only then) the checks both backends share run
+    it can update in place, none sharing memory with another, and refuses anything else
+    with a TypeError or ValueError that names no argument (pybind11's, or the
+    extension's own). Then (only then) the checks both backends share run
     (``_trainer_checks.trainer_settings`` and ``trainer_arrays``) and raise the named
-    message; should they find nothing, the extension's own error is raised. The one
-    thing the extension does not refuse, in-place arrays sharing memory, is tested
-    here after it returns (``_trainer_checks.trainer_overlap``: attribute reads when
-    the arrays are distinct allocations, as a network's are).
+    message; should they find nothing, the extension's own error is raised.
     """
     args = (Ws, bs, activations, loss, optimizer, hyper, state_W, state_b, step, max_batch)
     try:
@@ -324,32 +321,9 @@ def Trainer(
         cls = None  # pybind11 would also take these (bytes, True), which are refused
     if cls is not None:
         try:
-            trainer = cls(*args)
+            return cls(*args)
         except (TypeError, ValueError) as exc:
             error: BaseException = exc
-        else:
-            # Apart when their roots (each array, or the array it views) are distinct
-            # arrays owning their data; else the exact test (_trainer_checks.trainer_overlap).
-            n_state = 2 if optimizer == "adam" else int(dict(hyper)["momentum"] > 0.0)
-            arrays = [*Ws, *bs]
-            for k in range(n_state):
-                arrays += [s[k] for s in state_W]
-                arrays += [s[k] for s in state_b]
-            roots = set()
-            for a in arrays:
-                r = a.base
-                if r is None:
-                    r = a
-                if r.__class__ is not np.ndarray or not r.flags.owndata:
-                    break
-                roots.add(id(r))
-            else:
-                if len(roots) == len(arrays):
-                    return trainer
-            if _trainer_checks.trainer_overlap([(0, "", a) for a in arrays]) is None:
-                return trainer
-            del trainer  # nothing was written: refused with the checked path's message
-            error = ValueError("Trainer: in-place arrays share memory")
     settings = _trainer_checks.trainer_settings(optimizer, hyper, step)
     _trainer_checks.trainer_loss_and_batch(loss, max_batch)
     _trainer_checks.trainer_arrays(
