@@ -687,6 +687,7 @@ class PyTrainer {
     }
     const bool need_state = opt.kind == OptimizerKind::adam || opt.sgd.momentum > 0.0;
     std::vector<LayerSlot<T>> slots(K);
+    std::vector<const py::array*> in_place;  // every array the trainer writes
     for (size_t j = 0; j < K; ++j) {
       const std::string where = "Trainer: layer " + std::to_string(j) + ": ";
       DENSA_REQUIRE(Ws[j].ndim() == 2 && bs[j].ndim() == 1 && bs[j].shape(0) == Ws[j].shape(0),
@@ -694,6 +695,7 @@ class PyTrainer {
       LayerSlot<T>& s = slots[j];
       s.W = as_mutable_flat<T>(Ws[j], "W").data();
       s.b = as_mutable_flat<T>(bs[j], "b").data();
+      in_place.insert(in_place.end(), {&Ws[j], &bs[j]});
       s.n_out = static_cast<Index>(Ws[j].shape(0));
       s.n_in = static_cast<Index>(Ws[j].shape(1));
       s.activation = activation_from_name(activations[j]);
@@ -706,6 +708,7 @@ class PyTrainer {
               where + "optimizer state has the wrong size");
           s.state_W[k] = as_mutable_flat<T>(state_W[j][k], "optimizer state").data();
           s.state_b[k] = as_mutable_flat<T>(state_b[j][k], "optimizer state").data();
+          in_place.insert(in_place.end(), {&state_W[j][k], &state_b[j][k]});
         }
       }
     }
@@ -713,15 +716,6 @@ class PyTrainer {
     // wrong numbers without a sign. Refused here, where it costs a sort of a few byte
     // ranges; densa.native then names the pair. (In Python, reading each array's base
     // and flags cost a fit ~10 attribute reads per array right after an idle pause.)
-    std::vector<const py::array*> in_place;
-    for (size_t j = 0; j < K; ++j) {
-      in_place.push_back(&Ws[j]);
-      in_place.push_back(&bs[j]);
-      for (size_t k = 0; need_state && k < n_state; ++k) {
-        in_place.push_back(&state_W[j][k]);
-        in_place.push_back(&state_b[j][k]);
-      }
-    }
     if (any_share_memory(in_place)) {
       throw py::value_error("Trainer: in-place arrays share memory (densa.native names them)");
     }
