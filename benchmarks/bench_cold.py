@@ -14,7 +14,10 @@ change in densa:
 - ``epoch 1``, ``later epochs``: the epochs as the trainer times them in C++
   (``History.seconds``; later epochs: the mean of one);
 - ``predict`` (W5): ``predict_classes`` of the test set;
-- ``total``: the whole call (as the suite times it, without its harness).
+- ``total``: the whole call (as the suite times it, without its harness);
+- ``page faults``: the minor page faults the call took (a count, not ms; where the
+  ``resource`` module exists): memory handed back to the system and faulted in again
+  would show here, cold caches and translations would not.
 
 Each round runs densa's cold call, the other implementations' calls, then densa's warm
 call (a call, then the timed one) and the others again, each after bench_suite's pause;
@@ -41,6 +44,11 @@ import numpy as np
 import bench_suite as bs
 import densa
 from densa import native
+
+try:
+    import resource
+except ImportError:  # not a Unix system: no fault counts
+    resource = None  # type: ignore[assignment]
 
 PARTS = ("fit's Python", "constructor", "trainer calls", "epoch 1", "later epochs", "predict")
 
@@ -79,16 +87,29 @@ class TimedTrainer:
 _native_trainer = native.Trainer
 
 
+def minor_faults() -> int:
+    """This process's minor page faults so far (0 where the count is not available)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource is not None else 0
+
+
 def measured(net, fit, predict=None) -> dict[str, float]:
-    """One call (``fit()``, then ``predict()`` if given) split into PARTS, in seconds."""
+    """One call (``fit()``, then ``predict()`` if given) split into PARTS, in seconds,
+    with its minor page faults."""
     RECORD.update(dict.fromkeys(RECORD, 0.0))
+    faults = minor_faults()
     t0 = time.perf_counter()
     fit()
     t1 = time.perf_counter()
     if predict is not None:
         predict()
     t2 = time.perf_counter()
+    faults = minor_faults() - faults
     rec = RECORD
+    if rec["constructor"] == 0.0:
+        raise RuntimeError(
+            "no native trainer was built through TimedTrainer during the call: install it "
+            "as densa.native.Trainer first (main does), or the parts would be wrong"
+        )
     seconds = net.history.seconds
     epochs = sum(seconds)
     return {
@@ -99,6 +120,7 @@ def measured(net, fit, predict=None) -> dict[str, float]:
         "later epochs": (epochs - seconds[0]) / max(len(seconds) - 1, 1),
         "predict": t2 - t1,
         "total": t2 - t0,
+        "page faults": faults,
     }
 
 
@@ -273,6 +295,8 @@ def profile(name, calls, rounds) -> list[str]:
         w = statistics.median(p[k] for p in warm_parts)
         d = statistics.median(p[k] - q[k] for p, q in zip(cold_parts, warm_parts))
         lines.append(f"  {k:14s} {c * 1e3:8.3f} {w * 1e3:8.3f} {d * 1e3:12.3f}")
+    c, w = (statistics.median(p["page faults"] for p in ps) for ps in (cold_parts, warm_parts))
+    lines.append(f"  {'page faults':14s} {c:8.0f} {w:8.0f}   (a count per call, not ms)")
     return lines
 
 
