@@ -145,3 +145,64 @@ def test_groups_hold_a_bounded_number_of_order_entries(monkeypatch, group_calls)
     assert group_calls
     assert max(group_calls) == 3
     assert len(net.history.loss) == 20
+
+
+def _overflow_at_epoch_3s_last_batch(net, monkeypatch):
+    """Make net's trainers set W[0, 0] = inf after the last batch of epoch 3 of 5-batch
+    epochs: after a group's call (which ends with epoch 3 here), or after the chunk that
+    ends epoch 3."""
+    make = net._backend.Trainer
+
+    class Overflowing:
+        def __init__(self, *args):
+            self._trainer = make(*args)
+
+        def run_epochs(self, *args):
+            result = self._trainer.run_epochs(*args)
+            net.layers[0].W[0, 0] = np.inf
+            return result
+
+        def run(self, X, T, order, batch_size, first_batch, n_batches):
+            result = self._trainer.run(X, T, order, batch_size, first_batch, n_batches)
+            if len(net.history.loss) == 2 and first_batch + result[2] == 5:
+                net.layers[0].W[0, 0] = np.inf
+            return result
+
+        def __getattr__(self, name):
+            return getattr(self._trainer, name)
+
+    monkeypatch.setattr(net._backend, "Trainer", Overflowing)
+    return make
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_overflow_at_the_last_batch_of_a_group_is_reported_as_one_by_one(backend, monkeypatch):
+    """An update that overflows at the last batch of the group's last epoch is caught by
+    the check after it, either way: the same epoch and batch in the report, and that
+    epoch is not among the completed ones in the history. (What is put back differs: the
+    copy before the group, or the one after the epoch before, as the message says.)"""
+    import densa._pacing
+
+    monkeypatch.setattr(densa._pacing, "CHUNK_SECONDS", 10.0)  # one group, whatever the load
+    X, y = make_data("real", 40, 4, 3, seed=5)
+    outcome = {}
+    for mode in ("grouped", "one by one"):
+        net = make_net("mse", backend=backend, seed=1)
+        make = _overflow_at_epoch_3s_last_batch(net, monkeypatch)
+        callback = None if mode == "grouped" else (lambda epoch, logs: None)
+        with pytest.raises(densa.TrainingDivergedError) as info:
+            net.fit(
+                X,
+                y,
+                epochs=3,
+                batch_size=8,
+                optimizer=densa.SGD(0.01),
+                progress=False,
+                on_epoch_end=callback,
+            )
+        assert "the parameters became NaN or inf (an update overflowed)" in str(info.value)
+        assert len(net.history.seconds) == 2
+        outcome[mode] = (info.value.epoch, info.value.batch, list(net.history.loss))
+        monkeypatch.setattr(net._backend, "Trainer", make)
+    assert outcome["grouped"][:2] == (3, 5)
+    assert outcome["grouped"] == outcome["one by one"]

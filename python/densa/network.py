@@ -930,6 +930,10 @@ class Network:
         if diverged:
             self._diverged(guard, first_epoch + done, bad, n_batches, "the loss became NaN or inf")
         if not finite:
+            # The group's last update overflowed: its last epoch is the one reported as
+            # diverged, so it is not among the completed ones (as epoch by epoch, where
+            # the check after that epoch's last chunk raises before the epoch is recorded).
+            del history.loss[-1:], history._penalty[-1:], history.seconds[-1:]
             self._diverged(
                 guard,
                 last,
