@@ -10,7 +10,8 @@ change in densa:
 - ``fit's Python``: fit's own Python around the trainer (argument checks, data and
   optimizer preparation, the finite copy, the history);
 - ``constructor``: the native trainer's construction (its workspaces);
-- ``trainer calls``: the native trainer calls, minus the epochs they ran;
+- ``trainer calls``: the native trainer calls (``run``, ``run_epochs``, or ``fit`` when
+  the whole fit is one call), minus the epochs they ran;
 - ``epoch 1``, ``later epochs``: the epochs as the trainer times them in C++
   (``History.seconds``; later epochs: the mean of one);
 - ``predict`` (W5): ``predict_classes`` of the test set;
@@ -79,6 +80,9 @@ class TimedTrainer:
 
     def run_epochs(self, *args):
         return self._timed("run_epochs", *args)
+
+    def fit(self, *args):  # a whole plain fit in one call (Network._fit_once)
+        return self._timed("fit", *args)
 
     def __getattr__(self, name):
         return getattr(self._inner, name)

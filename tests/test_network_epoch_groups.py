@@ -18,6 +18,9 @@ def group_calls(monkeypatch):
     """How many epoch groups fit ran (a list that grows by the group sizes)."""
     calls: list[int] = []
     original = Network._fit_epoch_group
+    # The ordinary path's groups: a fit short enough would otherwise be one native call
+    # (Network._fit_once, tests/test_fit_once.py).
+    monkeypatch.setattr(Network, "_fit_once", lambda self, *args: False)
 
     def spy(self, trainer, Xa, T, batch_size, group, *rest):
         calls.append(group)
@@ -184,6 +187,8 @@ def test_an_overflow_at_the_last_batch_of_a_group_is_reported_as_one_by_one(back
     import densa._pacing
 
     monkeypatch.setattr(densa._pacing, "CHUNK_SECONDS", 10.0)  # one group, whatever the load
+    # The ordinary path's group (Network._fit_once's own test: tests/test_fit_once.py).
+    monkeypatch.setattr(Network, "_fit_once", lambda self, *args: False)
     X, y = make_data("real", 40, 4, 3, seed=5)
     outcome = {}
     for mode in ("grouped", "one by one"):

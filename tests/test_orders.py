@@ -191,6 +191,8 @@ class Recording:
 
     def __init__(self, inner, seen: list[np.ndarray]):
         self._inner, self._seen = inner, seen
+        if hasattr(inner, "fit"):
+            self.fit = self._fit  # the native trainer's whole-fit call
 
     def run(self, X, T, order, batch_size, first_batch, n_batches):
         if first_batch == 0:
@@ -200,6 +202,17 @@ class Recording:
     def run_epochs(self, X, T, orders, batch_size):
         self._seen.extend(np.array(o) for o in orders)
         return self._inner.run_epochs(X, T, orders, batch_size)
+
+    def _fit(self, X, T, seeds, n_epochs, batch_size, *history_lists):
+        # The orders the native trainer's fit computes from its seeds.
+        n = X.shape[0]
+        orders = (
+            np.tile(np.arange(n), (n_epochs, 1))
+            if seeds is None
+            else reference.sample_orders(seeds, n)
+        )
+        self._seen.extend(np.array(o) for o in orders)
+        return self._inner.fit(X, T, seeds, n_epochs, batch_size, *history_lists)
 
     def __getattr__(self, name):
         return getattr(self._inner, name)

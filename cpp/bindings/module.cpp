@@ -34,6 +34,7 @@
 #include "densa/orders.hpp"
 #include "densa/parallel.hpp"
 #include "densa/relu_backward.hpp"
+#include "densa/snapshot.hpp"
 #include "densa/targets.hpp"
 #include "densa/trainer.hpp"
 
@@ -719,6 +720,19 @@ class PyTrainer {
     if (any_share_memory(in_place)) {
       throw py::value_error("Trainer: in-place arrays share memory (densa.native names them)");
     }
+    // What fit's snapshot copies (the arrays written, and Adam's step) and what its
+    // finite checks read (the parameters, then every optimizer state array given, used
+    // or not, as LastFinite checks them).
+    for (const py::array* a : in_place) {
+      written_.push_back(ByteSpan{const_cast<void*>(a->data()), static_cast<size_t>(a->nbytes())});
+    }
+    if (opt.step != nullptr) written_.push_back(ByteSpan{opt.step, sizeof(std::int64_t)});
+    for (size_t j = 0; j < K; ++j) {
+      for (const py::array* a : {&Ws[j], &bs[j]}) params_.push_back(flat_of(*a));
+    }
+    for (const auto* states : {&state_W, &state_b})
+      for (const std::vector<py::array>& layer_states : *states)
+        for (const py::array& a : layer_states) state_.push_back(flat_of(a));
     keep_ = py::make_tuple(Ws, bs, state_W, state_b);
     n_layers_ = slots.size();
     trainer_ = std::make_unique<Trainer<T>>(std::move(slots), loss_from_name(loss), opt, max_batch);
@@ -749,6 +763,88 @@ class PyTrainer {
     }
     return py::make_tuple(r.loss_sum, r.samples, r.batches, r.diverged, r.diverged_batch,
                           r.penalty_sum);
+  }
+
+  // A whole plain fit in one crossing (densa.native.fit_once; Network.fit takes it when
+  // nothing happens between epochs and the fit is predicted to last under
+  // densa._pacing.CHUNK_SECONDS): LastFinite's first capture, each epoch's order from its
+  // seed (sample_orders; None: 0 .. N-1), the epochs (run_epochs), and the end's check
+  // of the parameters, putting the capture back when they are not finite. Each completed
+  // epoch is appended to loss_out (its mean loss plus the penalty), penalty_out and
+  // seconds_out, History's lists, before the call returns: no Python runs between the
+  // training and its record, so a KeyboardInterrupt cannot separate them.
+  // Everything is checked before anything trains: a TypeError or ValueError means
+  // nothing changed (Network.fit then takes its ordinary path, which names the problem).
+  // Returns (diverged, diverged_batch, params_finite, restored): params_finite as they
+  // were at the end, before any restore; restored when the capture was put back.
+  py::tuple fit(const Checked<Array<T>>& X_obj, const Checked<Array<T>>& T_obj,
+                const py::object& seeds, const Checked<Index>& n_epochs_obj,
+                const Checked<Index>& batch_size_obj, const Checked<py::list>& loss_out,
+                const Checked<py::list>& penalty_out, const Checked<py::list>& seconds_out) {
+    const char* call = "Trainer.fit";
+    const py::array X_arr = read_only_batch<T>(X_obj, call, "X");
+    const py::array T_arr = read_only_batch<T>(T_obj, call, "targets");
+    const Index n_epochs = index_arg(n_epochs_obj, call, "n_epochs", true);
+    const Index batch_size = index_arg(batch_size_obj, call, "batch_size", false);
+    for (const py::object* out : {&loss_out, &penalty_out, &seconds_out}) {
+      if (!PyList_CheckExact(out->ptr())) {
+        throw py::type_error(std::string(call) + ": the history outputs must be lists, got " +
+                             describe(*out));
+      }
+    }
+    auto X = as_batch<T>(X_arr, "X");
+    auto Tg = as_batch<T>(T_arr, "targets");
+    const Index n = X.cols();
+    DENSA_REQUIRE(n > 0, "Trainer.fit: X has no samples");
+    trainer_->check_fit(X, Tg, batch_size);
+    const std::uint64_t* seed = nullptr;
+    if (!seeds.is_none()) {
+      const auto s = py::isinstance<py::array>(seeds) ? py::reinterpret_borrow<py::array>(seeds)
+                                                      : py::array();
+      const bool ok = s && s.ndim() == 1 && s.dtype().is(py::dtype::of<std::uint64_t>()) &&
+                      (s.flags() & py::array::c_style) != 0 &&
+                      reinterpret_cast<std::uintptr_t>(s.data()) % alignof(std::uint64_t) == 0;
+      if (!ok) {
+        throw py::type_error(std::string(call) +
+                             ": seeds must be None or a 1-D C-contiguous, aligned uint64 array");
+      }
+      DENSA_REQUIRE(static_cast<Index>(s.shape(0)) == n_epochs,
+                    "Trainer.fit: seeds must hold one seed per epoch");
+      seed = static_cast<const std::uint64_t*>(s.data());
+    }
+    std::vector<std::int64_t> orders(static_cast<size_t>(n_epochs * n));
+    Snapshot snapshot;
+    EpochsResult r;
+    bool params_finite = true;
+    {
+      py::gil_scoped_release release;
+      for (Index e = 0; e < n_epochs; ++e) {
+        std::int64_t* order = orders.data() + e * n;
+        if (seed != nullptr) {
+          densa::sample_order(seed[e], n, order);
+        } else {
+          for (Index i = 0; i < n; ++i) order[i] = i;
+        }
+      }
+      // LastFinite.capture((0, 0)): a copy only when the parameters and every state
+      // array are finite.
+      if (all_finite_spans(params_) && all_finite_spans(state_)) snapshot.save(written_);
+      if (n_epochs > 0) {
+        r = trainer_->run_epochs(X, Tg, orders.data(), n_epochs, n, batch_size);
+      }
+      params_finite = all_finite_spans(params_);
+      if (!params_finite && snapshot.saved()) snapshot.restore();
+    }
+    for (size_t e = 0; e < r.loss_mean.size(); ++e) {
+      // The same double sum as Python's (History.loss includes the l2 penalty).
+      if (PyList_Append(loss_out.ptr(), py::float_(r.loss_mean[e] + r.penalty_mean[e]).ptr()) ||
+          PyList_Append(penalty_out.ptr(), py::float_(r.penalty_mean[e]).ptr()) ||
+          PyList_Append(seconds_out.ptr(), py::float_(r.seconds[e]).ptr())) {
+        throw py::error_already_set();
+      }
+    }
+    return py::make_tuple(r.diverged, r.diverged_batch, params_finite,
+                          !params_finite && snapshot.saved());
   }
 
   bool splits_hidden_layer() const { return trainer_->splits_hidden_layer(); }
@@ -783,7 +879,22 @@ class PyTrainer {
   }
 
  private:
+  struct Flat {
+    const T* data;
+    Index size;
+  };
+  static Flat flat_of(const py::array& a) {
+    return Flat{static_cast<const T*>(a.data()), static_cast<Index>(a.size())};
+  }
+  static bool all_finite_spans(const std::vector<Flat>& arrays) {
+    return std::all_of(arrays.begin(), arrays.end(),
+                       [](const Flat& a) { return densa::all_finite(a.data, a.size); });
+  }
+
   std::unique_ptr<Trainer<T>> trainer_;
+  std::vector<ByteSpan> written_;  // every array the trainer writes, and Adam's step
+  std::vector<Flat> params_;       // W and b of each layer
+  std::vector<Flat> state_;        // every optimizer state array given
   size_t n_layers_ = 0;
   py::object keep_;
   py::object step_;  // Adam's step array, which opt.step points into
@@ -810,6 +921,9 @@ void bind_trainer(py::module_& m) {
            py::arg("n_batches"))
       .def("run_epochs", &PyTrainer<T>::run_epochs, py::arg("X").noconvert(),
            py::arg("targets").noconvert(), py::arg("orders").noconvert(), py::arg("batch_size"))
+      .def("fit", &PyTrainer<T>::fit, py::arg("X").noconvert(), py::arg("targets").noconvert(),
+           py::arg("seeds").none(true), py::arg("n_epochs"), py::arg("batch_size"),
+           py::arg("loss_out"), py::arg("penalty_out"), py::arg("seconds_out"))
       .def_property_readonly("splits_hidden_layer", &PyTrainer<T>::splits_hidden_layer,
                              "Whether this network trains with its hidden units split between "
                              "two threads (hidden_split.hpp).")

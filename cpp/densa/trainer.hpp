@@ -160,10 +160,7 @@ class Trainer {
     const ScopedTrainingMode mode;
     reserve_momentum_scratch();
     DENSA_REQUIRE(n_epochs >= 0 && n_order > 0, "trainer: need n_epochs >= 0 and samples");
-    check_batch_size(batch_size);
-    DENSA_REQUIRE(X.rows() == n_in(), "trainer: X has the wrong number of features");
-    DENSA_REQUIRE(targets.rows() == n_out() && targets.cols() == X.cols(),
-                  "trainer: targets do not match X or the output layer");
+    check_fit(X, targets, batch_size);
     // Every epoch's indices before the first epoch runs: a refused call trains nothing.
     check_order(orders, 0, n_epochs * n_order, X.cols(), n_order);
     EpochsResult out;
@@ -192,6 +189,16 @@ class Trainer {
       out.seconds.push_back(dt.count());
     }
     return out;
+  }
+
+  // run_epochs' checks of its data and batch size, for a caller that must know before
+  // anything else happens that run_epochs will not refuse them (the bindings' fit).
+  void check_fit(const ConstBatchRef<T>& X, const ConstBatchRef<T>& targets,
+                 Index batch_size) const {
+    check_batch_size(batch_size);
+    DENSA_REQUIRE(X.rows() == n_in(), "trainer: X has the wrong number of features");
+    DENSA_REQUIRE(targets.rows() == n_out() && targets.cols() == X.cols(),
+                  "trainer: targets do not match X or the output layer");
   }
 
  private:

@@ -137,6 +137,24 @@ class LastFinite:
         return label
 
 
+class Restored:
+    """What ``LastFinite`` would answer after a fit made of one native call (the native
+    trainer's ``fit``), which made its capture before the first epoch and put it back
+    itself when the parameters ended NaN or inf: for ``Network._diverged``'s message."""
+
+    def __init__(self, params_finite: bool, restored: bool) -> None:
+        self._params_finite = params_finite
+        self._restored = restored
+
+    def params_finite(self) -> bool:
+        """Whether the parameters were finite when training stopped (before any restore)."""
+        return self._params_finite
+
+    def restore(self) -> tuple[int, int] | None:
+        """The label of the copy put back, (0, 0) (before the first epoch), or None."""
+        return (0, 0) if self._restored else None
+
+
 class DeferredInterrupt:
     """Hold Ctrl-C back for the duration of a block, then raise KeyboardInterrupt.
 

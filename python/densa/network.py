@@ -619,8 +619,10 @@ class Network:
         Batches run in chunks of about 0.1 s between returns to Python (the bar, Ctrl-C,
         the finite check). When nothing happens between epochs (no validation data,
         callback, early stopping or visible bar) and epochs are shorter than that,
-        several run in one call; the result is the same bit for bit, and each epoch's
-        ``history.seconds`` is then measured in C++.
+        several run in one call (on the native backend, a whole fit predicted to take
+        less than that is one call, its finite copy and checks in C++ too); the result
+        is the same bit for bit, and each epoch's ``history.seconds`` is then measured
+        in C++.
 
         Raises
         ------
@@ -741,14 +743,6 @@ class Network:
         n_batches = -(-n // batch_size)
         sizes = [self.n_in] + [layer.n_out for layer in self.layers]
         costs = _pacing.costs_for(self._backend_name)
-        chunk = _pacing.first_chunk(sizes, batch_size, n_batches, costs)
-        guard = _guard.LastFinite(
-            self.layers,
-            opt,
-            getattr(be, "_copy_if_finite", None),
-            getattr(be, "_aligned_zeros_like", None),
-        )
-        guard.capture((0, 0))
         deferred = _guard.DeferredInterrupt()
         # Nothing to do between epochs (no validation, callback, early stopping or bar):
         # once an epoch is seen to take well under _pacing.CHUNK_SECONDS, several run in
@@ -759,6 +753,24 @@ class Network:
             and early_stopping is None
             and not _progress.shown(progress)
         )
+        fit_once = getattr(trainer, "fit", None)  # the native trainer's
+        if (
+            plain
+            and fit_once is not None
+            and epochs > 0
+            and _pacing.first_group(sizes, batch_size, n_batches, epochs, n, costs) == epochs
+            # The whole fit is predicted to take under CHUNK_SECONDS: one native call.
+            and self._fit_once(fit_once, Xa, T, epochs, batch_size, shuffle, deferred)
+        ):
+            return history
+        chunk = _pacing.first_chunk(sizes, batch_size, n_batches, costs)
+        guard = _guard.LastFinite(
+            self.layers,
+            opt,
+            getattr(be, "_copy_if_finite", None),
+            getattr(be, "_aligned_zeros_like", None),
+        )
+        guard.capture((0, 0))
         epoch = 0
         while epoch < epochs:
             if plain:
@@ -850,6 +862,71 @@ class Network:
         if best_params is not None:
             self._restore(best_params)
         return history
+
+    def _fit_once(
+        self,
+        fit_once: Callable[..., tuple[bool, int, bool, bool]],
+        Xa: np.ndarray,
+        T: np.ndarray,
+        epochs: int,
+        batch_size: int,
+        shuffle: bool,
+        deferred: _guard.DeferredInterrupt,
+    ) -> bool:
+        """A whole plain fit in one native call (the native trainer's ``fit``): the
+        finite copy, the orders from their seeds, the epochs and the end's check, in C++.
+        The same bits, history and generator state as the epoch groups of the ordinary
+        path (tests/test_fit_once.py), without its ~20 Python calls around them, whose
+        cost grows most when the machine's caches are cold: W4's 5-epoch fit in the
+        benchmark's company, ~2.6 ms, took 0.09-0.36 ms less this way in six runs of
+        21 rounds, paired (docs/performance.md, the twenty-second session). Returns
+        False, having changed nothing, if the trainer refused the arguments: the
+        ordinary path then trains or names the problem."""
+        history = self.history
+        assert history is not None  # fit made it before calling
+        rng_state = self.rng.bit_generator.state if shuffle else None
+        seeds = self._draw_seeds(epochs) if shuffle else None
+        try:
+            with deferred, _backend_quiet(self._backend):
+                # Each completed epoch is in the history when the call returns (the
+                # extension appends it), so Ctrl-C cannot separate the two.
+                diverged, bad, params_finite, restored = fit_once(
+                    Xa,
+                    T,
+                    seeds,
+                    epochs,
+                    batch_size,
+                    history.loss,
+                    history._penalty,
+                    history.seconds,
+                )
+                done = len(history.loss)
+                if diverged and rng_state is not None:
+                    # Draw again only the orders of the epochs that ran (the last diverged).
+                    self.rng.bit_generator.state = rng_state
+                    self._draw_seeds(done + 1)
+        except (TypeError, ValueError):
+            # Refused before anything trained (trainer.fit checks first).
+            if rng_state is not None:
+                self.rng.bit_generator.state = rng_state
+            return False
+        n_batches = -(-Xa.shape[0] // batch_size)
+        if diverged or not params_finite:
+            # The extension made LastFinite's capture before the first epoch and put it
+            # back if the parameters ended NaN or inf.
+            guard = _guard.Restored(params_finite, restored)
+            if diverged:
+                self._diverged(guard, done, bad, n_batches, "the loss became NaN or inf")
+            # As epoch by epoch: the epoch whose last update overflowed is not completed.
+            del history.loss[-1:], history._penalty[-1:], history.seconds[-1:]
+            self._diverged(
+                guard,
+                epochs - 1,
+                n_batches - 1,
+                n_batches,
+                "the parameters became NaN or inf (an update overflowed)",
+            )
+        return True
 
     def _epoch_orders(self, n: int, shuffle: bool, count: int) -> np.ndarray:
         """The sample orders of the next ``count`` epochs, (count, n) int64: each shuffled
@@ -944,7 +1021,12 @@ class Network:
         return done
 
     def _diverged(
-        self, guard: _guard.LastFinite, epoch: int, batch: int, n_batches: int, what: str
+        self,
+        guard: _guard.LastFinite | _guard.Restored,
+        epoch: int,
+        batch: int,
+        n_batches: int,
+        what: str,
     ) -> NoReturn:
         """Raise TrainingDivergedError for 0-based (epoch, batch), restoring the last finite
         parameters first if the current ones are not."""
