@@ -400,6 +400,26 @@ def test_a_refused_call_changes_nothing_and_the_ordinary_path_trains(monkeypatch
     _assert_same(got, expected)  # the generator was rewound before the ordinary path drew
 
 
+def test_a_call_out_of_memory_changes_nothing_but_raises(monkeypatch):
+    """MemoryError from the call (its buffers come before any training) propagates, with
+    the parameters, the history's epochs and the generator as they were."""
+    X, y = make_data("labels", 80, 4, 3, seed=1)
+    net = make_net("softmax_cross_entropy", seed=3)
+    before = params(net)
+    rng_state = net.rng.bit_generator.state
+
+    def out_of_memory(inner, *args):
+        raise MemoryError("simulated")
+
+    _wrap_trainers(net, monkeypatch, out_of_memory)
+    with pytest.raises(MemoryError, match="simulated"):
+        net.fit(X, y, epochs=3, batch_size=8, progress=False)
+    for p, q in zip(params(net), before):
+        np.testing.assert_array_equal(p, q)
+    assert net.history.loss == []
+    assert _same_state(net.rng.bit_generator.state, rng_state)
+
+
 @pytest.mark.parametrize(
     "extra",
     [

@@ -910,6 +910,12 @@ class Network:
             if rng_state is not None:
                 self.rng.bit_generator.state = rng_state
             return False
+        except MemoryError:
+            # The orders' or the copy's buffers, allocated before anything trained: the
+            # generator goes back too, as when the ordinary path's copy cannot be made.
+            if rng_state is not None:
+                self.rng.bit_generator.state = rng_state
+            raise
         n_batches = -(-Xa.shape[0] // batch_size)
         if diverged or not params_finite:
             # The extension made LastFinite's capture before the first epoch and put it
