@@ -162,19 +162,7 @@ def w5_calls(torch, sk):
     if sk is not None:
         from sklearn.neural_network import MLPClassifier
 
-        est = MLPClassifier(
-            hidden_layer_sizes=(64,),
-            solver="sgd",
-            learning_rate_init=0.1,
-            momentum=0.9,
-            nesterovs_momentum=False,
-            batch_size=32,
-            max_iter=30,
-            alpha=0.0,
-            tol=0.0,
-            n_iter_no_change=1000,
-            random_state=1000,
-        )
+        est = MLPClassifier(**bs.W5_SKLEARN, random_state=1000)
         sk_reset = bs.sklearn_from_densa(est, net, Xtr, ytr)
 
         def sk_call():

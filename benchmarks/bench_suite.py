@@ -420,6 +420,20 @@ ACCURACY_SHUFFLES = 4
 PAIRED_SHUFFLES = 16
 PAIRED = ("densa native", "scikit-learn")
 W5_SIZES, W5_ACTS, W5_LOSS = [64, 64, 10], ["relu", "identity"], "softmax_cross_entropy"
+# scikit-learn's MLPClassifier for W5, but for its random_state: densa's network, SGD
+# (lr 0.1, plain momentum 0.9), batch and 30 epochs, without L2 or an early stop.
+W5_SKLEARN = {
+    "hidden_layer_sizes": (64,),
+    "solver": "sgd",
+    "learning_rate_init": 0.1,
+    "momentum": 0.9,
+    "nesterovs_momentum": False,
+    "batch_size": 32,
+    "max_iter": 30,
+    "alpha": 0.0,
+    "tol": 0.0,
+    "n_iter_no_change": 1000,
+}
 
 
 def bench_digits(repeats, sk, torch):
@@ -505,16 +519,7 @@ def bench_digits(repeats, sk, torch):
         benchmark's rule: "same initial weights where the library allows") or from its
         own draw; returns (estimator, reset), reset() restoring the initial weights."""
         est = MLPClassifier(
-            hidden_layer_sizes=(64,),
-            solver="sgd",
-            learning_rate_init=0.1,
-            momentum=0.9,
-            nesterovs_momentum=False,
-            batch_size=32,
-            max_iter=30,
-            alpha=0.0,
-            tol=0.0,
-            n_iter_no_change=1000,
+            **W5_SKLEARN,
             # the sample orders; also the initialisation when it draws its own
             random_state=shuffle_seed(shuffle) + (init * 100 if own_init else 0),
         )

@@ -451,6 +451,16 @@ py::array read_only_batch(py::handle h, const char* call, const char* name) {
   return converted(a, py::dtype::of<T>());
 }
 
+// Epoch seeds as sample_orders and Trainer.fit read them in place: a 1-D, C-contiguous,
+// aligned uint64 array (anything else is refused, never converted).
+bool is_seed_array(py::handle h) {
+  if (!py::isinstance<py::array>(h)) return false;
+  const auto a = py::reinterpret_borrow<py::array>(h);
+  return a.ndim() == 1 && a.dtype().is(py::dtype::of<std::uint64_t>()) &&
+         (a.flags() & py::array::c_style) != 0 &&
+         reinterpret_cast<std::uintptr_t>(a.data()) % alignof(std::uint64_t) == 0;
+}
+
 // order (ndim 1, Trainer.run) or orders (ndim 2, Trainer.run_epochs): sample indices.
 // Refused, as the reference trainer refuses them: not an array of integers, or of
 // another ndim (run: TypeError; run_epochs: ValueError). Read only, so another integer
@@ -799,15 +809,11 @@ class PyTrainer {
     trainer_->check_fit(X, Tg, batch_size);
     const std::uint64_t* seed = nullptr;
     if (!seeds.is_none()) {
-      const auto s = py::isinstance<py::array>(seeds) ? py::reinterpret_borrow<py::array>(seeds)
-                                                      : py::array();
-      const bool ok = s && s.ndim() == 1 && s.dtype().is(py::dtype::of<std::uint64_t>()) &&
-                      (s.flags() & py::array::c_style) != 0 &&
-                      reinterpret_cast<std::uintptr_t>(s.data()) % alignof(std::uint64_t) == 0;
-      if (!ok) {
+      if (!is_seed_array(seeds)) {
         throw py::type_error(std::string(call) +
                              ": seeds must be None or a 1-D C-contiguous, aligned uint64 array");
       }
+      const auto s = py::reinterpret_borrow<py::array>(seeds);
       DENSA_REQUIRE(static_cast<Index>(s.shape(0)) == n_epochs,
                     "Trainer.fit: seeds must hold one seed per epoch");
       seed = static_cast<const std::uint64_t*>(s.data());
@@ -961,10 +967,7 @@ void bind_dtype(py::module_& m) {
 // array. densa.native.sample_orders checks the arguments first and says what is wrong;
 // this refuses, without crashing, what reaches it some other way.
 py::array_t<std::int64_t> sample_orders(const py::array& seeds, Index n) {
-  const bool ok = seeds.ndim() == 1 && seeds.dtype().is(py::dtype::of<std::uint64_t>()) &&
-                  (seeds.flags() & py::array::c_style) != 0 &&
-                  reinterpret_cast<std::uintptr_t>(seeds.data()) % alignof(std::uint64_t) == 0;
-  if (!ok) {
+  if (!is_seed_array(seeds)) {
     throw py::type_error("sample_orders: seeds must be a 1-D C-contiguous, aligned uint64 array");
   }
   if (n < 0) throw py::value_error("sample_orders: n must be >= 0");

@@ -44,6 +44,11 @@ class History:
     def epochs(self) -> int:
         return len(self.loss)
 
+    def _drop_last_epoch(self) -> None:
+        """Forget the last epoch's training entries (fit, when the check after that
+        epoch's last update finds the parameters NaN or inf: it did not complete)."""
+        del self.loss[-1:], self._penalty[-1:], self.seconds[-1:]
+
     def as_dict(self) -> dict[str, list[float]]:
         return {
             "loss": list(self.loss),

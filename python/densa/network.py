@@ -924,7 +924,7 @@ class Network:
             if diverged:
                 self._diverged(guard, done, bad, n_batches, "the loss became NaN or inf")
             # As epoch by epoch: the epoch whose last update overflowed is not completed.
-            del history.loss[-1:], history._penalty[-1:], history.seconds[-1:]
+            history._drop_last_epoch()
             self._diverged(
                 guard,
                 epochs - 1,
@@ -1016,7 +1016,7 @@ class Network:
             # The group's last update overflowed: its last epoch is the one reported as
             # diverged, so it is not among the completed ones (as epoch by epoch, where
             # the check after that epoch's last chunk raises before the epoch is recorded).
-            del history.loss[-1:], history._penalty[-1:], history.seconds[-1:]
+            history._drop_last_epoch()
             self._diverged(
                 guard,
                 last,
