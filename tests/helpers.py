@@ -207,12 +207,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def load_script(relative_path: str, name: str) -> ModuleType:
     """A repository script that is not part of the package (tools/, benchmarks/),
-    imported from its file."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / relative_path)
+    imported from its file, with its directory first on sys.path while it loads, as
+    when it is run (its imports of sibling scripts then work)."""
+    path = ROOT / relative_path
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
     return module
 
 
