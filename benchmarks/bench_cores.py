@@ -1,11 +1,12 @@
 """What W5's densa fit does when the shared machine gives two threads one core's worth.
 
 Cycles, back to back in one process: densa's W5 fit (the suite's, without predict) on
-two threads, the same fit on one thread, and the densa-free two_cores probe (the same
-64 x 64 product work by one thread, then by two at once). Cycles are grouped by the
-probe's factor (two_cores.state), and each group's medians printed: when the host runs
-the two vCPUs on one core's resources, the two-thread fit runs at about the one-thread
-fit's speed, and nothing two threads do can go faster than one core.
+two threads, the same fit on one thread, and the densa-free two_cores probes (the same
+64 x 64 product work by one thread, then by two at once; a counter's round trip to
+another process). Cycles are grouped by what the probes say the machine gave two
+threads (two_cores.state), and each group's medians printed: on two cores sharing a
+cache the two-thread fit is ~1.6x faster than the one-thread fit; on cores apart, or on
+one core's worth, it runs at about the one-thread fit's speed.
 
 The bound printed last is what one core can do at best: W5's 30 epochs are
 ``two_cores.product_flops`` of products (forward, dW, and dx above the first layer),
@@ -79,10 +80,14 @@ def sklearn_seconds(Xtr, ytr, repeats: int = 5) -> float:
 
 
 def report(cycles, probe, sk_seconds, n_train) -> list[str]:
-    """The table of cycles by state, and the one-core bound. ``cycles``: (factor, two
-    threads' fit seconds, one thread's) per cycle."""
-    factors = [c[0] for c in cycles]
-    groups = two_cores.by_state(factors, two=[c[1] for c in cycles], one=[c[2] for c in cycles])
+    """The table of cycles by state, and the one-core bound. ``cycles``: (factor, round
+    trip seconds, two threads' fit seconds, one thread's) per cycle."""
+    groups = two_cores.by_state(
+        [c[0] for c in cycles],
+        [c[1] for c in cycles],
+        two=[c[2] for c in cycles],
+        one=[c[3] for c in cycles],
+    )
     lines = [
         f"{len(cycles)} cycles; W5's densa fit (30 epochs, no predict), ms (medians)",
         f"  {'machine state':14s} {'cycles':>6s} {'2 threads':>10s} {'1 thread':>10s}",
@@ -102,7 +107,7 @@ def report(cycles, probe, sk_seconds, n_train) -> list[str]:
         lines.append(
             f"scikit-learn's fit {sk_seconds * 1e3:.1f} ms: on one core densa's fit could be "
             f"at best {sk_seconds / floor:.1f}x faster (products alone), the one-thread fit "
-            f"here {sk_seconds / statistics.median(c[2] for c in cycles):.1f}x"
+            f"here {sk_seconds / statistics.median(c[3] for c in cycles):.1f}x"
         )
     return lines
 
@@ -123,16 +128,17 @@ def main(argv=None):
     X = (X / 16.0).astype(np.float32)
     Xtr, _, ytr, _ = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
     fit, probe = w5_fit(Xtr, ytr), two_cores.CoreProbe()
-    for _ in range(10):  # warm-up
-        fit(2), fit(1), probe.sample()
-    probe.one_seconds.clear()
-    sk_seconds = sklearn_seconds(Xtr, ytr)
-    print(bs.machine_state_line())
-    cycles = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < args.seconds:
-        two, one = fit(2), fit(1)
-        cycles.append((probe.sample(), two, one))
+    with two_cores.RoundTrip() as round_trip:
+        for _ in range(10):  # warm-up
+            fit(2), fit(1), probe.sample(), round_trip.measure()
+        probe.one_seconds.clear()
+        sk_seconds = sklearn_seconds(Xtr, ytr)
+        print(bs.machine_state_line())
+        cycles = []
+        start = time.perf_counter()
+        while time.perf_counter() - start < args.seconds:
+            two, one = fit(2), fit(1)
+            cycles.append((probe.sample(), round_trip.measure(), two, one))
     print("\n".join(report(cycles, probe, sk_seconds, len(Xtr))))
     print(bs.machine_state_line())
 

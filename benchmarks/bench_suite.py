@@ -440,7 +440,7 @@ W5_SKLEARN = {
 def bench_digits(repeats, sk, torch):
     """W5: fit seconds (initialisation 0, order 0), test accuracies over
     ACCURACY_INITS x ACCURACY_SHUFFLES runs per implementation (see above), and each
-    timed round's two_cores factor, measured right after densa's call."""
+    timed round's two_cores factor and round trip, measured right after densa's call."""
     if sk is None:
         return None
     from sklearn.datasets import load_digits
@@ -562,11 +562,13 @@ def bench_digits(repeats, sk, torch):
     # then (benchmarks/two_cores.py): densa's fit splits its hidden layer between two
     # threads, scikit-learn's runs on one, so rounds in which the host gives the two
     # vCPUs one core's worth slow densa alone.
-    probe = two_cores.CoreProbe()
+    probe, round_trip = two_cores.CoreProbe(), two_cores.RoundTrip()
     factors: list[float] = []
+    trips: list[float] = []
 
     def sk_setup():
         factors.append(probe.sample())
+        trips.append(round_trip.measure())
         sk_reset()
 
     timed = {
@@ -601,17 +603,18 @@ def bench_digits(repeats, sk, torch):
         fits["PyTorch"] = torch_fit
         timed["PyTorch"] = (torch_reset, lambda: torch_train(timed_model, timed_gen[0]))
     check_timed_resets(densa_fit, densa_net, densa_train, timed_net, fits.get("PyTorch"))
-    med = _median_times(
-        {k: fn for k, (_, fn) in timed.items()},
-        repeats,
-        setups={k: setup for k, (setup, _) in timed.items()},
-    )
+    with round_trip:
+        med = _median_times(
+            {k: fn for k, (_, fn) in timed.items()},
+            repeats,
+            setups={k: setup for k, (setup, _) in timed.items()},
+        )
     runs = [(i, s) for i in range(ACCURACY_INITS) for s in range(ACCURACY_SHUFFLES)]
     paired = [(i, s) for i in range(ACCURACY_INITS) for s in range(PAIRED_SHUFFLES)]
     acc = {k: [f(i, s) for i, s in (paired if k in PAIRED else runs)] for k, f in fits.items()}
     acc["scikit-learn, own init"] = [sk_fit(i, s, own_init=True) for i, s in runs]
     acc["densa, scikit-learn's init scheme"] = [densa_fit(i, s, sklearn_init=True) for i, s in runs]
-    return med, acc, factors[-repeats:]  # the timed rounds' (the warm-up's first)
+    return med, acc, factors[-repeats:], trips[-repeats:]  # the timed rounds' (not the warm-up's)
 
 
 def check_timed_resets(densa_fit, densa_net, densa_train, timed_net, torch_fit):
@@ -712,18 +715,20 @@ def bench_import(repeats=7):
     return statistics.median(times)
 
 
-def core_lines(factors: list, times: dict, samples: bool) -> list[str]:
-    """W5's rounds by what the machine gave two threads (two_cores.state of the factor
-    measured right after densa's call): per state, the rounds, each side's median and
+def core_lines(factors: list, trips: list, times: dict, samples: bool) -> list[str]:
+    """W5's rounds by what the machine gave two threads (two_cores.state of the readings
+    taken right after densa's call): per state, the rounds, each side's median and
     densa's ratio there. Information beside the target, which counts every round."""
     lines = [
-        "  two cores? each round's two_cores factor, right after densa's call (two "
-        "threads' time for the same product work over one thread's: ~1.1 two cores, "
-        "~2 one core's worth)"
+        "  what the machine gave two threads, right after densa's call in each round "
+        "(benchmarks/two_cores.py): together = two cores sharing a cache, apart = two "
+        "cores sharing none (round trip > "
+        f"{two_cores.APART_ABOVE * 1e9:.0f} ns), one core = one core's worth"
     ]
     if samples:
         lines.append("    factors " + " ".join(f"{f:.2f}" for f in factors))
-    groups = two_cores.by_state(factors, **times)
+        lines.append("    trip ns " + " ".join(f"{t * 1e9:4.0f}" for t in trips))
+    groups = two_cores.by_state(factors, trips, **times)
     for state, g in groups.items():
         base = g["densa native"]
         others = ", ".join(
@@ -791,8 +796,8 @@ TARGETS = {
 # Printed in the summary beside the targets, not targets themselves: W5's rounds split
 # by what the machine gave two threads (core_lines).
 INFO = {
-    "W5 2 cores": "x faster than scikit-learn, in the rounds the machine gave two cores",
-    "W5 rounds": "W5's timed rounds in which the machine did not give two cores",
+    "W5 together": "x faster than scikit-learn, in W5's rounds on two cores sharing a cache",
+    "W5 rounds": "W5's timed rounds in which the machine gave less",
 }
 
 
@@ -959,10 +964,10 @@ def run_suite(args, want, torch, sk, r) -> dict:
         if res is None:
             print("W5 skipped: scikit-learn absent")
         else:
-            med, acc, factors = res
+            med, acc, factors, trips = res
             ratio_line("W5 digits 64-64-10, 30 epochs: fit seconds", med)
             print_samples(args.samples)
-            print("\n".join(core_lines(factors, SAMPLES[-1], args.samples)))
+            print("\n".join(core_lines(factors, trips, SAMPLES[-1], args.samples)))
             print(
                 f"  test accuracy, mean (standard error of the mean) over runs from "
                 f"{ACCURACY_INITS} initialisations x sample orders:"
@@ -978,11 +983,11 @@ def run_suite(args, want, torch, sk, r) -> dict:
                 f"{d.mean():+.4f} ({d_se:.4f})"
             )
             values["W5"] = med["scikit-learn"] / med["densa native"]
-            groups = two_cores.by_state(factors, **SAMPLES[-1])
-            values["W5 rounds"] = float(len(factors) - groups.get("two cores", {}).get("rounds", 0))
-            if "two cores" in groups:
-                g = groups["two cores"]
-                values["W5 2 cores"] = g["scikit-learn"] / g["densa native"]
+            groups = two_cores.by_state(factors, trips, **SAMPLES[-1])
+            values["W5 rounds"] = float(len(factors) - groups.get("together", {}).get("rounds", 0))
+            if "together" in groups:
+                g = groups["together"]
+                values["W5 together"] = g["scikit-learn"] / g["densa native"]
             values["W5 accuracy"] = float(d.mean() / d_se) if d_se > 0 else 0.0
     for key, shape in (("K1", (1024, 1024, 512)), ("K2", (64, 64, 32))):
         if key in want:

@@ -14,21 +14,36 @@ then by two threads at once, each on its own output. ``factor`` is the two threa
 time over the one thread's: ~1.1-1.2 with two cores (the second thread's start), ~2
 with one core's worth. Each product, 64 x 64 x 64, is below OpenBLAS's threading
 threshold, so each thread's call runs on that thread alone.
+
+The host also moves the two vCPUs between cores that share a last-level cache and cores
+that do not (on this AMD EPYC machine: a cache line bounced between two threads pinned
+one per vCPU took ~105 ns round trip for seconds at a time, then ~500 ns). densa's
+split exchanges partial results between its two threads several times per batch, so a
+W5 fit slows by half when its threads are apart, while independent work (the factor
+above) does not notice. ``RoundTrip`` measures that round trip without densa: two
+processes (no shared GIL) bounce a counter through shared memory, ~330-480 ns from
+Python when the C measurement read ~105 ns and ~670-870 ns when it read ~500 ns.
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import statistics
 import threading
 import time
+import warnings
 from collections.abc import Sequence
+from multiprocessing import shared_memory
 
 import numpy as np
 
 STACK = 400  # products per call: ~2 ms of one core here (64 x 64 x 64 each)
 TWO_CORES_BELOW = 1.4  # factor below this: the two threads got two cores
 ONE_CORE_ABOVE = 1.7  # above this: about one core's worth between them
-STATES = ("two cores", "in between", "one core")
+APART_ABOVE = 600e-9  # RoundTrip seconds above this: the vCPUs share no cache (see above)
+# What the machine gave two threads in a round (state): two cores sharing a last-level
+# cache, two cores apart, something between two cores and one, one core's worth.
+STATES = ("together", "apart", "in between", "one core")
 
 
 class CoreProbe:
@@ -76,27 +91,35 @@ class CoreProbe:
         return self.flops / statistics.median(self.one_seconds) / 1e9
 
 
-def state(factor: float) -> str:
-    """What a factor says the machine gave the two threads (one of STATES)."""
+def state(factor: float, trip: float) -> str:
+    """What a round's readings say the machine gave two threads (one of STATES): the
+    CoreProbe factor, then the RoundTrip seconds."""
     if not factor > 0:  # NaN too
         raise ValueError(f"a factor is a positive time ratio, got {factor!r}")
-    if factor < TWO_CORES_BELOW:
-        return STATES[0]
-    return STATES[2] if factor > ONE_CORE_ABOVE else STATES[1]
+    if not trip > 0:
+        raise ValueError(f"a round trip is a positive number of seconds, got {trip!r}")
+    if factor > ONE_CORE_ABOVE:
+        return "one core"
+    if factor >= TWO_CORES_BELOW:
+        return "in between"
+    return "apart" if trip > APART_ABOVE else "together"
 
 
-def by_state(factors: Sequence[float], **times: Sequence[float]) -> dict[str, dict]:
+def by_state(
+    factors: Sequence[float], trips: Sequence[float], **times: Sequence[float]
+) -> dict[str, dict]:
     """Rounds grouped by the machine's state: per state present, ``rounds`` (their count)
-    and, per keyword's sequence of seconds (one per round, aligned with ``factors``),
-    the median over those rounds."""
-    for name, seq in times.items():
+    and, per keyword's sequence of seconds (one per round, aligned with ``factors`` and
+    ``trips``), the median over those rounds."""
+    for name, seq in {"trips": trips, **times}.items():
         if len(seq) != len(factors):
             raise ValueError(
-                f"{name}: {len(seq)} times for {len(factors)} factors (one per round each)"
+                f"{name}: {len(seq)} values for {len(factors)} factors (one per round each)"
             )
+    states = [state(f, t) for f, t in zip(factors, trips)]
     groups: dict[str, dict] = {}
     for s in STATES:
-        idx = [i for i, f in enumerate(factors) if state(f) == s]
+        idx = [i for i, got in enumerate(states) if got == s]
         if idx:
             groups[s] = {"rounds": len(idx)}
             for name, seq in times.items():
@@ -113,3 +136,90 @@ def product_flops(sizes: Sequence[int], samples: int) -> float:
         raise ValueError(f"sizes must be two or more positive widths, got {list(sizes)}")
     macs = sum(2 * a * b for a, b in pairs) + sum(a * b for a, b in pairs[1:])
     return 2.0 * samples * macs
+
+
+def _echo(name: str, go) -> None:
+    """RoundTrip's other process: on each message, answer the counter until told -1 in
+    slot 0 (then wait for the next message without using the CPU); None ends it."""
+    shm = shared_memory.SharedMemory(name=name)
+    a = np.ndarray((16,), np.int64, shm.buf)
+    try:
+        while go.recv() is not None:
+            last = -2
+            while True:
+                v = a[0]
+                if v != last:
+                    if v < 0:
+                        break
+                    last = v
+                    a[8] = v  # its own cache line: slot 8 is 64 bytes on
+    finally:
+        del a
+        shm.close()
+
+
+class RoundTrip:
+    """``measure()`` -> seconds for a counter to go to another process and back (median
+    of batches), through one shared cache line. Use as a context manager (it owns a
+    process, idle between measurements)."""
+
+    def __init__(self):
+        self._shm = shared_memory.SharedMemory(create=True, size=128)
+        self._a = np.ndarray((16,), np.int64, self._shm.buf)
+        self._a[:] = 0
+        self._k = 0
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp
+        self._go, theirs = ctx.Pipe()
+        self._proc = ctx.Process(target=_echo, args=(self._shm.name, theirs), daemon=True)
+        with warnings.catch_warnings():
+            # Python 3.12+ warns that fork() in a multi-threaded process may deadlock in
+            # the child; the child here only reads and writes the shared array.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._proc.start()
+
+    def measure(self, trips: int = 2000, batches: int = 5) -> float:
+        if not (
+            isinstance(trips, int) and trips >= 1 and isinstance(batches, int) and batches >= 1
+        ):
+            raise ValueError(
+                f"trips and batches must be positive integers, got {trips!r}, {batches!r}"
+            )
+        if not self._proc.is_alive():
+            raise RuntimeError("the echo process has ended")
+        a, k = self._a, self._k
+        a[0] = k
+        self._go.send(True)
+        times = []
+        deadline = time.perf_counter() + 5.0
+        try:
+            for i in range(batches + 1):  # the first batch only brings the line in
+                t0 = time.perf_counter()
+                for _ in range(trips):
+                    k += 1
+                    a[0] = k
+                    spins = 0
+                    while a[8] != k:
+                        spins += 1
+                        # A clock read per spin would be most of a trip: one in 2**16.
+                        if not spins & 0xFFFF and time.perf_counter() > deadline:
+                            raise RuntimeError("the echo process stopped answering")
+                if i:
+                    times.append((time.perf_counter() - t0) / trips)
+        finally:
+            a[0] = -1  # back to waiting, off the CPU
+            self._k = k
+        return statistics.median(times)
+
+    def close(self) -> None:
+        if self._proc.is_alive():
+            self._go.send(None)
+            self._proc.join(5)
+        del self._a
+        self._shm.close()
+        self._shm.unlink()
+
+    def __enter__(self) -> RoundTrip:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
