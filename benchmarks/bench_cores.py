@@ -5,8 +5,8 @@ two threads, the same fit on one thread, and the densa-free two_cores probes (th
 64 x 64 product work by one thread, then by two at once; a counter's round trip to
 another process). Cycles are grouped by what the probes say the machine gave two
 threads (two_cores.state), and each group's medians printed: on two cores sharing a
-cache the two-thread fit is ~1.6x faster than the one-thread fit; on cores apart, or on
-one core's worth, it runs at about the one-thread fit's speed.
+cache the two-thread fit was ~1.5x faster than the one-thread fit on the twenty-third
+session's machine, on cores apart ~1.15x, on one core's worth not at all.
 
 The bound printed last is what one core can do at best: W5's 30 epochs are
 ``two_cores.product_flops`` of products (forward, dW, and dx above the first layer),
