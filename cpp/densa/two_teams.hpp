@@ -203,6 +203,7 @@ class TwoTeams {
     const bool on_caller = std::this_thread::get_id() == job.caller;
     if (on_caller) job.team_on_caller.store(t, std::memory_order_relaxed);
     std::optional<AvoidCpu> apart;
+    int last_cpu = -2;  // none yet: the first batch stores its CPU
     try {
       std::int64_t k = 0;  // the batch's position in the run
       bool go = true;
@@ -210,8 +211,12 @@ class TwoTeams {
         const auto t0 = std::chrono::steady_clock::now();
         for (Index bi = job.first_batch; go && bi < job.end_batch; ++bi) {
           split().phase_a(job, t, e, bi, k, false);
+          // Stored only when it changes: the two teams' entries share a line, and a store
+          // to it every batch made the claim below wait for the line to come back from
+          // the other team's core (2.5% of a digits fit, docs/performance-history.md).
           const int cpu = current_cpu();
-          job.cpu[t].store(cpu, std::memory_order_relaxed);
+          if (cpu != last_cpu) job.cpu[t].store(cpu, std::memory_order_relaxed);
+          last_cpu = cpu;
           // The first team here computes the shared phase for both; the other gathers its
           // next minibatch meanwhile. Taken before this team's part is published, so that
           // the other team cannot be a batch ahead.
