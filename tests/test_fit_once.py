@@ -1,5 +1,5 @@
-"""A plain fit short enough (``densa._pacing``: under CHUNK_SECONDS, nothing to do between
-epochs) runs as one native call, the native trainer's ``fit`` (``Network._fit_once``).
+"""A plain fit short enough (``densa._pacing``: under ONE_CALL_SECONDS, nothing to do
+between epochs) runs as one native call, the native trainer's ``fit`` (``Network._fit_once``).
 It must train exactly as the ordinary path (LastFinite's copies, epoch groups): the same
 parameters and optimizer state bit for bit, the same history, the same generator state
 afterwards, the same report and restored state when training diverges; and it must lose
@@ -194,6 +194,7 @@ CASES = {
 def test_fit_once_trains_exactly_as_the_ordinary_path(case, monkeypatch, once_calls):
     sizes, acts, loss, kind, dtype, make_opt, batch, epochs, shuffle, n = CASES[case]
     monkeypatch.setattr(_pacing, "CHUNK_SECONDS", 10.0)  # one call, whatever the machine
+    monkeypatch.setattr(_pacing, "ONE_CALL_SECONDS", 10.0)
     X, y = make_data(kind, n, sizes[0], sizes[-1], seed=2)
     runs = {}
     for path in ("once", "ordinary"):
@@ -264,6 +265,7 @@ def test_a_loss_that_becomes_nan_is_reported_as_by_the_ordinary_path(monkeypatch
     """A learning rate too large diverges a few epochs in: the same epoch and batch, the
     same parameters and history, and the generator rewound to the epochs that ran."""
     monkeypatch.setattr(_pacing, "CHUNK_SECONDS", 10.0)
+    monkeypatch.setattr(_pacing, "ONE_CALL_SECONDS", 10.0)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((90, 4))
     y = rng.integers(0, 3, 90)
@@ -311,6 +313,7 @@ def test_an_update_that_overflows_restores_the_initial_state(
     monkeypatch, once_calls, epochs, message
 ):
     monkeypatch.setattr(_pacing, "CHUNK_SECONDS", 10.0)
+    monkeypatch.setattr(_pacing, "ONE_CALL_SECONDS", 10.0)
     once = _diverging_fit(monkeypatch, "once", epochs, lr=3e38, y_scale=1e4)
     assert once_calls == [True]
     assert once["error"] is not None
@@ -330,6 +333,7 @@ def test_no_copy_is_taken_of_a_state_that_is_not_finite(monkeypatch, once_calls)
     """A NaN in the optimizer's velocity: nothing finite to keep (LastFinite copies only
     an all-finite state), so the NaN parameters stay and the report says so."""
     monkeypatch.setattr(_pacing, "CHUNK_SECONDS", 10.0)
+    monkeypatch.setattr(_pacing, "ONE_CALL_SECONDS", 10.0)
 
     def poison(net, opt, X, y):
         net.fit(X, y, epochs=1, batch_size=40, optimizer=opt, progress=False)
@@ -434,7 +438,7 @@ def test_a_call_out_of_memory_changes_nothing_but_raises(monkeypatch):
 def test_only_a_plain_short_native_fit_is_one_call(extra, monkeypatch, once_calls):
     extra = dict(extra)
     if extra.pop("long", False):
-        monkeypatch.setattr(_pacing, "first_group", lambda *args: 2)  # fewer than the epochs
+        monkeypatch.setattr(_pacing, "one_call", lambda *args: False)
     net = make_net("softmax_cross_entropy", backend=extra.pop("backend", "native"), seed=3)
     X, y = make_data("labels", 80, 4, 3, seed=1)
     net.fit(X, y, epochs=3, batch_size=8, progress=False, **extra)
@@ -442,10 +446,11 @@ def test_only_a_plain_short_native_fit_is_one_call(extra, monkeypatch, once_call
     assert len(net.history.loss) == 3
 
 
-def test_digits_fit_is_not_one_call_under_the_assumed_costs(once_calls):
+def test_digits_fit_is_one_call_under_the_assumed_costs(once_calls):
     """The benchmark's W5 fit, as densa's own costs predict it (nothing patched): the
     pacing assumes ~7.7 ms per epoch (NATIVE_COSTS, pessimistic on purpose; one takes
-    ~0.2 ms), so the first call covers 12 of the 30 epochs and the ordinary path runs."""
+    ~0.2 ms), 0.23 s for the 30, under ONE_CALL_SECONDS: one native call. Three times as
+    many epochs are not."""
     net = make_net(
         "softmax_cross_entropy",
         sizes=(64, 64, 10),
@@ -455,10 +460,15 @@ def test_digits_fit_is_not_one_call_under_the_assumed_costs(once_calls):
     )
     X, y = make_data("labels", 1347, 64, 10, seed=1)
     sizes, n_batches = [64, 64, 10], -(-1347 // 32)
-    assert _pacing.first_group(sizes, 32, n_batches, 30, 1347, _pacing.NATIVE_COSTS) == 12
+    costs = _pacing.NATIVE_COSTS
+    assert _pacing.one_call(sizes, 32, n_batches, 30, 1347, costs)
+    assert not _pacing.one_call(sizes, 32, n_batches, 90, 1347, costs)
     net.fit(X, y, epochs=30, batch_size=32, optimizer=densa.SGD(0.1, momentum=0.9), progress=False)
-    assert once_calls == []
+    assert once_calls == [True]
     assert len(net.history.loss) == len(net.history.seconds) == 30
+    net.fit(X, y, epochs=90, batch_size=32, optimizer=densa.SGD(0.1, momentum=0.9), progress=False)
+    assert once_calls == [True]  # the second fit took the ordinary path
+    assert len(net.history.loss) == len(net.history.seconds) == 90
 
 
 # ----- the extension's own checks --------------------------------------------------------

@@ -111,6 +111,23 @@ def test_next_chunk_and_epoch_group_follow_the_measured_times():
     assert _pacing.epoch_group(1e-6, 10**6, 10**6) == _pacing.GROUP_ORDER_ENTRIES // 10**6
 
 
+def test_one_call_holds_a_plain_fit_to_its_assumed_time_and_its_orders_memory():
+    costs = _pacing.NATIVE_COSTS
+    sizes, batch_size, n_batches, n = (64, 64, 10), 32, 43, 1347
+    per_epoch = _pacing.assumed_batch_seconds(sizes, batch_size, costs) * n_batches
+    fits = int(_pacing.ONE_CALL_SECONDS / per_epoch)  # epochs assumed within the time
+    assert fits >= 30  # the digits fit of the benchmark (W5)
+    assert _pacing.one_call(sizes, batch_size, n_batches, fits, n, costs)
+    assert not _pacing.one_call(sizes, batch_size, n_batches, fits + 1, n, costs)
+    # The orders of every epoch are held at once: GROUP_ORDER_ENTRIES at most.
+    tiny = (1, 1)
+    many = _pacing.GROUP_ORDER_ENTRIES // 1000
+    assert _pacing.one_call(tiny, 1000, 1, many, 1000, costs)
+    assert not _pacing.one_call(tiny, 1000, 1, many + 1, 1000, costs)
+    # The reference backend's costs make the same fit far longer.
+    assert not _pacing.one_call(sizes, batch_size, n_batches, 30, n, _pacing.REFERENCE_COSTS)
+
+
 def _spy_calls(net, monkeypatch):
     """The trainer calls fit makes: ("run", batches) or ("run_epochs", epochs)."""
     calls: list[tuple[str, int]] = []

@@ -12,6 +12,15 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 CHUNK_SECONDS = 0.1  # training between returns to Python (Ctrl-C, bar, finite copy)
+# A plain fit (no bar, callback, validation or early stopping) returns to Python for
+# nothing but Ctrl-C, which waits for the call to end: it runs whole in one native call
+# when it is assumed to take at most this long. The assumed costs are pessimistic by
+# design (NATIVE_COSTS: the digits network's 30 epochs are assumed to take 0.23 s, and
+# take 7-9 ms on the development machine), so Ctrl-C is then answered within
+# milliseconds, and within this time even on a machine several times slower. Held to
+# CHUNK_SECONDS instead, that fit ran as two calls and two finite copies, 3.7% slower
+# after an idle pause (docs/performance.md, the twenty-fourth session).
+ONE_CALL_SECONDS = 0.5
 # Epochs run in one call hold their sample orders at once (int64 each): at most this
 # many entries, 16 MiB, so that a fast epoch over many samples cannot claim much memory.
 GROUP_ORDER_ENTRIES = 2_000_000
@@ -91,6 +100,20 @@ def first_group(
     ``epoch_group`` with the assumed cost of an epoch."""
     per_epoch = assumed_batch_seconds(sizes, batch_size, costs) * n_batches
     return epoch_group(per_epoch, epochs_left, n_samples)
+
+
+def one_call(
+    sizes: Sequence[int],
+    batch_size: int,
+    n_batches: int,
+    epochs: int,
+    n_samples: int,
+    costs: Costs = REFERENCE_COSTS,
+) -> bool:
+    """Whether a plain fit of ``epochs`` epochs runs in one call (ONE_CALL_SECONDS), its
+    sample orders held at once within GROUP_ORDER_ENTRIES."""
+    per_epoch = assumed_batch_seconds(sizes, batch_size, costs) * n_batches
+    return epochs * per_epoch <= ONE_CALL_SECONDS and epochs * n_samples <= GROUP_ORDER_ENTRIES
 
 
 def next_chunk(seconds_per_batch: float, n_batches: int) -> int:

@@ -758,8 +758,8 @@ class Network:
             plain
             and fit_once is not None
             and epochs > 0
-            and _pacing.first_group(sizes, batch_size, n_batches, epochs, n, costs) == epochs
-            # The whole fit is predicted to take under CHUNK_SECONDS: one native call.
+            # The whole fit is assumed to take under ONE_CALL_SECONDS: one native call.
+            and _pacing.one_call(sizes, batch_size, n_batches, epochs, n, costs)
             and self._fit_once(fit_once, Xa, T, epochs, batch_size, shuffle, deferred)
         ):
             return history
