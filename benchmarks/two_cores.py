@@ -18,11 +18,12 @@ threshold, so each thread's call runs on that thread alone.
 The host also moves the two vCPUs between cores that share a last-level cache and cores
 that do not (on this AMD EPYC machine: a cache line bounced between two threads pinned
 one per vCPU took ~105 ns round trip for seconds at a time, then ~500 ns). densa's
-split exchanges partial results between its two threads several times per batch, so a
-W5 fit slows by half when its threads are apart, while independent work (the factor
-above) does not notice. ``RoundTrip`` measures that round trip without densa: two
-processes (no shared GIL) bounce a counter through shared memory, ~330-480 ns from
-Python when the C measurement read ~105 ns and ~670-870 ns when it read ~500 ns.
+split exchanges partial results between its two threads several times per batch; in the
+suite's rounds a W5 fit took a third to a half longer when its threads were apart,
+while independent work (the factor above) does not notice. ``RoundTrip`` measures that
+round trip without densa: two processes (no shared GIL) bounce a counter through shared
+memory, ~330-480 ns from Python when the C measurement read ~105 ns and ~670-870 ns
+when it read ~500 ns.
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def test_next_chunk_and_epoch_group_follow_the_measured_times():
 def test_one_call_holds_a_plain_fit_to_its_assumed_time_and_its_orders_memory():
     costs = _pacing.NATIVE_COSTS
     sizes, batch_size, n_batches, n = (64, 64, 10), 32, 43, 1347
-    per_epoch = _pacing.assumed_batch_seconds(sizes, batch_size, costs) * n_batches
+    per_epoch = _pacing.assumed_epoch_seconds(sizes, batch_size, n_batches, costs)
     fits = int(_pacing.ONE_CALL_SECONDS / per_epoch)  # epochs assumed within the time
     assert fits >= 30  # the digits fit of the benchmark (W5)
     assert _pacing.one_call(sizes, batch_size, n_batches, fits, n, costs)

@@ -80,6 +80,13 @@ def assumed_batch_seconds(
     )
 
 
+def assumed_epoch_seconds(
+    sizes: Sequence[int], batch_size: int, n_batches: int, costs: Costs = REFERENCE_COSTS
+) -> float:
+    """What an epoch of ``n_batches`` training steps is assumed to cost before any is timed."""
+    return assumed_batch_seconds(sizes, batch_size, costs) * n_batches
+
+
 def first_chunk(
     sizes: Sequence[int], batch_size: int, n_batches: int, costs: Costs = REFERENCE_COSTS
 ) -> int:
@@ -98,7 +105,7 @@ def first_group(
 ) -> int:
     """Whole epochs for the first call, before any has been timed (1: no group): as
     ``epoch_group`` with the assumed cost of an epoch."""
-    per_epoch = assumed_batch_seconds(sizes, batch_size, costs) * n_batches
+    per_epoch = assumed_epoch_seconds(sizes, batch_size, n_batches, costs)
     return epoch_group(per_epoch, epochs_left, n_samples)
 
 
@@ -112,7 +119,7 @@ def one_call(
 ) -> bool:
     """Whether a plain fit of ``epochs`` epochs runs in one call (ONE_CALL_SECONDS), its
     sample orders held at once within GROUP_ORDER_ENTRIES."""
-    per_epoch = assumed_batch_seconds(sizes, batch_size, costs) * n_batches
+    per_epoch = assumed_epoch_seconds(sizes, batch_size, n_batches, costs)
     return epochs * per_epoch <= ONE_CALL_SECONDS and epochs * n_samples <= GROUP_ORDER_ENTRIES
 
 
